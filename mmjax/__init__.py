@@ -1,0 +1,3 @@
+"""mmjax: multimodal learning in JAX/Flax."""
+
+__version__ = "0.1.0"
