@@ -1,0 +1,80 @@
+"""The one entry point: train or evaluate an experiment config.
+
+  python launch.py --config configs/av_digits.py --workdir runs/av_digits \
+      --config.optimizer.learning_rate=3e-4
+  python launch.py --config configs/av_digits.py --workdir runs/av_digits \
+      --mode=evaluate --config.data.manual_dir=/path/to/other/data
+
+Running the same train command again with the same workdir resumes from the
+latest checkpoint. Multi-host: start one process per host with
+`--jax_distributed` (auto-detected on SLURM, Open MPI, Cloud TPU) or with
+`--coordinator_address`, `--num_processes` and `--process_id`.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (a get_config() module).",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
+                  "train (resuming if possible), or evaluate the latest "
+                  "checkpoint of --workdir on the config's dataset.")
+flags.DEFINE_bool("jax_distributed", False,
+                  "Join a multi-process job (jax.distributed.initialize).")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "Number of processes.")
+flags.DEFINE_integer("process_id", None, "This process's index.")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if not FLAGS["verbosity"].present:  # library INFO logs only on request
+    logging.set_verbosity(logging.WARNING)
+  from mmjax import parallel  # pylint: disable=g-import-not-at-top
+  from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
+  from mmjax.train import loop  # pylint: disable=g-import-not-at-top
+
+  parallel.initialize_distributed(FLAGS.jax_distributed, FLAGS.coordinator_address,
+                                  FLAGS.num_processes, FLAGS.process_id)
+  try:
+    if FLAGS.mode == "train":
+      loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      print(f"Done. Results in {os.path.join(FLAGS.workdir, 'results.json')}")
+    else:
+      out_dir = loop.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
+      print(f"Done. Results in {os.path.join(out_dir, 'results.json')}")
+  except (DataError, FileNotFoundError, KeyError, ValueError) as e:
+    logging.debug("", exc_info=True)
+    message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    sys.exit(f"error: {message}")
+
+
+def parse_flags(argv):
+  """absl flag parsing, with an unknown `--config.<key>` reported in one line."""
+  try:
+    return FLAGS(argv)
+  except (AttributeError, KeyError) as e:
+    while isinstance(e, (AttributeError, KeyError)) and e.args and isinstance(
+        e.args[0], BaseException):
+      e = e.args[0]
+    key, _, hint = str(e.args[0] if e.args else e).partition("\n")
+    key = key.strip("'\\")
+    where = [a for a in argv if a.startswith("--config.") and
+             (f".{key}=" in a or f".{key}." in a)]
+    sys.exit(f"error: unknown config key {key!r} in "
+             f"{where[0] if where else 'the --config overrides'}. {hint}".strip())
+  except flags.Error as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=parse_flags)

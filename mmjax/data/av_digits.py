@@ -1,0 +1,340 @@
+"""AV digits: MNIST images paired with FSDD spoken digits, as a TFDS builder.
+
+AV-MNIST style (Vielzeuf et al. 2018, "CentralNet"): each example is one MNIST
+image and one Free Spoken Digit Dataset recording of the same digit, paired
+deterministically by `mmjax.data.splits` (never across splits). The raw files
+are read from a manual directory (see `sources.LAYOUT`); nothing is
+downloaded.
+
+Typical use:
+
+    builder = get_builder(manual_dir=None, data_dir=None, spec=SplitSpec())
+    ds = builder.as_dataset(split="train")
+
+Each spec (seed, protocol, indices, fractions) and each manual directory's
+content is prepared into its own TFDS config directory, named e.g.
+`official_seed0_1a2b3c4d` or `speakers-theo_seed0_5e6f7a8b`.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+import re
+import time
+from typing import Dict, Iterator, List, Optional, Tuple, Union
+
+from absl import logging
+from etils import epath
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from mmjax.data import sources
+from mmjax.data.errors import DataError
+from mmjax.data.splits import make_pairs
+from mmjax.data.splits import Pair
+from mmjax.data.splits import SplitSpec
+
+PathLike = Union[str, os.PathLike]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MANUAL_DIR = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_DATA_DIR = Path("~/tensorflow_datasets")
+MANUAL_DIR_ENV = "MMJAX_MANUAL_DIR"
+DATA_DIR_ENV = "MMJAX_DATA_DIR"
+
+_CITATION = """\
+@misc{fsdd,
+  author = {Zohar Jackson and C{\\'e}sar Souza and Jason Flaks and Yuxin Pan
+            and Hereman Nicolas and Adhish Thite},
+  title = {Jakobovski/free-spoken-digit-dataset: v1.0.9},
+  year = {2018},
+  url = {https://github.com/Jakobovski/free-spoken-digit-dataset},
+}
+@article{lecun1998mnist,
+  author = {Yann LeCun and L{\\'e}on Bottou and Yoshua Bengio and
+            Patrick Haffner},
+  title = {Gradient-based learning applied to document recognition},
+  journal = {Proceedings of the IEEE},
+  volume = {86}, number = {11}, pages = {2278--2324}, year = {1998},
+}
+@inproceedings{vielzeuf2018centralnet,
+  author = {Valentin Vielzeuf and Alexis Lechervy and St{\\'e}phane Pateux and
+            Fr{\\'e}d{\\'e}ric Jurie},
+  title = {CentralNet: a Multilayer Approach for Multimodal Fusion},
+  booktitle = {ECCV Workshops}, year = {2018},
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _hide_gpus_from_tensorflow() -> None:
+  # TF only reads and writes files here; a GPU it grabbed would be unavailable
+  # to JAX. Fails harmlessly once TF has initialised its devices.
+  try:
+    tf.config.set_visible_devices([], "GPU")
+  except (RuntimeError, ValueError) as e:
+    logging.warning("Could not hide GPUs from TensorFlow: %s", e)
+
+
+def resolve_manual_dir(configured: Optional[PathLike]) -> Path:
+  """The manual directory holding the raw files (see `sources.LAYOUT`).
+
+  Precedence: `configured` if non-empty, else the environment variable
+  MMJAX_MANUAL_DIR if non-empty, else `<repo root>/../shared/data`.
+  Existence is not checked here (see `sources.check_manual_dir`).
+  """
+  value = configured or os.environ.get(MANUAL_DIR_ENV)
+  return Path(value).expanduser() if value else DEFAULT_MANUAL_DIR
+
+
+def resolve_data_dir(configured: Optional[PathLike]) -> Path:
+  """The TFDS data directory where prepared datasets are written.
+
+  Precedence: `configured` if non-empty, else the environment variable
+  MMJAX_DATA_DIR if non-empty, else ~/tensorflow_datasets.
+  """
+  value = configured or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+  return Path(value).expanduser()
+
+
+def _fingerprint_files(manual_dir: Path) -> List[str]:
+  recordings = sorted(
+      p.name for p in (manual_dir / sources.FSDD_RECORDINGS).glob("*.wav"))
+  return [sources.MNIST_IMAGES, sources.MNIST_LABELS] + [
+      f"{sources.FSDD_RECORDINGS}/{name}" for name in recordings]
+
+
+def fingerprint(manual_dir: PathLike) -> str:
+  """Short content fingerprint of a manual directory (stat only, no reads).
+
+  sha256 over the relative path and size in bytes of the two MNIST files and
+  of every fsdd/recordings/*.wav, in sorted order. Changing, adding or
+  removing a file (other than by an edit keeping its size) changes it.
+
+  Args:
+    manual_dir: the manual directory.
+
+  Returns:
+    16 lowercase hex characters.
+
+  Raises:
+    DataError: from `sources.check_manual_dir`, if files are missing.
+  """
+  root = Path(manual_dir)
+  sources.check_manual_dir(root)
+  digest = hashlib.sha256()
+  for name in _fingerprint_files(root):
+    digest.update(f"{name}\t{(root / name).stat().st_size}\n".encode())
+  return digest.hexdigest()[:16]
+
+
+def _canonical_spec(spec: SplitSpec) -> Dict[str, object]:
+  # Order and ignored fields do not change the data, so not the name either.
+  canonical = {
+      "seed": spec.seed,
+      "test_speakers": sorted(set(spec.test_speakers)),
+      "validation_indices": sorted(set(spec.validation_indices)),
+      "image_fractions": [float(f) for f in spec.image_fractions],
+  }
+  if not spec.test_speakers:
+    canonical["test_indices"] = sorted(set(spec.test_indices))
+  return canonical
+
+
+def config_name(spec: SplitSpec, manual_fingerprint: str) -> str:
+  """TFDS config name: `{protocol}_seed{seed}_{hash}`.
+
+  protocol is `official` or `speakers-{name}[-{name}...]` (sorted held-out
+  speakers, characters outside [A-Za-z0-9] dropped); hash is 8 hex
+  characters of sha256 over the canonical spec and the manual directory's
+  fingerprint. Only [A-Za-z0-9_-] is used, which TFDS allows in config names
+  (and in directory names).
+
+  Args:
+    spec: the split specification.
+    manual_fingerprint: `fingerprint(manual_dir)`.
+
+  Returns:
+    e.g. "official_seed0_1a2b3c4d" or "speakers-theo_seed0_5e6f7a8b".
+  """
+  canonical = _canonical_spec(spec)
+  protocol = "official"
+  if spec.test_speakers:
+    protocol = "-".join(["speakers"] + [
+        re.sub(r"[^A-Za-z0-9]", "", s) for s in canonical["test_speakers"]])
+  payload = json.dumps({"spec": canonical, "manual": manual_fingerprint},
+                       sort_keys=True)
+  digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
+  return f"{protocol}_seed{spec.seed}_{digest}"
+
+
+@dataclasses.dataclass(eq=False)
+class AvDigitsConfig(tfds.core.BuilderConfig):
+  """A `SplitSpec` plus the manual directory's fingerprint.
+
+  Build with `AvDigitsConfig.from_spec`, which sets `name` (see
+  `config_name`), so each spec and manual-directory content is prepared into
+  its own directory. Fields other than `manual_fingerprint` mirror
+  `SplitSpec`.
+  """
+  seed: int = 0
+  test_speakers: Tuple[str, ...] = ()
+  validation_indices: Tuple[int, ...] = (5, 6, 7, 8, 9)
+  test_indices: Tuple[int, ...] = (0, 1, 2, 3, 4)
+  image_fractions: Tuple[float, float, float] = (0.625, 0.125, 0.25)
+  manual_fingerprint: str = ""
+
+  @property
+  def spec(self) -> SplitSpec:
+    """The split specification of this config."""
+    return SplitSpec(self.seed, self.test_speakers, self.validation_indices,
+                     self.test_indices, self.image_fractions)
+
+  @classmethod
+  def from_spec(cls, spec: SplitSpec,
+                manual_fingerprint: str) -> "AvDigitsConfig":
+    """The config for `spec` and a manual directory with this fingerprint."""
+    return cls(
+        name=config_name(spec, manual_fingerprint),
+        description=f"{spec}, manual dir fingerprint {manual_fingerprint}",
+        manual_fingerprint=manual_fingerprint,
+        **dataclasses.asdict(spec))
+
+
+class AvDigits(tfds.core.GeneratorBasedBuilder):
+  """MNIST images paired with FSDD recordings of the same digit.
+
+  Features per example:
+    image: uint8 [28, 28, 1], MNIST pixels 0-255 (stored as PNG).
+    audio: int16 [samples], mono at 8000 Hz, 0.14-2.3 s (raw samples, no
+      file encoding).
+    label: int64 scalar, the digit 0-9 (ClassLabel, 10 classes).
+    image_id: int64 scalar, index of the image in the MNIST file.
+    recording: string, the FSDD file name `{digit}_{speaker}_{index}.wav`.
+    speaker: string, the FSDD speaker.
+  Splits: train, validation, test (see `mmjax.data.splits`), keyed by
+  image_id (each image is used once overall).
+
+  Without a config, `SplitSpec()` (official split, seed 0) is used and the
+  manual directory is not checked against a fingerprint.
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      "Nothing is downloaded; the raw files are read from the manual "
+      "directory (MMJAX_MANUAL_DIR or ../shared/data by default).\n" +
+      sources.LAYOUT)
+
+  def __init__(self, **kwargs):
+    _hide_gpus_from_tensorflow()
+    super().__init__(**kwargs)
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    # TFDS 4.9.10's own code_path needs `importlib_resources`, which it does
+    # not declare on Python >= 3.9 (tensorflow/datasets#11212).
+    return epath.Path(__file__)
+
+  @property
+  def _spec(self) -> SplitSpec:
+    return self.builder_config.spec if self.builder_config else SplitSpec()
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=(
+            "MNIST test-set images paired with Free Spoken Digit Dataset "
+            "recordings of the same digit (AV-MNIST style)."),
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 28, 1), dtype=np.uint8),
+            "audio": tfds.features.Audio(
+                shape=(None,), dtype=np.int16,
+                sample_rate=sources.SAMPLE_RATE),
+            "label": tfds.features.ClassLabel(num_classes=sources.NUM_CLASSES),
+            "image_id": tfds.features.Scalar(dtype=np.int64),
+            "recording": tfds.features.Text(),
+            "speaker": tfds.features.Text(),
+        }),
+        supervised_keys=None,
+        homepage=sources.FSDD_URL,
+        citation=_CITATION,
+    )
+
+  def _check_fingerprint(self, manual_dir: Path) -> None:
+    expected = getattr(self.builder_config, "manual_fingerprint", "")
+    actual = fingerprint(manual_dir)
+    if expected and expected != actual:
+      raise DataError(
+          f"{manual_dir}: fingerprint {actual} differs from the config's "
+          f"{expected}; build the config from this directory with "
+          "AvDigitsConfig.from_spec(spec, fingerprint(manual_dir)).")
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    manual_dir = Path(dl_manager.manual_dir)
+    self._check_fingerprint(manual_dir)
+    images, labels = sources.load_mnist(manual_dir)
+    pairs = make_pairs(sources.list_fsdd(manual_dir), labels, self._spec)
+    recordings_dir = manual_dir / sources.FSDD_RECORDINGS
+    return {
+        name: self._generate_examples(recordings_dir, images, split_pairs)
+        for name, split_pairs in pairs.items()
+    }
+
+  def _generate_examples(self, recordings_dir: Path, images: np.ndarray,
+                         pairs: List[Pair]) -> Iterator[Tuple[int, dict]]:
+    audio_cache = {}  # Each recording is used by ~2-3 images of a split.
+    for pair in pairs:
+      audio = audio_cache.get(pair.recording)
+      if audio is None:
+        audio = sources.read_wav(recordings_dir / pair.recording)
+        audio_cache[pair.recording] = audio
+      yield pair.image_index, {
+          "image": images[pair.image_index][:, :, None],
+          "audio": audio,
+          "label": pair.label,
+          "image_id": pair.image_index,
+          "recording": pair.recording,
+          "speaker": pair.speaker,
+      }
+
+
+def get_builder(manual_dir: Optional[PathLike] = None,
+                data_dir: Optional[PathLike] = None,
+                spec: SplitSpec = SplitSpec()) -> AvDigits:
+  """Returns the AvDigits builder for `spec`, prepared if it was not yet.
+
+  Preparation reads the manual directory (never writes there) and writes
+  TFRecords under `data_dir/av_digits/<config name>/1.0.0/`; a prepared
+  config is reused, not rebuilt.
+
+  Args:
+    manual_dir: the raw files (see `sources.LAYOUT`); empty or None ->
+      `resolve_manual_dir`.
+    data_dir: TFDS data directory; empty or None -> `resolve_data_dir`.
+    spec: the split specification.
+
+  Returns:
+    A prepared builder; read it with `builder.as_dataset(split=...)`.
+
+  Raises:
+    DataError: listing the missing files of the manual directory, or for
+      malformed input files (naming them).
+  """
+  manual_dir = resolve_manual_dir(manual_dir)
+  data_dir = resolve_data_dir(data_dir)
+  config = AvDigitsConfig.from_spec(spec, fingerprint(manual_dir))
+  builder = AvDigits(data_dir=os.fspath(data_dir), config=config)
+  if not builder.is_prepared():
+    start = time.perf_counter()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=os.fspath(manual_dir), try_download_gcs=False))
+    logging.info("Prepared %s in %.1f s.", builder.data_dir,
+                 time.perf_counter() - start)
+  return builder

@@ -1,0 +1,82 @@
+"""The multimodal classifier: one encoder per modality, then a fusion block."""
+
+from typing import Any, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
+from mmjax.models import fusion as _fusion  # noqa: F401  (registration)
+from mmjax.models.registries import ENCODERS, FUSION
+
+
+class MultimodalModel(nn.Module):
+  """`{modality: inputs}` -> encoders -> fusion -> logits.
+
+  Attributes:
+    modalities: modalities used, e.g. ("image", "audio"); a single one gives
+      the unimodal baseline with the same code.
+    encoders: `{modality: {"name": registered encoder, **its attributes}}`.
+    fusion: `{"name": registered fusion block, **its attributes}`.
+    num_classes: number of output classes.
+  """
+  modalities: Sequence[str]
+  encoders: Mapping[str, Mapping[str, Any]]
+  fusion: Mapping[str, Any]
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, inputs: Mapping[str, jnp.ndarray],
+               present: Optional[Mapping[str, jnp.ndarray]] = None, *,
+               train: bool = False) -> jnp.ndarray:
+    """Classifies a batch.
+
+    Args:
+      inputs: `{modality: [batch, ...]}` for every modality of the model
+        (other keys, such as "label", are ignored).
+      present: optional `{modality: float32 [batch]}`, 0.0 where a modality
+        is missing for an example; default all present.
+      train: enables dropout.
+
+    Returns:
+      float32 logits `[batch, num_classes]`.
+
+    Raises:
+      KeyError: naming a modality the batch lacks.
+    """
+    tokens = {}
+    for m in self.modalities:
+      if m not in inputs:
+        raise KeyError(f"batch has no {m!r} input; it has {sorted(inputs)}")
+      kwargs = dict(self.encoders[m])
+      encoder_cls = ENCODERS.get(kwargs.pop("name"))
+      tokens[m] = encoder_cls(**kwargs, name=f"{m}_encoder")(
+          inputs[m], train=train)
+    batch = next(iter(tokens.values())).shape[0]
+    if present is None:
+      present = {m: jnp.ones((batch,), jnp.float32) for m in self.modalities}
+    kwargs = dict(self.fusion)
+    fusion_cls = FUSION.get(kwargs.pop("name"))
+    return fusion_cls(num_classes=self.num_classes, **kwargs, name="fusion")(
+        tokens, present, train=train)
+
+
+def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
+  """The model described by `config.modalities` and `config.model`.
+
+  Raises:
+    KeyError: when an encoder or fusion name is not registered, or a modality
+      of `config.modalities` has no entry in `config.model.encoders`.
+  """
+  model = config.model.to_dict()
+  for m in config.modalities:
+    if m not in model["encoders"]:
+      raise KeyError(f"config.model.encoders has no entry for modality {m!r}")
+    ENCODERS.get(model["encoders"][m]["name"])
+  FUSION.get(model["fusion"]["name"])
+  return MultimodalModel(
+      modalities=tuple(config.modalities),
+      encoders={m: model["encoders"][m] for m in config.modalities},
+      fusion=model["fusion"],
+      num_classes=model["num_classes"])

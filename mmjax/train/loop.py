@@ -1,0 +1,208 @@
+"""The one train loop shared by every experiment, and checkpoint evaluation.
+
+`train_and_evaluate(config, workdir)` trains the model and data named by the
+config, evaluates on validation during training and on every split at the
+end, and resumes from the latest checkpoint in `workdir` when there is one.
+"""
+
+import json
+import pathlib
+import time
+from typing import Dict
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from mmjax import checkpoint, parallel
+from mmjax.data import datasets, pipeline
+from mmjax.models.multimodal import build_model
+from mmjax.train import config_checks, evaluate, optim, steps, writers
+from mmjax.train.state import create_train_state
+
+SPLITS = ("train", "validation", "test")
+
+
+def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
+  """Global `[batch, ...]` shapes and dtypes of the model's inputs."""
+  ds, _ = pipeline.eval_batches(builder, "validation", modalities=config.modalities,
+                                pp=config.pp_eval, global_batch_size=config.eval_batch_size)
+  return {m: jax.ShapeDtypeStruct((config.batch_size, *spec.shape[1:]),
+                                  spec.dtype.as_numpy_dtype)
+          for m, spec in ds.element_spec.items() if m in config.modalities}
+
+
+def _setup(config, workdir: pathlib.Path, read_only: bool):
+  """Everything a run needs, built before anything is written to `workdir`."""
+  config_checks.check(config)
+  mesh = parallel.make_mesh()
+  parallel.local_batch_size(config.batch_size)
+  parallel.local_batch_size(config.eval_batch_size)
+  builder = datasets.get_builder(config.data)
+  model = build_model(config)
+  tx = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  state = create_train_state(model, _example_shapes(builder, config), tx,
+                             config.seed, parallel.replicated(mesh))
+  manager = checkpoint.make_manager(
+      workdir / "checkpoints", keep=config.keep_checkpoints,
+      read_only=read_only)
+  eval_step = steps.make_eval_step(mesh, config.model.num_classes)
+  evaluator = evaluate.SplitEvaluator(builder, config, mesh, eval_step)
+  return mesh, builder, state, manager, evaluator
+
+
+def _save_config(config, workdir: pathlib.Path) -> None:
+  """Writes config.json; a changed config on resume goes to config.N.json."""
+  if not writers.is_chief():
+    return
+  resolved = json.loads(config.to_json_best_effort())
+  path = workdir / "config.json"
+  n = 1
+  while path.exists():
+    if json.loads(path.read_text()) == resolved:
+      return
+    path = workdir / f"config.{n}.json"
+    n += 1
+  writers.write_json_atomic(path, resolved)
+
+
+def _train(config, state, batches, train_step, evaluator, manager, writer,
+           mesh, start: int):
+  """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints.
+
+  Returns the final train_state.
+  """
+  window, t_window = [], time.perf_counter()
+  bar = tqdm(total=config.num_train_steps, initial=start, unit="step",
+             disable=not writers.is_chief(), mininterval=2.0, dynamic_ncols=True)
+  for step in range(start + 1, config.num_train_steps + 1):
+    state, step_metrics = train_step(state, parallel.to_global(next(batches), mesh))
+    window.append(step_metrics)
+    if step % config.log_every_steps == 0 or step == config.num_train_steps:
+      means = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
+               for k in window[0]}
+      means["examples_per_second"] = (
+          len(window) * config.batch_size / (time.perf_counter() - t_window))
+      writer.write(step, "train", means)
+      bar.set_postfix(loss=f"{means['loss']:.4f}",
+                      ex_per_s=f"{means['examples_per_second']:.0f}")
+      window, t_window = [], time.perf_counter()
+    if step % config.eval_every_steps == 0 and step < config.num_train_steps:
+      val, _ = evaluator.evaluate(state, "validation")
+      writer.write(step, "validation", val)
+      bar.write(f"step {step}: validation accuracy {val['accuracy']:.4f}, "
+                f"loss {val['loss']:.4f}")
+      t_window = time.perf_counter()
+    if step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
+      checkpoint.save(manager, state)
+    bar.update(1)
+  bar.close()
+  return state
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
+  """Trains and evaluates; returns `{split: metrics}` as in results.json.
+
+  Writes into `workdir`: config.json, checkpoints/, metrics.jsonl,
+  tensorboard/, results.json and confusion_<split>.{png,json}.
+
+  Raises:
+    ValueError / KeyError: for an invalid config (naming the key).
+    mmjax.data.errors.DataError: for missing or malformed data.
+  """
+  workdir = pathlib.Path(workdir)
+  t_start = time.perf_counter()
+  mesh, builder, state, manager, evaluator = _setup(config, workdir, False)
+  t_data = time.perf_counter() - t_start
+  _save_config(config, workdir)
+  restored = checkpoint.restore_latest(manager, state)
+  if restored is not None:
+    state = restored
+  start = int(jax.device_get(state.step))
+  if writers.is_chief():
+    print(f"Data ready in {t_data:.0f} s ({builder.data_dir}). "
+          + (f"Resuming from the checkpoint of step {start}." if restored
+             is not None else "Training from scratch."), flush=True)
+
+  schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
+  train_step = steps.make_train_step(mesh, seed=config.seed,
+                                     label_smoothing=config.label_smoothing,
+                                     schedule=schedule)
+  batches = pipeline.train_batches(
+      builder, "train", modalities=config.modalities, pp=config.pp_train,
+      global_batch_size=config.batch_size, seed=config.seed, start_step=start)
+  writer = writers.MetricWriter(workdir)
+  class_names = builder.info.features["label"].names
+
+  try:
+    state = _train(config, state, batches, train_step, evaluator, manager, writer,
+           mesh, start)
+  finally:
+    manager.wait_until_finished()  # a pending save completes even on error
+  t_train = time.perf_counter() - t_start - t_data
+
+  results = evaluate.evaluate_and_save(evaluator, state, SPLITS, workdir,
+                                       class_names)
+  for split, split_metrics in results.items():
+    writer.write(config.num_train_steps, split, split_metrics)
+  writer.close()
+  if writers.is_chief():
+    writers.write_json_atomic(workdir / "run_info.json", {
+        "steps": config.num_train_steps, "resumed_from_step": start,
+        "data_seconds": round(t_data, 1), "train_seconds": round(t_train, 1),
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+        "devices": jax.device_count(), "processes": jax.process_count(),
+        "platform": jax.default_backend(), "jax": jax.__version__})
+  manager.close()
+  if writers.is_chief():
+    for split, m in results.items():
+      print(f"{split:>10}: accuracy {m['accuracy']:.4f}  macro F1 "
+            f"{m['macro_f1']:.4f}  ({m['num_examples']} examples)")
+  return results
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path:
+  """Scores the latest checkpoint of `workdir` on every split of the dataset
+  that `config.data` describes (e.g. another `manual_dir`).
+
+  Results go to a new folder `<workdir>/evaluations/<dataset config>[-N]/`
+  (results.json, confusion matrices); nothing existing is overwritten.
+
+  Returns:
+    The folder written.
+
+  Raises:
+    FileNotFoundError: when `workdir` has no checkpoint.
+    ValueError: when the checkpoint does not match the config's model.
+  """
+  workdir = pathlib.Path(workdir)
+  if not (workdir / "checkpoints").is_dir():
+    raise FileNotFoundError(
+        f"no checkpoints in {workdir / 'checkpoints'}: train first with "
+        f"--mode=train and the same --workdir")
+  _, builder, state, manager, evaluator = _setup(config, workdir, True)
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"no finished checkpoint in {workdir / 'checkpoints'}")
+  try:
+    state = checkpoint.restore_latest(manager, state)
+  except (ValueError, KeyError) as e:
+    raise ValueError(
+        f"checkpoint {workdir / 'checkpoints' / str(step)} does not match the "
+        f"model of this config (config.model / config.modalities): {e}") from e
+  base = workdir / "evaluations" / builder.builder_config.name
+  out_dir, n = base, 1
+  while out_dir.exists():
+    out_dir = base.with_name(f"{base.name}-{n}")
+    n += 1
+  out_dir.mkdir(parents=True)
+  evaluate.evaluate_and_save(evaluator, state, SPLITS, out_dir,
+                             builder.info.features["label"].names)
+  if writers.is_chief():
+    writers.write_json_atomic(out_dir / "source.json", {
+        "checkpoint_step": step, "manual_dir": str(config.data.manual_dir),
+        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir)})
+  manager.close()
+  return out_dir

@@ -1,0 +1,97 @@
+"""Run outputs: TensorBoard events, metrics.jsonl, JSON files, confusion plots.
+
+Only process 0 writes. Files are written atomically (temporary file, then
+rename), and metrics.jsonl is only appended to, so a crashing run never
+truncates or corrupts what an earlier run left in the workdir.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Mapping, Optional, Sequence
+
+import jax
+import numpy as np
+
+
+def is_chief() -> bool:
+  return jax.process_index() == 0
+
+
+def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
+  """Writes `obj` as indented JSON to `path` via a temporary file + rename."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+  with os.fdopen(fd, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, path)
+
+
+class MetricWriter:
+  """Writes scalar metrics to TensorBoard (`<workdir>/tensorboard/<split>`) and
+  as one JSON object per line to `<workdir>/metrics.jsonl`
+  (`{"step": int, "split": str, <metric>: float, ...}`)."""
+
+  def __init__(self, workdir: pathlib.Path):
+    self._enabled = is_chief()
+    self._workdir = workdir
+    self._tb = {}
+
+  def _tb_writer(self, split: str):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    if split not in self._tb:
+      self._tb[split] = tf.summary.create_file_writer(
+          str(self._workdir / "tensorboard" / split))
+    return self._tb[split]
+
+  def write(self, step: int, split: str, scalars: Mapping[str, float]) -> None:
+    if not self._enabled:
+      return
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    scalars = {k: float(v) for k, v in scalars.items()}
+    with open(self._workdir / "metrics.jsonl", "a") as f:
+      f.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
+    with self._tb_writer(split).as_default():
+      for name, value in scalars.items():
+        tf.summary.scalar(name, value, step=int(step))
+
+  def close(self) -> None:
+    for writer in self._tb.values():
+      writer.flush()
+      writer.close()
+
+
+def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
+                          class_names: Sequence[str],
+                          title: Optional[str] = None) -> None:
+  """Saves `[C, C]` counts (rows true, columns predicted) as
+  `<path_stem>.json` (`{"classes": [...], "matrix": [[...]]}`) and a
+  matplotlib heat map `<path_stem>.png`."""
+  if not is_chief():
+    return
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  counts = np.asarray(confusion).round().astype(int)
+  write_json_atomic(path_stem.with_suffix(".json"),
+                    {"classes": list(class_names), "matrix": counts.tolist(),
+                     "rows": "true", "columns": "predicted"})
+  n = len(class_names)
+  fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.55 * n))
+  ax.imshow(counts, cmap="Blues")
+  ax.set(xticks=range(n), yticks=range(n), xticklabels=class_names,
+         yticklabels=class_names, xlabel="predicted", ylabel="true",
+         title=title or path_stem.name)
+  threshold = counts.max() / 2
+  for i in range(n):
+    for j in range(n):
+      ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
+              color="white" if counts[i, j] > threshold else "black")
+  fig.tight_layout()
+  tmp = path_stem.with_name(f".{path_stem.name}.tmp.png")
+  fig.savefig(tmp, dpi=100)
+  plt.close(fig)
+  os.replace(tmp, path_stem.with_suffix(".png"))
