@@ -146,7 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   results = evaluate.evaluate_and_save(evaluator, state, SPLITS, workdir,
                                        class_names)
   for split, split_metrics in results.items():
-    writer.write(config.num_train_steps, split, split_metrics)
+    writer.write(config.num_train_steps, f"final_{split}", split_metrics)
   writer.close()
   if writers.is_chief():
     writers.write_json_atomic(workdir / "run_info.json", {

@@ -32,7 +32,12 @@ def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
 class MetricWriter:
   """Writes scalar metrics to TensorBoard (`<workdir>/tensorboard/<split>`) and
   as one JSON object per line to `<workdir>/metrics.jsonl`
-  (`{"step": int, "split": str, <metric>: float, ...}`)."""
+  (`{"step": int, "split": str, <metric>: float, ...}`).
+
+  Splits used by the train loop: "train" (means over the training batches
+  since the last log), "validation" (periodic evaluation), and
+  "final_<split>" (the evaluation of every split at the end).
+  """
 
   def __init__(self, workdir: pathlib.Path):
     self._enabled = is_chief()

@@ -5,12 +5,11 @@ import pytest
 from configs import av_digits
 
 TINY_OVERRIDES = {
-    "model.encoders.image.features": (8,),
-    "model.encoders.image.embed_dim": 16,
-    "model.encoders.audio.features": (8,),
-    "model.encoders.audio.embed_dim": 16,
-    "model.fusion.hidden_dims": (32,),
-    "optimizer.learning_rate": 3e-3,
+    "model.encoders.image.features": (8, 16, 32),
+    "model.encoders.image.embed_dim": 32,
+    "model.encoders.audio.features": (8, 16, 32),
+    "model.encoders.audio.embed_dim": 32,
+    "model.fusion.hidden_dims": (64,),
     "optimizer.warmup_steps": 2,
     "batch_size": 32,
     "eval_batch_size": 1000,

@@ -24,19 +24,25 @@ def restore(workdir, config):
 
 
 def test_train_evaluate_and_outputs(tiny_config, tmp_path):
-  config = tiny_config()
+  config = tiny_config(num_train_steps=30, log_every_steps=5,
+                       eval_every_steps=15, checkpoint_every_steps=10)
+  config.optimizer.warmup_steps = 5
   results = loop.train_and_evaluate(config, tmp_path)
 
   assert set(results) == {"train", "validation", "test"}
   assert results["test"]["num_examples"] == 2000
   assert results["validation"]["num_examples"] == 1000
   train = read_metrics(tmp_path, "train")
-  assert [r["step"] for r in train] == [3, 6, 9, 12]
-  # 12 steps of AdamW at 3e-3 on 32 real examples a step: the mean training
-  # loss of steps 10-12 is below that of steps 1-3 (2.30 nats is chance).
-  assert train[-1]["loss"] < train[0]["loss"] - 0.3, train
-  assert results["test"]["accuracy"] > 0.3
-  assert read_metrics(tmp_path, "validation")[0]["step"] == 6
+  assert [r["step"] for r in train] == [5, 10, 15, 20, 25, 30]
+  # Measured on CPU (2026-11-23): mean training loss 2.52 nats over steps
+  # 1-5 and 2.18 over steps 26-30 (chance is 2.30), test accuracy 0.27
+  # (chance 0.10) after 30 steps of 32 examples.
+  assert train[-1]["loss"] < train[0]["loss"] - 0.2, train
+  assert results["test"]["accuracy"] > 0.2
+  assert [r["step"] for r in read_metrics(tmp_path, "validation")] == [15]
+  final = read_metrics(tmp_path, "final_test")
+  assert [r["step"] for r in final] == [30]
+  assert final[0]["accuracy"] == results["test"]["accuracy"]
   assert json.loads((tmp_path / "results.json").read_text()) == results
   cm = json.loads((tmp_path / "confusion_test.json").read_text())["matrix"]
   assert np.sum(cm) == 2000
@@ -44,9 +50,9 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
   for split in ("train", "validation", "test"):
     assert (tmp_path / f"confusion_{split}.png").stat().st_size > 1000
   assert list((tmp_path / "tensorboard" / "train").glob("events.out.tfevents.*"))
-  assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == 12
+  assert json.loads((tmp_path / "config.json").read_text())["num_train_steps"] == 30
   assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
-                if p.name.isdigit()) == [8, 12]  # keep_checkpoints=2
+                if p.name.isdigit()) == [20, 30]  # keep_checkpoints=2
 
   # The checkpoint restores to the trained model: scoring it again through
   # --mode=evaluate reproduces the test metrics of results.json.

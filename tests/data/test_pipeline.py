@@ -1,0 +1,103 @@
+"""The tf.data pipeline on the fake AV digits builder (125/25/50 pairs)."""
+
+import itertools
+
+import jax
+import numpy as np
+import pytest
+
+from mmjax.data import av_digits, pipeline, splits
+
+MODALITIES = ("image", "audio")
+PP = {"image": "value_range(0, 1)|random_translate(2)",
+      "audio": "to_float|pad_or_crop(1000, mode='random')"}
+RAW = {"image": "", "audio": "pad_or_crop(1000)"}
+
+
+@pytest.fixture(scope="module")
+def builder(shared_fake_manual_dir, tmp_path_factory):
+  return av_digits.get_builder(shared_fake_manual_dir,
+                               tmp_path_factory.mktemp("tfds"), splits.SplitSpec())
+
+
+def take(iterator, n):
+  return list(itertools.islice(iterator, n))
+
+
+def image_ids(images):
+  """The fake images encode their MNIST index in pixels [0, 0] and [0, 1]."""
+  images = images.astype(int)
+  return (images[:, 0, 0, 0] + 256 * images[:, 0, 1, 0]).tolist()
+
+
+def test_train_batches_shapes_and_dtypes(builder):
+  (batch,) = take(pipeline.train_batches(
+      builder, "train", modalities=MODALITIES, pp=PP, global_batch_size=8,
+      seed=0), 1)
+  assert batch["image"].shape == (8, 28, 28, 1)
+  assert batch["image"].dtype == np.float32
+  assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+  assert batch["audio"].shape == (8, 1000) and batch["audio"].dtype == np.float32
+  assert batch["label"].dtype == np.int32 and set(batch) == {*MODALITIES, "label"}
+
+
+def test_train_order_is_seeded_and_resumable(builder):
+  def batches(seed, start_step=0):
+    return take(pipeline.train_batches(
+        builder, "train", modalities=MODALITIES, pp=PP, global_batch_size=8,
+        seed=seed, start_step=start_step), 40 - start_step)
+
+  first, again, other = batches(0), batches(0), batches(1)
+  resumed = batches(0, start_step=25)  # 25 * 8 = 200 > 125: past an epoch
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a["audio"], b["audio"])
+  assert not np.array_equal(first[0]["audio"], other[0]["audio"])
+  for a, b in zip(first[25:], resumed):
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["audio"], b["audio"])
+  # Every epoch visits each example once, in a new order.
+  epoch_ids = [image_ids(b["image"]) for b in batches_raw(builder, 30)]
+  flat = sum(epoch_ids, [])
+  assert sorted(flat[:120]) == sorted(set(flat[:120]))
+  assert flat[:120] != flat[125:245]
+
+
+def batches_raw(builder, n):
+  return take(pipeline.train_batches(
+      builder, "train", modalities=MODALITIES, pp=RAW, global_batch_size=4,
+      seed=0), n)
+
+
+def test_eval_batches_cover_split_once_with_padding(builder):
+  ds, num_batches = pipeline.eval_batches(
+      builder, "test", modalities=MODALITIES, pp=RAW, global_batch_size=16)
+  batches = list(ds.as_numpy_iterator())
+  assert num_batches == len(batches) == 4  # 50 examples -> 4 x 16, 14 padding
+  mask = np.concatenate([b["mask"] for b in batches])
+  assert mask.sum() == 50 and mask[:50].all()
+  ids = sum((image_ids(b["image"]) for b in batches), [])[:50]
+  expected = [int(ex["image_id"]) for ex in builder.as_dataset(split="test")]
+  assert sorted(ids) == sorted(expected)
+
+
+def test_processes_read_disjoint_shards(builder, monkeypatch):
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  per_process, counts = [], []
+  for index in range(2):
+    monkeypatch.setattr(jax, "process_index", lambda index=index: index)
+    ds, n = pipeline.eval_batches(builder, "test", modalities=MODALITIES,
+                                  pp=RAW, global_batch_size=16)
+    batches = list(ds.as_numpy_iterator())
+    counts.append(len(batches))
+    assert batches[0]["image"].shape[0] == 8  # local batch = global / 2
+    ids = sum((image_ids(b["image"]) for b in batches), [])
+    mask = np.concatenate([b["mask"] for b in batches]).astype(bool)
+    per_process.append({i for i, m in zip(ids, mask) if m})
+    train = take(pipeline.train_batches(
+        builder, "train", modalities=MODALITIES, pp=RAW, global_batch_size=8,
+        seed=0), 5)
+    per_process.append(set(sum((image_ids(b["image"]) for b in train), [])))
+  test0, train0, test1, train1 = per_process
+  assert counts[0] == counts[1]  # multi-host steps must match
+  assert not test0 & test1 and len(test0 | test1) == 50
+  assert not train0 & train1
