@@ -65,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.batch_size = 64  # global batch size, over all devices and hosts
   c.eval_batch_size = 200
+  c.eval_splits = ("train", "validation", "test")  # evaluated at the end
   c.num_train_steps = 1200
   c.log_every_steps = 50
   c.eval_every_steps = 400

@@ -11,11 +11,26 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory):
+  """Many tests compile the same steps; a persistent cache compiles once."""
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_compilation_cache_dir",
+                    str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
 @pytest.fixture(scope="session")
 def real_manual_dir() -> pathlib.Path:
-  if not (SHARED_DATA / "fsdd" / "recordings").is_dir():
-    pytest.fail(f"the real data is missing: expected {SHARED_DATA} with "
-                f"fsdd/ and mnist/ (see README.md)")
+  """../shared/data (relative to the repo root); fails if it is missing."""
+  from mmjax.data import sources  # pylint: disable=g-import-not-at-top
+  from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
+  try:
+    sources.check_manual_dir(SHARED_DATA)
+  except DataError as e:
+    pytest.fail(f"The real data directory {SHARED_DATA} (<repo>/../shared"
+                f"/data) is missing or incomplete; real-data tests need it.\n"
+                f"{e}")
   return SHARED_DATA
 
 

@@ -24,6 +24,9 @@ def check(config: ml_collections.ConfigDict) -> None:
         preprocess.parse(config[key].get(m, ""))
       except ValueError as e:
         raise ValueError(f"config.{key}.{m}: {e}") from e
+  if not config.eval_splits:
+    raise ValueError("config.eval_splits is empty: name the splits to "
+                     "evaluate at the end, e.g. ('validation', 'test')")
   for key in ("num_train_steps", "batch_size", "eval_batch_size",
               "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
               "keep_checkpoints"):

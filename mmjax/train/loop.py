@@ -22,9 +22,6 @@ from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
 from mmjax.train.state import create_train_state
 
-SPLITS = ("train", "validation", "test")
-
-
 def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
   """Global `[batch, ...]` shapes and dtypes of the model's inputs."""
   ds, _ = pipeline.eval_batches(builder, "validation", modalities=config.modalities,
@@ -41,6 +38,10 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
   parallel.local_batch_size(config.batch_size)
   parallel.local_batch_size(config.eval_batch_size)
   builder = datasets.get_builder(config.data)
+  unknown = set(config.eval_splits) - set(builder.info.splits)
+  if unknown:
+    raise ValueError(f"config.eval_splits has {sorted(unknown)}; the dataset "
+                     f"has splits {sorted(builder.info.splits)}")
   model = build_model(config)
   tx = optim.make_optimizer(config.optimizer, config.num_train_steps)
   state = create_train_state(model, _example_shapes(builder, config), tx,
@@ -143,8 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
     manager.wait_until_finished()  # a pending save completes even on error
   t_train = time.perf_counter() - t_start - t_data
 
-  results = evaluate.evaluate_and_save(evaluator, state, SPLITS, workdir,
-                                       class_names)
+  results = evaluate.evaluate_and_save(evaluator, state, config.eval_splits,
+                                       workdir, class_names)
   for split, split_metrics in results.items():
     writer.write(config.num_train_steps, f"final_{split}", split_metrics)
   writer.close()
@@ -198,7 +199,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
     out_dir = base.with_name(f"{base.name}-{n}")
     n += 1
   out_dir.mkdir(parents=True)
-  evaluate.evaluate_and_save(evaluator, state, SPLITS, out_dir,
+  evaluate.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
                              builder.info.features["label"].names)
   if writers.is_chief():
     writers.write_json_atomic(out_dir / "source.json", {

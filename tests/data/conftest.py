@@ -18,10 +18,7 @@ import pytest
 import soundfile as sf
 
 from mmjax.data import sources
-from mmjax.data.errors import DataError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REAL_MANUAL_DIR = REPO_ROOT.parent / "shared" / "data"
 
 FAKE_SPEAKERS = ("alice", "bob")
 FAKE_INDICES = tuple(range(12))
@@ -93,15 +90,3 @@ def fake_manual_dir(tmp_path: Path) -> Path:
 def shared_fake_manual_dir(tmp_path_factory) -> Path:
   """A fake manual directory shared by the session; do not modify it."""
   return write_fake_manual_dir(tmp_path_factory.mktemp("shared_manual"))
-
-
-@pytest.fixture(scope="session")
-def real_manual_dir() -> Path:
-  """../shared/data (relative to the repo root); fails if it is missing."""
-  try:
-    sources.check_manual_dir(REAL_MANUAL_DIR)
-  except DataError as e:
-    pytest.fail(f"The real data directory {REAL_MANUAL_DIR} (<repo>/../shared"
-                f"/data) is missing or incomplete; real-data tests need it.\n"
-                f"{e}")
-  return REAL_MANUAL_DIR

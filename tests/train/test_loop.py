@@ -8,6 +8,7 @@ import pytest
 
 from mmjax import checkpoint
 from mmjax.train import loop
+from tests.data.conftest import write_fake_manual_dir
 
 
 def read_metrics(workdir, split):
@@ -62,13 +63,24 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
   assert again["test"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
   assert loop.evaluate_checkpoint(config, tmp_path) != out_dir  # never overwritten
 
+  # --mode=evaluate on a dataset built from other raw files.
+  config.data.manual_dir = str(write_fake_manual_dir(tmp_path / "other_raw"))
+  other_dir = loop.evaluate_checkpoint(config, tmp_path)
+  other = json.loads((other_dir / "results.json").read_text())
+  assert {k: v["num_examples"] for k, v in other.items()} == {
+      "train": 125, "validation": 25, "test": 50}
+  source = json.loads((other_dir / "source.json").read_text())
+  assert source["checkpoint_step"] == 30
+  assert source["manual_dir"] == config.data.manual_dir
+  assert json.loads((tmp_path / "results.json").read_text()) == results
+
 
 class Interrupt(Exception):
   pass
 
 
 def test_interrupted_run_resumes_to_the_same_state(tiny_config, tmp_path, monkeypatch):
-  config = tiny_config()
+  config = tiny_config(eval_splits=("test",))
   loop.train_and_evaluate(config, tmp_path / "uninterrupted")
   reference = restore(tmp_path / "uninterrupted", config)
 
