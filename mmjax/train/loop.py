@@ -13,7 +13,6 @@ from typing import Dict
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 from tqdm import tqdm
 
 from mmjax import checkpoint, parallel
@@ -22,10 +21,12 @@ from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
 from mmjax.train.state import create_train_state
 
+
 def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
   """Global `[batch, ...]` shapes and dtypes of the model's inputs."""
-  ds, _ = pipeline.eval_batches(builder, "validation", modalities=config.modalities,
-                                pp=config.pp_eval, global_batch_size=config.eval_batch_size)
+  ds, _ = pipeline.eval_batches(
+      builder, config.eval_splits[0], modalities=config.modalities,
+      pp=config.pp_eval, global_batch_size=config.eval_batch_size)
   return {m: jax.ShapeDtypeStruct((config.batch_size, *spec.shape[1:]),
                                   spec.dtype.as_numpy_dtype)
           for m, spec in ds.element_spec.items() if m in config.modalities}

@@ -9,7 +9,6 @@ reduction order. The train_state buffer is donated to save memory.
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import jax
-import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
