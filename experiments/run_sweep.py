@@ -34,6 +34,18 @@ def command(config: str, workdir: pathlib.Path, overrides: dict) -> list:
           str(workdir)] + [f"--config.{k}={v}" for k, v in overrides.items()]
 
 
+def display(cmd: list) -> str:
+  """The command as one would type it: `--config.k="('a',)"` quoting."""
+  def quote(arg):
+    if shlex.quote(arg) == arg:
+      return arg
+    key, sep, value = arg.partition("=")
+    if sep and '"' not in value and "$" not in value and "`" not in value:
+      return f'{key}="{value}"'
+    return shlex.quote(arg)
+  return " ".join(["python", *map(quote, cmd[1:])])
+
+
 def run(cmd: list, workdir: pathlib.Path) -> dict:
   """Runs one launch.py process; returns results, run info and wall time."""
   workdir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +118,9 @@ def main():
       continue
     workdir = root / name
     cmd = command(sweep.CONFIG, workdir, overrides)
-    print(f"[{name}] {shlex.join(cmd[1:])}", flush=True)
+    print(f"[{name}] {display(cmd)}", flush=True)
     record = run(cmd, workdir)
-    record["command"] = shlex.join(["python", *cmd[1:]]).replace(
+    record["command"] = display(cmd).replace(
         str(root), f"runs/{args.sweep.resolve().name}")
     records[name] = record
     print(f"[{name}] test accuracy {record['results']['test']['accuracy']:.4f}"
