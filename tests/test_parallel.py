@@ -41,6 +41,8 @@ def run_launch(workdir, data_dir, devices):
   proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["data"]["data_dir"] == str(data_dir)  # the prepared copy
   info = json.loads((workdir / "run_info.json").read_text())
   assert info["devices"] == devices
   lines = map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())

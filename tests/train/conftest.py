@@ -22,8 +22,9 @@ TINY_OVERRIDES = {
 
 
 def as_flags(overrides):
-  return [f"--config.{k}={v!r}" if isinstance(v, str) else f"--config.{k}={v}"
-          for k, v in overrides.items()]
+  """`--config.<key>=<value>` arguments; strings go in raw (no quotes), as
+  config_flags would keep quotes as part of the value."""
+  return [f"--config.{k}={v}" for k, v in overrides.items()]
 
 
 @pytest.fixture
