@@ -1,4 +1,4 @@
-"""The multimodal classifier: one encoder per modality, then a fusion block."""
+"""The multimodal classifier: one encoder per modality, a fusion block, a head."""
 
 from typing import Any, Mapping, Optional, Sequence
 
@@ -8,11 +8,17 @@ import ml_collections
 
 from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
 from mmjax.models import fusion as _fusion  # noqa: F401  (registration)
-from mmjax.models.registries import ENCODERS, FUSION
+from mmjax.models.registries import ENCODERS, FUSION, check_module_config
 
 
 class MultimodalModel(nn.Module):
-  """`{modality: inputs}` -> encoders -> fusion -> logits.
+  """`{modality: inputs}` -> encoders -> fusion block -> classifier head.
+
+  Each encoder turns its modality into tokens `[batch, tokens, dim]` and a
+  token mask; the fusion block (`mmjax.models.fusion.base`) returns a
+  `FusionOutput`; a Dense head maps its embedding to logits, unless the block
+  is decision-level and returns logits itself. Extra losses (e.g. of a
+  block) go to the "losses" collection; the train step adds them.
 
   Attributes:
     modalities: modalities used, e.g. ("image", "audio"); a single one gives
@@ -37,7 +43,7 @@ class MultimodalModel(nn.Module):
         (other keys, such as "label", are ignored).
       present: optional `{modality: float32 [batch]}`, 0.0 where a modality
         is missing for an example; default all present.
-      train: enables dropout.
+      train: enables dropout, data augmentation layers and batch statistics.
 
     Returns:
       float32 logits `[batch, num_classes]`.
@@ -45,21 +51,24 @@ class MultimodalModel(nn.Module):
     Raises:
       KeyError: naming a modality the batch lacks.
     """
-    tokens = {}
+    tokens, token_masks = {}, {}
     for m in self.modalities:
       if m not in inputs:
         raise KeyError(f"batch has no {m!r} input; it has {sorted(inputs)}")
       kwargs = dict(self.encoders[m])
       encoder_cls = ENCODERS.get(kwargs.pop("name"))
-      tokens[m] = encoder_cls(**kwargs, name=f"{m}_encoder")(
+      tokens[m], token_masks[m] = encoder_cls(**kwargs, name=f"{m}_encoder")(
           inputs[m], train=train)
     batch = next(iter(tokens.values())).shape[0]
     if present is None:
       present = {m: jnp.ones((batch,), jnp.float32) for m in self.modalities}
     kwargs = dict(self.fusion)
     fusion_cls = FUSION.get(kwargs.pop("name"))
-    return fusion_cls(num_classes=self.num_classes, **kwargs, name="fusion")(
-        tokens, present, train=train)
+    out = fusion_cls(num_classes=self.num_classes, **kwargs, name="fusion")(
+        tokens, token_masks, present, train=train)
+    if out.logits is not None:
+      return out.logits
+    return nn.Dense(self.num_classes, name="head")(out.embedding)
 
 
 def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
@@ -68,13 +77,16 @@ def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
   Raises:
     KeyError: when an encoder or fusion name is not registered, or a modality
       of `config.modalities` has no entry in `config.model.encoders`.
+    ValueError: naming the config key that is not an attribute of the named
+      encoder or fusion block.
   """
   model = config.model.to_dict()
   for m in config.modalities:
     if m not in model["encoders"]:
       raise KeyError(f"config.model.encoders has no entry for modality {m!r}")
-    ENCODERS.get(model["encoders"][m]["name"])
-  FUSION.get(model["fusion"]["name"])
+    check_module_config(ENCODERS, model["encoders"][m],
+                        f"config.model.encoders.{m}")
+  check_module_config(FUSION, model["fusion"], "config.model.fusion")
   return MultimodalModel(
       modalities=tuple(config.modalities),
       encoders={m: model["encoders"][m] for m in config.modalities},

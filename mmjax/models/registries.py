@@ -1,8 +1,93 @@
-"""Registries of model parts, selected by name from `config.model`."""
+"""Registries of model parts, selected by name from `config.model`, and the
+configs built from a registered module's own defaults.
+
+A module's hyperparameters are its dataclass attributes; `module_config`
+turns them into a ConfigDict, so a config file names a block and every one of
+the block's attributes becomes an overridable key
+(`--config.model.fusion.num_heads=8`) while unknown keys stay errors.
+"""
+
+import dataclasses
+from typing import Any, Dict, Mapping
+
+import ml_collections
 
 from mmjax.registry import Registry
 
-# Maps one modality's batch to tokens `[batch, tokens, dim]`.
+# Maps one modality's batch to (tokens `[batch, tokens, dim]`, mask `[batch, tokens]`).
 ENCODERS = Registry("encoder")
-# Maps `{modality: [batch, tokens, dim]}` + presence masks to logits.
+# Maps `{modality: tokens}`, `{modality: token mask}`, `{modality: presence}`
+# to a `FusionOutput` (see `mmjax.models.fusion.base`).
 FUSION = Registry("fusion block")
+
+# Attributes set by the model, never by a config.
+_NOT_CONFIGURABLE = ("parent", "name", "num_classes")
+
+
+def module_defaults(cls) -> Dict[str, Any]:
+  """`{attribute: default}` of a registered Flax module's configurable fields.
+
+  Raises:
+    TypeError: when a configurable attribute has no default.
+  """
+  out = {}
+  for field in dataclasses.fields(cls):
+    if field.name in _NOT_CONFIGURABLE or not field.init:
+      continue
+    if field.default is not dataclasses.MISSING:
+      out[field.name] = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+      out[field.name] = field.default_factory()
+    else:
+      raise TypeError(f"{cls.__name__}.{field.name} has no default; registered "
+                      "modules need a default for every configurable attribute")
+  return out
+
+
+def module_config(registry: Registry, name: str,
+                  **overrides: Any) -> ml_collections.ConfigDict:
+  """`{"name": name, **defaults of the registered module, **overrides}`.
+
+  Raises:
+    KeyError: for an unregistered name.
+    ValueError: for an override that is not an attribute of the module.
+  """
+  cls = registry.get(name)
+  defaults = module_defaults(cls)
+  unknown = sorted(set(overrides) - set(defaults))
+  if unknown:
+    raise ValueError(f"{registry.kind} {name!r} has no attribute(s) {unknown}; "
+                     f"its attributes: {sorted(defaults)}")
+  values = {k: _config_value(v) for k, v in {**defaults, **overrides}.items()}
+  return ml_collections.ConfigDict({"name": name, **values})
+
+
+def _config_value(value):
+  if isinstance(value, Mapping):
+    return ml_collections.ConfigDict(
+        {k: _config_value(v) for k, v in value.items()})
+  return value
+
+
+def check_module_config(registry: Registry, config: Mapping[str, Any],
+                        where: str) -> None:
+  """Checks a `{"name": ..., **attributes}` config against its module.
+
+  Args:
+    registry: the registry the name belongs to.
+    config: the config as a dict.
+    where: the config path, e.g. "config.model.fusion", for the message.
+
+  Raises:
+    KeyError: for an unregistered name.
+    ValueError: naming `<where>.<key>` for a key the module does not have.
+  """
+  cls = registry.get(config["name"])
+  known = set(module_defaults(cls))
+  unknown = sorted(set(config) - known - {"name"})
+  if unknown:
+    raise ValueError(
+        f"{where}: {registry.kind} {config['name']!r} has no attribute(s) "
+        f"{unknown} (its attributes: {sorted(known)}). Build the config from "
+        f"the block's own defaults instead of renaming another block's "
+        f"config, e.g. --config=configs/<file>.py:fusion={config['name']}")

@@ -1,8 +1,13 @@
-"""Encoders, one file per modality family, registered in `registries.ENCODERS`.
+"""Encoders, one file per modality family; each registers in `registries.ENCODERS`.
 
 Interface: `encoder(**config)(batch_of_one_modality, train=...)` returns
-tokens `[batch, tokens, dim]`.
+`(tokens float32 [batch, tokens, dim], token_mask bool [batch, tokens])`;
+the class attribute `modality` names the input it takes ("image", "audio").
+Every module of this package is imported here (no list to edit).
 """
 
-from mmjax.models.encoders import audio  # noqa: F401  (registers spectrogram_cnn)
-from mmjax.models.encoders import image  # noqa: F401  (registers cnn)
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _module in _pkgutil.iter_modules(__path__):
+  _importlib.import_module(f"{__name__}.{_module.name}")

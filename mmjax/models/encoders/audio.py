@@ -1,6 +1,7 @@
-"""Audio encoders: waveform `[batch, samples]` -> `[batch, tokens, dim]`."""
+"""Audio encoders: waveform `[batch, samples]` -> tokens `[batch, tokens, dim]`
+and a token mask `[batch, tokens]`."""
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -27,12 +28,14 @@ class SpectrogramCNN(nn.Module):
     features: channels of each conv block (each halves time and frequency).
     embed_dim: token width.
   """
+  modality: ClassVar[str] = "audio"
   frontend: Optional[Mapping[str, Any]] = None
   features: Sequence[int] = (32, 64, 128)
   embed_dim: int = 128
 
   @nn.compact
-  def __call__(self, waveform: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, waveform: jnp.ndarray, *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Encodes waveforms.
 
     Args:
@@ -41,8 +44,10 @@ class SpectrogramCNN(nn.Module):
       train: unused; kept for a uniform encoder interface.
 
     Returns:
-      float32 `[batch, frames / 2**L, embed_dim]`, with frames =
-      1 + samples // hop_length and L = len(features).
+      (tokens float32 `[batch, frames / 2**L, embed_dim]`, with frames =
+      1 + samples // hop_length and L = len(features); token mask bool
+      `[batch, tokens]`, all True: waveforms are padded or cropped to one
+      length in the input pipeline).
     """
     del train
     spec = AudioFrontEnd(**dict(self.frontend or {}))(waveform)
@@ -52,4 +57,5 @@ class SpectrogramCNN(nn.Module):
     for width in self.features:
       x = ConvBlock(width)(x)
     x = x.reshape(x.shape[0], x.shape[1], -1)
-    return nn.Dense(self.embed_dim)(x)
+    tokens = nn.Dense(self.embed_dim)(x)
+    return tokens, jnp.ones(tokens.shape[:2], bool)

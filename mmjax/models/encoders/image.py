@@ -1,6 +1,7 @@
-"""Image encoders: `[batch, height, width, channels]` -> `[batch, tokens, dim]`."""
+"""Image encoders: `[batch, height, width, channels]` -> tokens `[batch, tokens, dim]`
+and a token mask `[batch, tokens]`."""
 
-from typing import Sequence
+from typing import ClassVar, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -34,11 +35,13 @@ class CNN(nn.Module):
     features: channels of each conv block, e.g. (32, 64, 128).
     embed_dim: token width.
   """
+  modality: ClassVar[str] = "image"
   features: Sequence[int] = (32, 64, 128)
   embed_dim: int = 128
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, images: jnp.ndarray, *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
     """Encodes images.
 
     Args:
@@ -48,8 +51,9 @@ class CNN(nn.Module):
         encoder interface.
 
     Returns:
-      float32 `[batch, (height / 2**L) * (width / 2**L), embed_dim]`, with
-      L = len(features) and floor division at each block.
+      (tokens float32 `[batch, (height / 2**L) * (width / 2**L), embed_dim]`,
+      with L = len(features) and floor division at each block; token mask
+      bool `[batch, tokens]`, all True).
 
     Raises:
       ValueError: if `images` is not rank 4.
@@ -63,4 +67,5 @@ class CNN(nn.Module):
     for width in self.features:
       x = ConvBlock(width)(x)
     x = nn.Dense(self.embed_dim)(x)
-    return x.reshape(x.shape[0], -1, self.embed_dim)
+    tokens = x.reshape(x.shape[0], -1, self.embed_dim)
+    return tokens, jnp.ones(tokens.shape[:2], bool)

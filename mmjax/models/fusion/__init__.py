@@ -1,10 +1,12 @@
-"""Fusion blocks. Each file registers its blocks in `registries.FUSION`.
+"""Fusion blocks, one file per family; each registers in `registries.FUSION`.
 
-Interface: `block(num_classes=..., **config)(tokens, present, train=...)`
-with `tokens = {modality: [batch, tokens, dim]}` and
-`present = {modality: [batch]}` (1.0 present, 0.0 missing), returning logits
-`[batch, num_classes]`.
+The interface is in `base.py`. Every module of this package is imported here,
+so a new block is one new file with `@FUSION.register("my_block")`, with no
+list to edit.
 """
 
-from mmjax.models.fusion import early  # noqa: F401  (registers early_fusion)
-from mmjax.models.fusion import late  # noqa: F401  (registers late_fusion)
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+for _module in _pkgutil.iter_modules(__path__):
+  _importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,0 +1,106 @@
+"""The fusion-block interface shared by every block, and its masking helpers.
+
+A fusion block is a Flax module registered in `registries.FUSION`:
+
+    block = FUSION.get(name)(num_classes=C, **attributes)
+    out = block(tokens, token_masks, present, train=...)   # -> FusionOutput
+
+- `tokens`: `{modality: float [batch, tokens_m, dim_m]}`; widths may differ,
+  a block projects.
+- `token_masks`: `{modality: bool [batch, tokens_m]}`, True for real tokens,
+  False for padding.
+- `present`: `{modality: float32 [batch]}`, 1.0 where the modality is present
+  in an example, 0.0 where it is missing.
+
+A token is *valid* where its token mask is True and its modality is present.
+Blocks read tokens only through `valid_tokens`, which replaces every invalid
+token by zeros with `jnp.where` before any parameter touches it: a NaN or any
+other content in padding or in a missing modality can then reach neither the
+output nor the gradients (a product with a 0/1 mask would turn NaN * 0 into
+NaN).
+
+Blocks `sow` what analyses need into the "intermediates" collection: always
+`fused_embedding` `[batch, dim]`, plus attention weights, gates or modality
+weights where the block has them.
+"""
+
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import flax
+import jax.numpy as jnp
+
+Array = jnp.ndarray
+
+
+@flax.struct.dataclass
+class FusionOutput:
+  """What a fusion block returns.
+
+  Attributes:
+    embedding: float32 `[batch, dim]`, the fused representation. The model's
+      classifier head maps it to logits unless `logits` is set.
+    logits: float32 `[batch, num_classes]` or None. Set by decision-level
+      blocks, whose decision is the prediction (no head is applied).
+    modality_logits: `{modality: float32 [batch, num_classes]}` or None: the
+      per-modality predictions of decision-level blocks.
+  """
+  embedding: Array
+  logits: Optional[Array] = None
+  modality_logits: Optional[Dict[str, Array]] = None
+
+
+def modality_order(tokens: Mapping[str, Array]) -> Tuple[str, ...]:
+  """The fixed order in which blocks visit modalities (sorted names)."""
+  return tuple(sorted(tokens))
+
+
+def valid_mask(token_mask: Array, present: Array) -> Array:
+  """bool `[batch, tokens]`: token is real and its modality is present.
+
+  Args:
+    token_mask: bool `[batch, tokens]`.
+    present: float `[batch]` (1.0 present, 0.0 missing) or bool `[batch]`.
+  """
+  return jnp.logical_and(token_mask.astype(bool), present[:, None] > 0.5)
+
+
+def valid_tokens(tokens: Array, token_mask: Array,
+                 present: Array) -> Tuple[Array, Array]:
+  """Zeroes invalid tokens with `jnp.where`; returns (tokens, valid).
+
+  Args:
+    tokens: float `[batch, tokens, dim]`.
+    token_mask: bool `[batch, tokens]`.
+    present: float32 `[batch]`.
+
+  Returns:
+    (float `[batch, tokens, dim]` with invalid tokens exactly 0,
+     bool `[batch, tokens]` valid mask).
+  """
+  valid = valid_mask(token_mask, present)
+  return jnp.where(valid[..., None], tokens, 0.0), valid
+
+
+def masked_mean(tokens: Array, valid: Array) -> Array:
+  """Mean over valid tokens: `[batch, tokens, dim]` -> `[batch, dim]`.
+
+  An example without any valid token gets zeros (never a division by 0).
+  """
+  total = jnp.where(valid[..., None], tokens, 0.0).sum(axis=1)
+  count = valid.sum(axis=1, keepdims=True).astype(tokens.dtype)
+  return total / jnp.maximum(count, 1.0)
+
+
+def present_mean(features: Sequence[Array], present: Sequence[Array]) -> Array:
+  """Mean over the present modalities of per-modality `[batch, dim]` features.
+
+  Args:
+    features: one float `[batch, dim]` array per modality (same dim).
+    present: one float32 `[batch]` presence array per modality.
+
+  Returns:
+    float `[batch, dim]`; zeros for an example with no modality present.
+  """
+  stacked = jnp.stack(features, axis=1)  # [batch, modalities, dim]
+  is_present = jnp.stack(present, axis=1) > 0.5  # [batch, modalities]
+  return masked_mean(stacked, is_present)
