@@ -4,6 +4,8 @@
       --config.optimizer.learning_rate=3e-4
   python launch.py --config configs/av_digits.py --workdir runs/av_digits \
       --mode=evaluate --config.data.manual_dir=/path/to/other/data
+  python launch.py --config configs/av_digits.py:fusion=cross_attention \
+      --workdir runs/mult --config.model.fusion.num_heads=2
 
 Running the same train command again with the same workdir resumes from the
 latest checkpoint. Multi-host: start one process per host with
@@ -70,6 +72,12 @@ def parse_flags(argv):
     key = key.strip("'\\")
     where = [a for a in argv if a.startswith("--config.") and
              (f".{key}=" in a or f".{key}." in a)]
+    if where and where[0].startswith(("--config.model.fusion.",
+                                      "--config.model.encoders.")):
+      hint += (" The keys of config.model.fusion and config.model.encoders.* "
+               "are the attributes of the block or encoder the config names; "
+               "name another one in the config-file argument, e.g. "
+               "--config=configs/av_digits.py:fusion=cross_attention,image=vit")
     sys.exit(f"error: unknown config key {key!r} in "
              f"{where[0] if where else 'the --config overrides'}. {hint}".strip())
   except flags.Error as e:

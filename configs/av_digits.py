@@ -1,31 +1,70 @@
 """Audio-visual digits (MNIST image + FSDD recording of the same digit).
 
-Default: early fusion of an image CNN and a log-mel CNN. Unimodal baselines,
-late fusion and the speaker-independent split are the same config with
-overrides (see experiments/av_digits_ablation.py):
+Default: early fusion of an image CNN and a log-mel CNN. Any registered
+fusion block or encoder is chosen with the config-file argument, and its own
+attributes become config keys:
+
+  --config=configs/av_digits.py:fusion=cross_attention \
+      --config.model.fusion.num_heads=2
+  --config=configs/av_digits.py:fusion=late_fusion,image=resnet
+
+Unimodal baselines and the speaker-independent split are overrides:
   --config.modalities="('image',)"
-  --config.model.fusion.name=late_fusion
   --config.data.test_speakers="('theo',)"
 """
 
+from typing import Optional
+
 import ml_collections
 
+from configs import base
+from mmjax.models import multimodal  # noqa: F401  (registers every block)
+from mmjax.models.registries import ENCODERS, FUSION, module_config
 
-def get_config() -> ml_collections.ConfigDict:
-  """The experiment config (locked: unknown override keys are errors)."""
+# 32 ms windows, 16 ms hop at 8 kHz; 40 mel bands up to 4 kHz.
+AUDIO_FRONTEND = {"features": "log_mel", "sample_rate": 8000, "n_fft": 256,
+                  "hop_length": 128, "n_mels": 40}
+
+# Sizes for this dataset where they differ from an encoder's defaults.
+_ENCODER_OVERRIDES = {
+    "cnn": {"features": (16, 32, 64), "embed_dim": 128},
+    "spectrogram_cnn": {"features": (16, 32, 64), "embed_dim": 128,
+                        "frontend": AUDIO_FRONTEND},
+    "spectrogram_transformer": {"frontend": AUDIO_FRONTEND},
+}
+
+
+def encoder_config(name: str) -> ml_collections.ConfigDict:
+  """The registered encoder's defaults with this dataset's sizes."""
+  return module_config(ENCODERS, name, **_ENCODER_OVERRIDES.get(name, {}))
+
+
+def data_config() -> ml_collections.ConfigDict:
+  """The av_digits dataset and its split protocol (see mmjax/data/splits.py)."""
+  d = ml_collections.ConfigDict()
+  d.name = "av_digits"
+  d.manual_dir = ""  # "" -> $MMJAX_MANUAL_DIR, else ../shared/data
+  d.data_dir = ""  # "" -> $MMJAX_DATA_DIR, else ~/tensorflow_datasets
+  d.pairing_seed = 0
+  d.test_speakers = ()  # e.g. ("theo",): speaker-independent split
+  d.validation_indices = (5, 6, 7, 8, 9)
+  d.test_indices = (0, 1, 2, 3, 4)
+  d.image_fractions = (0.625, 0.125, 0.25)  # train, validation, test
+  return d
+
+
+def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
+  """The experiment config (locked: unknown override keys are errors).
+
+  Args:
+    arg: `fusion=<block>,image=<encoder>,audio=<encoder>` (any subset; a
+      bare name is the fusion block).
+  """
+  names = base.parse_arg(arg, fusion="early_fusion", image="cnn",
+                         audio="spectrogram_cnn")
   c = ml_collections.ConfigDict()
-  c.seed = 0
   c.modalities = ("image", "audio")
-
-  c.data = ml_collections.ConfigDict()
-  c.data.name = "av_digits"
-  c.data.manual_dir = ""  # "" -> $MMJAX_MANUAL_DIR, else ../shared/data
-  c.data.data_dir = ""  # "" -> $MMJAX_DATA_DIR, else ~/tensorflow_datasets
-  c.data.pairing_seed = 0
-  c.data.test_speakers = ()  # e.g. ("theo",): speaker-independent split
-  c.data.validation_indices = (5, 6, 7, 8, 9)
-  c.data.test_indices = (0, 1, 2, 3, 4)
-  c.data.image_fractions = (0.625, 0.125, 0.25)  # train, validation, test
+  c.data = data_config()
 
   c.pp_train = ml_collections.ConfigDict({
       "image": "value_range(0, 1)|random_translate(2)",
@@ -38,39 +77,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.num_classes = 10
-  c.model.encoders = ml_collections.ConfigDict({
-      "image": {"name": "cnn", "features": (16, 32, 64), "embed_dim": 128},
-      "audio": {
-          "name": "spectrogram_cnn", "features": (16, 32, 64), "embed_dim": 128,
-          # 32 ms windows, 16 ms hop at 8 kHz; 40 mel bands up to 4 kHz.
-          "frontend": {"features": "log_mel", "sample_rate": 8000,
-                       "n_fft": 256, "hop_length": 128, "n_mels": 40},
-      },
-  })
-  c.model.fusion = ml_collections.ConfigDict(
-      {"name": "early_fusion", "hidden_dims": (256,), "dropout_rate": 0.2})
+  c.model.encoders = ml_collections.ConfigDict(
+      {m: encoder_config(names[m]) for m in ("image", "audio")})
+  c.model.fusion = module_config(FUSION, names["fusion"], dropout_rate=0.2)
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adamw"
-  c.optimizer.learning_rate = 2e-3
-  c.optimizer.weight_decay = 1e-4
-  c.optimizer.b1 = 0.9
-  c.optimizer.b2 = 0.999
-  c.optimizer.momentum = 0.9  # sgd only
-  c.optimizer.schedule = "warmup_cosine"
-  c.optimizer.warmup_steps = 100
-  c.optimizer.end_learning_rate_factor = 0.01
-  c.optimizer.grad_clip_norm = 1.0
-  c.label_smoothing = 0.0
-
-  c.batch_size = 64  # global batch size, over all devices and hosts
-  c.eval_batch_size = 200
-  c.eval_splits = ("train", "validation", "test")  # evaluated at the end
-  c.num_train_steps = 1200
-  c.log_every_steps = 50
-  c.eval_every_steps = 400
-  c.checkpoint_every_steps = 400
-  c.keep_checkpoints = 2
-
+  base.training_recipe(c)
   c.lock()
   return c

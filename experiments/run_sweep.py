@@ -1,32 +1,68 @@
 """Runs an ablation sweep through launch.py and records its results.
 
-  python experiments/run_sweep.py experiments/av_digits_ablation \
-      [--workdir runs/av_digits_ablation] [--only official/early_fusion]
+  python experiments/run_sweep.py experiments/fusion_ablation \
+      [--workdir runs/fusion_ablation] [--only 'loso/*/gated'] [--list]
 
-A sweep folder holds `sweep.py` with `CONFIG` (a config file) and `RUNS`
-(`{run name: {config key: value}}`). Each run is one `launch.py` process with
-`--config.<key>=<value>` overrides and its own workdir (so an interrupted
-sweep resumes run by run); the wall time of the whole process is measured.
-The table goes to `<sweep>/RESULTS.md` and a bar plot to `<sweep>/accuracy.png`.
+A sweep folder holds `sweep.py` with
+  CONFIG     the config file, e.g. "configs/av_digits.py";
+  VARIANTS   {row name: (config-file argument, {config key: value})}, the
+             models compared (rows of the table);
+  PROTOCOLS  {protocol: {fold: {config key: value}}}, the evaluation
+             protocols; a protocol's folds are averaged (mean, std, worst);
+  COMMON     {config key: value}, the recipe shared by every run;
+  UNIMODAL   names of the single-modality variants (the baselines a fused
+             model must beat).
+Every (protocol, fold, variant) is one `launch.py` process with its own
+workdir `<workdir>/<protocol>/<fold>/<variant>`. A run whose record (same
+command) is already in `<sweep>/results.json` is skipped, and an interrupted
+run resumes from its last checkpoint, so the sweep can be stopped and
+restarted at any time. After every run the table goes to `<sweep>/RESULTS.md`
+(between the `<!-- table -->` markers; text around them is kept) and a plot
+to `<sweep>/accuracy.png`.
 """
 
 import argparse
+import fnmatch
 import importlib.util
 import json
+import os
 import pathlib
 import shlex
+import statistics
 import subprocess
 import sys
 import time
+from typing import Dict, List
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_sweep(folder: pathlib.Path):
-  spec = importlib.util.spec_from_file_location("sweep", folder / "sweep.py")
+  """Imports `<folder>/sweep.py`.
+
+  Raises:
+    FileNotFoundError: when the folder has no sweep.py.
+  """
+  path = folder / "sweep.py"
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} does not exist: a sweep folder needs a "
+                            "sweep.py (see experiments/run_sweep.py)")
+  spec = importlib.util.spec_from_file_location("sweep", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
+
+
+def plan(sweep) -> Dict[str, List]:
+  """`{run name: [config file with argument, overrides]}` of every run."""
+  runs = {}
+  for protocol, folds in sweep.PROTOCOLS.items():
+    for fold, fold_overrides in folds.items():
+      for variant, (arg, overrides) in sweep.VARIANTS.items():
+        config = f"{sweep.CONFIG}:{arg}" if arg else sweep.CONFIG
+        runs[f"{protocol}/{fold}/{variant}"] = [
+            config, {**sweep.COMMON, **fold_overrides, **overrides}]
+  return runs
 
 
 def command(config: str, workdir: pathlib.Path, overrides: dict) -> list:
@@ -47,7 +83,12 @@ def display(cmd: list) -> str:
 
 
 def run(cmd: list, workdir: pathlib.Path) -> dict:
-  """Runs one launch.py process; returns results, run info and wall time."""
+  """Runs one launch.py process; returns results, run info and wall time.
+
+  Raises:
+    subprocess.CalledProcessError: when the run fails (its log is in
+      `<workdir>/launch.log`).
+  """
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   with open(workdir / "launch.log", "a") as log:
@@ -59,43 +100,121 @@ def run(cmd: list, workdir: pathlib.Path) -> dict:
           "run_info": json.loads((workdir / "run_info.json").read_text())}
 
 
-def write_results(folder: pathlib.Path, records: dict) -> None:
-  rows = ["| run | test accuracy | test macro F1 | validation accuracy | "
-          "steps | wall time (s) | command |", "|---|---|---|---|---|---|---|"]
+def summarize(sweep, records: dict) -> Dict[str, Dict[str, dict]]:
+  """`{protocol: {variant: statistics over its finished folds}}`."""
+  out = {}
+  for protocol, folds in sweep.PROTOCOLS.items():
+    out[protocol] = {}
+    for variant in sweep.VARIANTS:
+      done = [records[k] for k in (f"{protocol}/{f}/{variant}" for f in folds)
+              if k in records]
+      if not done:
+        continue
+      acc = [r["results"]["test"]["accuracy"] for r in done]
+      f1 = [r["results"]["test"]["macro_f1"] for r in done]
+      info = [r["run_info"] for r in done]
+      out[protocol][variant] = {
+          "folds": len(done), "of": len(folds),
+          "accuracy": statistics.mean(acc),
+          "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+          "accuracy_worst": min(acc), "macro_f1": statistics.mean(f1),
+          "macro_f1_std": statistics.stdev(f1) if len(f1) > 1 else 0.0,
+          "num_params": info[0].get("num_params"),
+          "examples_per_second": statistics.mean(
+              i.get("train_examples_per_second") or 0.0 for i in info),
+          "wall_seconds": statistics.mean(r["wall_seconds"] for r in done)}
+  return out
+
+
+def verdict(stats: Dict[str, dict], unimodal) -> str:
+  """Whether the best fused variant beats the best single modality."""
+  uni = {v: s for v, s in stats.items() if v in unimodal}
+  fused = {v: s for v, s in stats.items() if v not in unimodal}
+  if not uni or not fused:
+    return "Not enough finished runs to compare fused and unimodal models."
+  best_uni = max(uni, key=lambda v: uni[v]["accuracy"])
+  best = max(fused, key=lambda v: fused[v]["accuracy"])
+  gap = fused[best]["accuracy"] - uni[best_uni]["accuracy"]
+  beating = sorted(v for v in fused
+                   if fused[v]["accuracy"] > uni[best_uni]["accuracy"])
+  return (f"Best single modality: `{best_uni}` "
+          f"{uni[best_uni]['accuracy']:.4f}. Best fused model: `{best}` "
+          f"{fused[best]['accuracy']:.4f} ({gap * 100:+.2f} points). "
+          f"{len(beating)} of {len(fused)} fused models beat the best single "
+          f"modality" + (f": {', '.join(f'`{v}`' for v in beating)}."
+                         if beating else "."))
+
+
+def table(sweep, records: dict) -> str:
+  """The markdown tables: one per protocol, then every run's command."""
+  lines = []
+  for protocol, stats in summarize(sweep, records).items():
+    if not stats:
+      continue
+    folds = len(sweep.PROTOCOLS[protocol])
+    lines += [f"### {protocol} ({folds} fold{'s' * (folds > 1)})", "",
+              "| model | test accuracy | worst fold | test macro F1 | parameters "
+              "| train examples/s | wall time per run (s) | folds done |",
+              "|---|---|---|---|---|---|---|---|"]
+    for variant, s in stats.items():
+      pm = lambda m, sd: f"{m:.4f} ± {sd:.4f}" if folds > 1 else f"{m:.4f}"
+      lines.append(
+          f"| {variant} | {pm(s['accuracy'], s['accuracy_std'])} | "
+          f"{s['accuracy_worst']:.4f} | {pm(s['macro_f1'], s['macro_f1_std'])} "
+          f"| {s['num_params']:,} | {s['examples_per_second']:.0f} | "
+          f"{s['wall_seconds']:.0f} | {s['folds']}/{s['of']} |")
+    lines += ["", verdict(stats, getattr(sweep, "UNIMODAL", ())), ""]
+  lines += ["<details><summary>Every run: test accuracy and command</summary>",
+            "", "| run | test accuracy | command |", "|---|---|---|"]
   for name, r in records.items():
-    test, val = r["results"]["test"], r["results"]["validation"]
-    rows.append(
-        f"| {name} | {test['accuracy']:.4f} | {test['macro_f1']:.4f} | "
-        f"{val['accuracy']:.4f} | {r['run_info']['steps']} | "
-        f"{r['wall_seconds']:.0f} | `{r['command']}` |")
-  (folder / "results.json").write_text(json.dumps(records, indent=2) + "\n")
-  table = "\n".join(rows)
+    lines.append(f"| {name} | {r['results']['test']['accuracy']:.4f} | "
+                 f"`{r['command']}` |")
+  lines += ["", "</details>"]
+  return "\n".join(lines)
+
+
+def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
+  """Writes results.json, the RESULTS.md table and accuracy.png."""
+  tmp = folder / "results.json.tmp"
+  tmp.write_text(json.dumps(records, indent=2) + "\n")
+  os.replace(tmp, folder / "results.json")
   text = (folder / "RESULTS.md").read_text() if (
-      folder / "RESULTS.md").exists() else ""
-  marker_start, marker_end = "<!-- table -->", "<!-- /table -->"
-  block = f"{marker_start}\n{table}\n{marker_end}"
-  if marker_start in text:
-    head, rest = text.split(marker_start, 1)
-    text = head + block + rest.split(marker_end, 1)[1]
+      folder / "RESULTS.md").exists() else "# Results\n\n"
+  start, end = "<!-- table -->", "<!-- /table -->"
+  block = f"{start}\n{table(sweep, records)}\n{end}"
+  if start in text:
+    head, rest = text.split(start, 1)
+    text = head + block + rest.split(end, 1)[1]
   else:
-    text = f"# Results\n\n{block}\n"
+    text = f"{text.rstrip()}\n\n{block}\n"
   (folder / "RESULTS.md").write_text(text)
-  plot(folder / "accuracy.png", records)
+  plot(folder / "accuracy.png", summarize(sweep, records))
 
 
-def plot(path: pathlib.Path, records: dict) -> None:
+def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]]) -> None:
+  """Horizontal bars per variant: mean test accuracy per protocol, ± std."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  names = list(records)
-  acc = [records[n]["results"]["test"]["accuracy"] for n in names]
-  fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) + 1))
-  ax.barh(names, acc, color="tab:blue")
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  protocols = [p for p in stats if stats[p]]
+  variants = list(dict.fromkeys(v for p in protocols for v in stats[p]))
+  if not variants:
+    return
+  height = 0.8 / len(protocols)
+  fig, ax = plt.subplots(figsize=(8, 0.5 * len(variants) + 1.5))
+  for i, p in enumerate(protocols):
+    y = np.arange(len(variants)) + i * height
+    acc = [stats[p].get(v, {}).get("accuracy", np.nan) for v in variants]
+    std = [stats[p].get(v, {}).get("accuracy_std", 0.0) for v in variants]
+    ax.barh(y, acc, height, xerr=std, label=p, capsize=2)
+  ax.set_yticks(np.arange(len(variants)) + 0.4 - height / 2, variants)
   ax.invert_yaxis()
-  ax.set_xlim(min(acc) - 0.02, 1.0)
-  ax.set_xlabel("test accuracy")
-  for i, a in enumerate(acc):
-    ax.text(a, i, f" {a:.4f}", va="center", fontsize=8)
+  lowest = min(s["accuracy"] - s["accuracy_std"]
+               for p in protocols for s in stats[p].values())
+  ax.set_xlim(max(0.0, lowest - 0.02), 1.0)
+  ax.set_xlabel("test accuracy (mean ± std over folds)")
+  ax.legend(loc="lower left")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -107,25 +226,41 @@ def main():
   parser.add_argument("--workdir", type=pathlib.Path, default=None,
                       help="root of the runs' workdirs (default runs/<sweep>)")
   parser.add_argument("--only", action="append", default=None,
-                      help="run only these run names (repeatable)")
+                      help="run only names matching this glob (repeatable)")
+  parser.add_argument("--list", action="store_true",
+                      help="print every run's command and status, run nothing")
+  parser.add_argument("--rerun", action="store_true",
+                      help="run again even where a record exists")
   args = parser.parse_args()
   sweep = load_sweep(args.sweep)
   root = args.workdir or REPO_ROOT / "runs" / args.sweep.resolve().name
+  shown_root = f"runs/{args.sweep.resolve().name}"
   results_file = args.sweep / "results.json"
   records = json.loads(results_file.read_text()) if results_file.exists() else {}
-  for name, overrides in sweep.RUNS.items():
-    if args.only and name not in args.only:
+  runs = plan(sweep)
+  for name, (config, overrides) in runs.items():
+    if args.only and not any(fnmatch.fnmatch(name, p) for p in args.only):
       continue
     workdir = root / name
-    cmd = command(sweep.CONFIG, workdir, overrides)
-    print(f"[{name}] {display(cmd)}", flush=True)
-    record = run(cmd, workdir)
-    record["command"] = display(cmd).replace(
-        str(root), f"runs/{args.sweep.resolve().name}")
+    cmd = command(config, workdir, overrides)
+    shown = display(cmd).replace(str(root), shown_root)
+    done = name in records and records[name]["command"] == shown
+    if args.list:
+      print(f"[{'done' if done else 'todo'}] {shown}")
+      continue
+    if done and not args.rerun:
+      continue
+    print(f"[{name}] {shown}", flush=True)
+    try:
+      record = run(cmd, workdir)
+    except subprocess.CalledProcessError:
+      print(f"[{name}] FAILED; see {workdir / 'launch.log'}", flush=True)
+      continue
+    record["command"] = shown
     records[name] = record
     print(f"[{name}] test accuracy {record['results']['test']['accuracy']:.4f}"
           f" in {record['wall_seconds']:.0f} s", flush=True)
-    write_results(args.sweep, {n: records[n] for n in sweep.RUNS if n in records})
+    write_results(args.sweep, sweep, {n: records[n] for n in runs if n in records})
 
 
 if __name__ == "__main__":

@@ -74,13 +74,19 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
            mesh, start: int):
   """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints.
 
-  Returns the final train_state.
+  Returns the final train_state and the training throughput in examples/s,
+  measured from the end of the first (compiling) step to the end, without
+  the time spent in validation (None when fewer than 2 steps ran).
   """
   window, t_window = [], time.perf_counter()
+  t_first, t_eval = None, 0.0
   bar = tqdm(total=config.num_train_steps, initial=start, unit="step",
              disable=not writers.is_chief(), mininterval=2.0, dynamic_ncols=True)
   for step in range(start + 1, config.num_train_steps + 1):
     state, step_metrics = train_step(state, parallel.to_global(next(batches), mesh))
+    if t_first is None:
+      jax.block_until_ready(step_metrics)
+      t_first = time.perf_counter()
     window.append(step_metrics)
     if step % config.log_every_steps == 0 or step == config.num_train_steps:
       means = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
@@ -92,16 +98,24 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
                       ex_per_s=f"{means['examples_per_second']:.0f}")
       window, t_window = [], time.perf_counter()
     if step % config.eval_every_steps == 0 and step < config.num_train_steps:
+      t_eval_start = time.perf_counter()
       val, _ = evaluator.evaluate(state, "validation")
       writer.write(step, "validation", val)
       bar.write(f"step {step}: validation accuracy {val['accuracy']:.4f}, "
                 f"loss {val['loss']:.4f}")
       t_window = time.perf_counter()
+      t_eval += t_window - t_eval_start
     if step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
       checkpoint.save(manager, state)
     bar.update(1)
   bar.close()
-  return state
+  jax.block_until_ready(state)
+  steps_timed = config.num_train_steps - start - 1
+  throughput = None
+  if steps_timed > 0:
+    throughput = steps_timed * config.batch_size / (
+        time.perf_counter() - t_first - t_eval)
+  return state, throughput
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
@@ -139,8 +153,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   class_names = builder.info.features["label"].names
 
   try:
-    state = _train(config, state, batches, train_step, evaluator, manager, writer,
-           mesh, start)
+    state, throughput = _train(config, state, batches, train_step, evaluator,
+                               manager, writer, mesh, start)
   finally:
     manager.wait_until_finished()  # a pending save completes even on error
   t_train = time.perf_counter() - t_start - t_data
@@ -155,6 +169,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
         "steps": config.num_train_steps, "resumed_from_step": start,
         "data_seconds": round(t_data, 1), "train_seconds": round(t_train, 1),
         "total_seconds": round(time.perf_counter() - t_start, 1),
+        "train_examples_per_second": throughput and round(throughput, 1),
+        "num_params": int(sum(np.size(x) for x in jax.tree.leaves(state.params))),
         "devices": jax.device_count(), "processes": jax.process_count(),
         "platform": jax.default_backend(), "jax": jax.__version__})
   manager.close()

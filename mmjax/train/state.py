@@ -1,5 +1,8 @@
-"""The train_state: step, parameters and optimizer state."""
+"""The train_state: step, parameters, optimizer state and model statistics."""
 
+from typing import Any, Dict
+
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -9,7 +12,21 @@ from jax.sharding import NamedSharding
 
 
 class TrainState(train_state.TrainState):
-  """`flax.training.train_state.TrainState` (step, params, opt_state, tx)."""
+  """`flax.training.train_state.TrainState` plus `batch_stats`.
+
+  `batch_stats` holds the model's non-trained variables (BatchNorm running
+  statistics), `{}` for models without them; it is checkpointed with the
+  rest of the state.
+  """
+  batch_stats: Any = flax.struct.field(default_factory=dict)
+
+  def variables(self, params=None) -> Dict[str, Any]:
+    """The Flax variables for `apply_fn`: params (default: the state's) and
+    batch_stats when the model has them."""
+    variables = {"params": self.params if params is None else params}
+    if self.batch_stats:
+      variables["batch_stats"] = self.batch_stats
+    return variables
 
 
 def create_train_state(model: nn.Module, example_batch, tx: optax.GradientTransformation,
@@ -26,10 +43,10 @@ def create_train_state(model: nn.Module, example_batch, tx: optax.GradientTransf
   """
   def init():
     inputs = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), example_batch)
-    params = model.init(jax.random.key(seed), inputs, train=False)
-    return TrainState.create(apply_fn=model.apply, params=params["params"],
+    variables = model.init(jax.random.key(seed), inputs, train=False)
+    return TrainState.create(apply_fn=model.apply, params=variables["params"],
+                             batch_stats=variables.get("batch_stats", {}),
                              tx=tx)
   abstract = jax.eval_shape(init)
   shardings = jax.tree.map(lambda _: sharding, abstract)
   return jax.jit(init, out_shardings=shardings)()
-

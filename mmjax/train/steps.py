@@ -9,6 +9,7 @@ reduction order. The train_state buffer is donated to save memory.
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
@@ -24,24 +25,36 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
-  Dropout randomness is `fold_in(key(seed), step)`: a function of the step
-  alone, so a resumed run repeats exactly the uninterrupted one.
+  Randomness (rng streams "dropout" and "augment", the latter for on-device
+  augmentation such as SpecAugment) is `fold_in(key(seed), step)`: a
+  function of the step alone, so a resumed run repeats exactly the
+  uninterrupted one. The objective is the mean cross-entropy plus every
+  value the model sows into its "losses" collection; BatchNorm statistics
+  ("batch_stats") are updated from the batch.
 
   The metrics are replicated float32 scalars: `loss` (mean cross-entropy,
-  nats), `accuracy`, `learning_rate`, `grad_norm` (global L2 norm).
+  nats, without the extra losses), `accuracy`, `learning_rate`, `grad_norm`
+  (global L2 norm).
   """
   def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
+    rngs = {"dropout": jax.random.fold_in(rng, 0),
+            "augment": jax.random.fold_in(rng, 1)}
 
     def loss_fn(params):
-      logits = state.apply_fn({"params": params}, batch, train=True,
-                              rngs={"dropout": rng})
+      logits, updates = state.apply_fn(
+          state.variables(params), batch, train=True, rngs=rngs,
+          mutable=["batch_stats", "losses"])
       loss = losses.cross_entropy(logits, batch["label"], label_smoothing)
-      return loss.mean(), logits
+      extra = sum((jnp.sum(x) for x in jax.tree.leaves(updates.get("losses", {}))),
+                  jnp.zeros((), jnp.float32))
+      return loss.mean() + extra, (logits, updates.get("batch_stats", {}),
+                                   loss.mean())
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    new_state = state.apply_gradients(grads=grads)
+    (_, (logits, batch_stats, loss)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    new_state = state.apply_gradients(grads=grads).replace(
+        batch_stats=batch_stats)
     step_metrics = {
         "loss": loss,
         "accuracy": (logits.argmax(-1) == batch["label"]).mean(),
@@ -65,8 +78,7 @@ def make_eval_step(mesh: Mesh, num_classes: int) -> Callable[
   `count`, and `confusion` (float32 `[C, C]`, rows true, columns predicted).
   """
   def eval_step(state: TrainState, batch: Batch, present=None):
-    logits = state.apply_fn({"params": state.params}, batch, present,
-                            train=False)
+    logits = state.apply_fn(state.variables(), batch, present, train=False)
     mask = batch["mask"]
     loss = losses.cross_entropy(logits, batch["label"])
     return {

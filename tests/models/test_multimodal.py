@@ -1,5 +1,6 @@
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from configs import av_digits
@@ -7,9 +8,8 @@ from mmjax.models.multimodal import build_model
 
 
 def tiny_config(modalities=("image", "audio"), fusion="early_fusion"):
-  c = av_digits.get_config()
+  c = av_digits.get_config(f"fusion={fusion}")
   c.modalities = modalities
-  c.model.fusion.name = fusion
   c.model.encoders.image.features = (4,)
   c.model.encoders.audio.features = (4,)
   return c
@@ -27,12 +27,29 @@ def test_logits_shape_and_params_per_modality(modalities, fusion):
   assert model.apply({"params": params}, BATCH).shape == (2, 10)
   encoders = {k for k in params if k.endswith("_encoder")}
   assert encoders == {f"{m}_encoder" for m in modalities}
+  # Decision-level blocks predict themselves; others go through the head.
+  assert ("head" in params) == (fusion != "late_fusion")
 
 
-def test_unknown_names_and_missing_inputs():
+def test_missing_modality_through_the_model():
+  model = build_model(tiny_config())
+  variables = model.init(jax.random.key(0), BATCH, train=False)
+  present = {"image": jnp.ones(2), "audio": jnp.array([1.0, 0.0])}
+  ref = model.apply(variables, BATCH, present)
+  other = dict(BATCH, audio=BATCH["audio"].at[1].set(0.5))
+  out = model.apply(variables, other, present)
+  np.testing.assert_allclose(out[1], ref[1], atol=1e-5)
+
+
+def test_unknown_names_keys_and_missing_inputs():
   c = tiny_config()
   c.model.fusion.name = "tensor_fusion_v9"
   with pytest.raises(KeyError, match="Unknown fusion block 'tensor_fusion_v9'"):
+    build_model(c)
+  c = tiny_config()
+  c.model.fusion.name = "cross_attention"  # early_fusion's keys remain
+  with pytest.raises(ValueError, match=r"config.model.fusion: fusion block "
+                     r"'cross_attention' has no attribute\(s\) \['hidden_dims'\]"):
     build_model(c)
   model = build_model(tiny_config())
   with pytest.raises(KeyError, match="batch has no 'audio' input"):

@@ -6,7 +6,17 @@ from typing import ClassVar, Sequence, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.registries import ENCODERS
+
+NORMS = ("group", "batch")
+
+
+def _check_images(images: jnp.ndarray) -> None:
+  if images.ndim != 4:
+    raise ValueError(
+        f"image encoder expects [batch, height, width, channels], got shape "
+        f"{images.shape}")
 
 
 class ConvBlock(nn.Module):
@@ -59,13 +69,182 @@ class CNN(nn.Module):
       ValueError: if `images` is not rank 4.
     """
     del train
-    if images.ndim != 4:
-      raise ValueError(
-          f"image encoder expects [batch, height, width, channels], got shape "
-          f"{images.shape}")
+    _check_images(images)
     x = images
     for width in self.features:
       x = ConvBlock(width)(x)
     x = nn.Dense(self.embed_dim)(x)
     tokens = x.reshape(x.shape[0], -1, self.embed_dim)
+    return tokens, jnp.ones(tokens.shape[:2], bool)
+
+
+def _norm(kind: str, num_groups: int, features: int, train: bool,
+          name: str) -> nn.Module:
+  """GroupNorm (`min(num_groups, features)` groups) or BatchNorm."""
+  if kind == "group":
+    return nn.GroupNorm(num_groups=min(num_groups, features), name=name)
+  if kind == "batch":
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+  raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+class ResidualBlock(nn.Module):
+  """Basic residual block (He et al. 2016): two 3x3 convs and a shortcut.
+
+  The stride sits in the first 3x3 conv (the "v1.5" placement); the shortcut
+  is a 1x1 conv + norm when the shape changes, the identity otherwise.
+
+  Attributes:
+    features: output channels.
+    strides: stride of the first conv and of the projection shortcut.
+    norm: "group" or "batch".
+    num_groups: GroupNorm groups (capped at `features`).
+  """
+  features: int
+  strides: int = 1
+  norm: str = "group"
+  num_groups: int = 8
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+    """`[batch, h, w, c]` -> `[batch, ceil(h / strides), ceil(w / strides),
+    features]`."""
+    norm = lambda name: _norm(self.norm, self.num_groups, self.features,
+                              train, name)
+    strides = (self.strides, self.strides)
+    y = nn.Conv(self.features, (3, 3), strides, use_bias=False,
+                name="conv1")(x)
+    y = nn.relu(norm("norm1")(y))
+    y = nn.Conv(self.features, (3, 3), use_bias=False, name="conv2")(y)
+    y = norm("norm2")(y)
+    if x.shape != y.shape:
+      x = nn.Conv(self.features, (1, 1), strides, use_bias=False,
+                  name="projection")(x)
+      x = norm("projection_norm")(x)
+    return nn.relu(x + y)
+
+
+@ENCODERS.register("resnet")
+class ResNet(nn.Module):
+  """A small ResNet (He et al. 2016, "Deep Residual Learning for Image
+  Recognition") whose final feature map is returned as tokens.
+
+  The stem is one 3x3 conv with stride 1 and no max-pool, which suits small
+  images such as MNIST 28x28. Stage i has `stage_sizes[i]` basic residual
+  blocks with `width * 2**i` channels; every stage after the first halves
+  height and width. A Dense projects every spatial position to `embed_dim`.
+
+  With norm="batch", BatchNorm statistics live in the "batch_stats"
+  collection: apply with `train=True, mutable=["batch_stats"]` to use and
+  update them (momentum 0.9), `train=False` to use the running averages.
+
+  Attributes:
+    stage_sizes: residual blocks per stage.
+    width: channels of the first stage (doubled at every stage).
+    norm: "group" (GroupNorm, no batch statistics) or "batch" (BatchNorm).
+    num_groups: GroupNorm groups (capped at the channel count).
+    embed_dim: token width.
+  """
+  modality: ClassVar[str] = "image"
+  stage_sizes: Sequence[int] = (2, 2, 2)
+  width: int = 16
+  norm: str = "group"
+  num_groups: int = 8
+  embed_dim: int = 128
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray, *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Encodes images.
+
+    Args:
+      images: float32 `[batch, height, width, channels]`, e.g. MNIST
+        `[batch, 28, 28, 1]` in [0, 1].
+      train: BatchNorm uses (and, when "batch_stats" is mutable, updates)
+        batch statistics if True, running averages if False.
+
+    Returns:
+      (tokens float32 `[batch, h * w, embed_dim]`, with h = ceil(height /
+      2**(S - 1)), w likewise, S = len(stage_sizes); token mask bool
+      `[batch, tokens]`, all True).
+
+    Raises:
+      ValueError: if `images` is not rank 4 or `norm` is unknown.
+    """
+    _check_images(images)
+    if self.norm not in NORMS:
+      raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+    x = nn.Conv(self.width, (3, 3), use_bias=False, name="stem")(images)
+    x = nn.relu(_norm(self.norm, self.num_groups, self.width, train,
+                      "stem_norm")(x))
+    for i, num_blocks in enumerate(self.stage_sizes):
+      for j in range(num_blocks):
+        x = ResidualBlock(self.width * 2**i,
+                          strides=2 if i > 0 and j == 0 else 1,
+                          norm=self.norm, num_groups=self.num_groups,
+                          name=f"stage{i}_block{j}")(x, train=train)
+    x = nn.Dense(self.embed_dim)(x)
+    tokens = x.reshape(x.shape[0], -1, self.embed_dim)
+    return tokens, jnp.ones(tokens.shape[:2], bool)
+
+
+@ENCODERS.register("vit")
+class ViT(nn.Module):
+  """Vision Transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16
+  Words: Transformers for Image Recognition at Scale").
+
+  Non-overlapping `patch_size` patches, linearly embedded, plus positional
+  embeddings, through a pre-LN Transformer (`PatchTransformer`).
+
+  Attributes:
+    hidden_dim: token width.
+    num_layers: Transformer layers.
+    num_heads: attention heads (must divide hidden_dim).
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout inside the Transformer (training only).
+    patch_size: (height, width) of a patch in pixels.
+    pool: "none" (all patch tokens), "cls" (only a prepended CLS token's
+      output) or "mean" (mean of the patch tokens).
+    positional_embedding: "learned" or "sinusoidal".
+  """
+  modality: ClassVar[str] = "image"
+  hidden_dim: int = 128
+  num_layers: int = 4
+  num_heads: int = 4
+  mlp_dim: int = 256
+  dropout_rate: float = 0.0
+  patch_size: Tuple[int, int] = (4, 4)
+  pool: str = "none"
+  positional_embedding: str = "learned"
+
+  @nn.compact
+  def __call__(self, images: jnp.ndarray, *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Encodes images.
+
+    Args:
+      images: float32 `[batch, height, width, channels]`.
+      train: enables dropout.
+
+    Returns:
+      (tokens float32 `[batch, (height / ph) * (width / pw), hidden_dim]`
+      for pool "none", `[batch, 1, hidden_dim]` for "cls" and "mean"; token
+      mask bool `[batch, tokens]`, all True).
+
+    Raises:
+      ValueError: if `images` is not rank 4, height or width is not
+        divisible by `patch_size`, or `pool` is unknown.
+    """
+    _check_images(images)
+    patch = tuple(self.patch_size)
+    size = images.shape[1:3]
+    if size[0] % patch[0] or size[1] % patch[1]:
+      raise ValueError(f"vit: image size {size[0]}x{size[1]} is not divisible "
+                       f"by patch_size={patch}")
+    tokens = PatchTransformer(
+        patch_size=patch, hidden_dim=self.hidden_dim,
+        num_layers=self.num_layers, num_heads=self.num_heads,
+        mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, pool=self.pool,
+        positional_embedding=self.positional_embedding,
+        name="transformer")(images, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)

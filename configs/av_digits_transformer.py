@@ -1,0 +1,38 @@
+"""Audio-visual digits with Transformer encoders and attention fusion.
+
+ViT over 4x4 image patches and an AST-style spectrogram Transformer over 8x8
+log-mel patches, each with `num_layers` unimodal layers, then attention
+bottlenecks (MBT) for the remaining fusion layers: mid-fusion from layer 2 of
+4. Other attention blocks with the config-file argument:
+
+  --config=configs/av_digits_transformer.py:fusion=cross_attention
+  --config=configs/av_digits_transformer.py:fusion=self_attention
+"""
+
+from typing import Optional
+
+import ml_collections
+
+from configs import av_digits, base
+from mmjax.models.registries import ENCODERS, FUSION, module_config
+
+_WIDTH = {"hidden_dim": 64, "num_layers": 2, "num_heads": 4, "mlp_dim": 128}
+
+
+def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
+  """The experiment config (locked). `arg`: `fusion=<attention block>`."""
+  names = base.parse_arg(arg, fusion="bottleneck")
+  c = av_digits.get_config()
+  c.unlock()
+  c.model.encoders = ml_collections.ConfigDict({
+      "image": module_config(ENCODERS, "vit", patch_size=(4, 4), **_WIDTH),
+      "audio": module_config(ENCODERS, "spectrogram_transformer",
+                             frontend=av_digits.AUDIO_FRONTEND,
+                             patch_size=(8, 8), **_WIDTH),
+  })
+  fusion = {"dim": 64, "num_layers": 2, "num_heads": 4, "mlp_dim": 128,
+            "dropout_rate": 0.1}
+  c.model.fusion = module_config(FUSION, names["fusion"], **fusion)
+  c.optimizer.learning_rate = 1e-3
+  c.lock()
+  return c

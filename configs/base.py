@@ -1,0 +1,69 @@
+"""Shared pieces of the experiment configs: the config-file argument and the
+training recipe every experiment starts from.
+
+A config file's `get_config(arg)` receives what follows `:` in
+`--config=configs/<file>.py:<arg>`, e.g. `fusion=cross_attention,image=vit`.
+The named encoders and fusion block are built from their registered defaults
+(`mmjax.models.registries.module_config`), so each of their attributes is a
+config key that can be overridden on the command line
+(`--config.model.fusion.num_heads=8`) while unknown keys remain errors.
+"""
+
+from typing import Dict, Optional
+
+import ml_collections
+
+
+def parse_arg(arg: Optional[str], **defaults: str) -> Dict[str, str]:
+  """Parses `key=value,key=value` (a bare `value` sets the first key).
+
+  Args:
+    arg: the config-file argument, or None / "" for the defaults.
+    **defaults: the allowed keys and their default values, in order.
+
+  Returns:
+    `{key: value}` for every allowed key.
+
+  Raises:
+    ValueError: naming an unknown key and the allowed ones.
+  """
+  values = dict(defaults)
+  for i, item in enumerate(filter(None, (arg or "").split(","))):
+    key, sep, value = item.partition("=")
+    if not sep:
+      if i:
+        raise ValueError(f"config argument {arg!r}: {item!r} is not key=value")
+      key, value = next(iter(defaults)), item
+    key, value = key.strip(), value.strip()
+    if key not in defaults:
+      raise ValueError(f"config argument {arg!r}: unknown key {key!r}; "
+                       f"allowed keys: {sorted(defaults)}")
+    values[key] = value
+  return values
+
+
+def training_recipe(c: ml_collections.ConfigDict) -> None:
+  """Adds the optimizer, schedule, batch and logging keys shared by every
+  experiment (AdamW, warmup + cosine, global batch size 64)."""
+  c.seed = 0
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adamw"
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.weight_decay = 1e-4
+  c.optimizer.b1 = 0.9
+  c.optimizer.b2 = 0.999
+  c.optimizer.momentum = 0.9  # sgd only
+  c.optimizer.schedule = "warmup_cosine"
+  c.optimizer.warmup_steps = 100
+  c.optimizer.end_learning_rate_factor = 0.01
+  c.optimizer.grad_clip_norm = 1.0
+  c.label_smoothing = 0.0
+
+  c.batch_size = 64  # global batch size, over all devices and hosts
+  c.eval_batch_size = 200
+  c.eval_splits = ("train", "validation", "test")  # evaluated at the end
+  c.num_train_steps = 1200
+  c.log_every_steps = 50
+  c.eval_every_steps = 400
+  c.checkpoint_every_steps = 400
+  c.keep_checkpoints = 2

@@ -1,0 +1,101 @@
+"""Attention-bottleneck fusion (MBT)."""
+
+from typing import Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mmjax.models.fusion.base import (FusionOutput, masked_mean,
+                                      modality_order, present_mean)
+from mmjax.models.fusion.projection import ProjectTokens
+from mmjax.models.layers.attention import TransformerBlock
+from mmjax.models.registries import FUSION
+
+Array = jnp.ndarray
+
+
+@FUSION.register("bottleneck")
+class BottleneckFusion(nn.Module):
+  """Modalities exchange information only through a few bottleneck tokens.
+
+  Each modality is projected to `dim` with its own positional embedding.
+  `num_bottleneck_tokens` learned tokens are shared by all modalities. Each
+  fusion layer runs, per modality, a Transformer layer (own parameters per
+  modality and layer) over [modality tokens, bottleneck tokens], the
+  modality's padding masked as keys; the new bottleneck is the mean of the
+  modalities' updated bottleneck tokens over the modalities present in each
+  example (an example with none present keeps the previous bottleneck). A
+  final per-modality LayerNorm and a mean over valid tokens give one feature
+  per modality; the embedding is their mean over the present modalities.
+
+  Reference: Nagrani et al. 2021, "Attention Bottlenecks for Multimodal
+  Fusion" (MBT). `num_layers` counts the fusion layers only: MBT's fusion
+  "from layer L_f on" of an L-layer model is the token encoders (e.g. `vit`,
+  `spectrogram_transformer`) with `num_layers = L_f` unimodal layers and this
+  block with `num_layers = L - L_f`. A modality reads in layer i the
+  bottleneck the others wrote in layer i - 1, so information crosses
+  modalities only from the second fusion layer on; with `num_layers < 2` the
+  modalities do not interact (late fusion of the pooled features).
+
+  Shapes: tokens `{m: [batch, T_m, dim_m]}`, bottleneck
+  `[batch, num_bottleneck_tokens, dim]` -> embedding `[batch, dim]`. Sown:
+  `fused_embedding` and `{m}_embedding` `[batch, dim]` per modality.
+
+  Attributes:
+    num_classes: unused (the classifier head is outside the block).
+    dim: model width.
+    num_layers: fusion layers.
+    num_heads: attention heads (must divide `dim`).
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout inside the Transformer layers.
+    positional_embedding: "learned" or "sinusoidal", per modality.
+    num_bottleneck_tokens: shared bottleneck tokens.
+  """
+  num_classes: int
+  dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_dim: int = 256
+  dropout_rate: float = 0.0
+  positional_embedding: str = "learned"
+  num_bottleneck_tokens: int = 4
+
+  @nn.compact
+  def __call__(self, tokens: Mapping[str, Array],
+               token_masks: Mapping[str, Array],
+               present: Mapping[str, Array], *, train: bool) -> FusionOutput:
+    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+    order = modality_order(tokens)
+    x, valid = {}, {}
+    for m in order:
+      x[m], valid[m] = ProjectTokens(self.dim, self.positional_embedding,
+                                     name=f"{m}_projection")(
+                                         tokens[m], token_masks[m], present[m])
+    batch, n = x[order[0]].shape[0], self.num_bottleneck_tokens
+    bottleneck = self.param("bottleneck", nn.initializers.normal(0.02),
+                            (1, n, self.dim))
+    z = jnp.broadcast_to(bottleneck, (batch, n, self.dim))
+    always = jnp.ones((batch, n), bool)
+    presence = [present[m] for m in order]
+    any_present = (jnp.stack(presence, axis=1) > 0.5).any(axis=1)
+    for i in range(self.num_layers):
+      updated = []
+      for m in order:
+        y = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
+                             name=f"{m}_layer_{i}")(
+                                 jnp.concatenate([x[m], z], axis=1),
+                                 jnp.concatenate([valid[m], always], axis=1),
+                                 train=train)
+        length = x[m].shape[1]
+        x[m] = y[:, :length]
+        updated.append(y[:, length:].reshape(batch, n * self.dim))
+      mean = present_mean(updated, presence).reshape(batch, n, self.dim)
+      z = jnp.where(any_present[:, None, None], mean, z)
+    pooled = []
+    for m in order:
+      h = nn.LayerNorm(name=f"{m}_final_norm")(x[m])
+      pooled.append(masked_mean(h, valid[m]))
+      self.sow("intermediates", f"{m}_embedding", pooled[-1])
+    embedding = present_mean(pooled, presence)
+    self.sow("intermediates", "fused_embedding", embedding)
+    return FusionOutput(embedding=embedding)

@@ -1,0 +1,122 @@
+"""Cross-modal attention fusion: the Multimodal Transformer (MulT)."""
+
+from typing import Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mmjax.models.fusion.base import (FusionOutput, masked_mean,
+                                      modality_order, present_mean)
+from mmjax.models.fusion.projection import ProjectTokens
+from mmjax.models.layers.attention import TransformerBlock, TransformerEncoder
+from mmjax.models.registries import FUSION
+
+Array = jnp.ndarray
+
+
+class CrossModalTransformer(nn.Module):
+  """`num_layers` pre-LN layers attending from target tokens to a source.
+
+  As in MulT, every layer attends to the same (low-level) source tokens.
+
+  Attributes:
+    num_layers: layers.
+    num_heads: attention heads.
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout inside the layers.
+  """
+  num_layers: int
+  num_heads: int
+  mlp_dim: int
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: Array, source: Array, source_mask: Array, *,
+               train: bool) -> Array:
+    """Target `[B, T, D]`, source `[B, S, D]`, bool `[B, S]` -> `[B, T, D]`."""
+    for i in range(self.num_layers):
+      x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
+                           name=f"layer_{i}")(
+                               x, context=source, context_mask=source_mask,
+                               train=train)
+    return x
+
+
+@FUSION.register("cross_attention")
+class CrossAttentionFusion(nn.Module):
+  """Pairwise cross-modal Transformers, then a self-attention per target.
+
+  For every target modality t and every other (source) modality s, a stack of
+  `num_layers` cross-attention layers `t_from_s` takes t's tokens as queries
+  and s's valid tokens as keys/values. The updates the stacks make to t's
+  tokens are concatenated on the feature axis, projected to `dim` (no bias)
+  and added to t's tokens; this is MulT's concatenation of the cross-modal
+  outputs, written residually so that a source with no valid token (e.g. a
+  missing modality) contributes exactly nothing. `num_self_layers`
+  self-attention layers (MulT's per-target Transformer) follow, then a mean
+  over t's valid tokens. The embedding is the mean over the present targets.
+  With a single modality there is no source and the target only goes through
+  the self-attention layers.
+
+  Reference: Tsai et al. 2019, "Multimodal Transformer for Unaligned
+  Multimodal Language Sequences" (MulT).
+
+  Shapes: tokens `{m: [batch, T_m, dim_m]}` -> per target `[batch, T_t, dim]`
+  -> embedding `[batch, dim]`. Sown: `fused_embedding`, `{t}_embedding`
+  `[batch, dim]` per target, and in `t_from_s/layer_i/attention` the
+  attention weights `[batch, heads, T_t, T_s]`.
+
+  Attributes:
+    num_classes: unused (the classifier head is outside the block).
+    dim: model width.
+    num_layers: cross-attention layers per (target, source) pair.
+    num_heads: attention heads (must divide `dim`).
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout inside the Transformer layers.
+    positional_embedding: "learned" or "sinusoidal", per modality.
+    num_self_layers: self-attention layers per target after the fusion.
+  """
+  num_classes: int
+  dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_dim: int = 256
+  dropout_rate: float = 0.0
+  positional_embedding: str = "learned"
+  num_self_layers: int = 1
+
+  @nn.compact
+  def __call__(self, tokens: Mapping[str, Array],
+               token_masks: Mapping[str, Array],
+               present: Mapping[str, Array], *, train: bool) -> FusionOutput:
+    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+    order = modality_order(tokens)
+    x, valid = {}, {}
+    for m in order:
+      x[m], valid[m] = ProjectTokens(self.dim, self.positional_embedding,
+                                     name=f"{m}_projection")(
+                                         tokens[m], token_masks[m], present[m])
+    pooled = []
+    for t in order:
+      updates = []
+      for s in order:
+        if s == t:
+          continue
+        y = CrossModalTransformer(self.num_layers, self.num_heads,
+                                  self.mlp_dim, self.dropout_rate,
+                                  name=f"{t}_from_{s}")(
+                                      x[t], x[s], valid[s], train=train)
+        has_source = valid[s].any(axis=1)[:, None, None]
+        updates.append(jnp.where(has_source, y - x[t], 0.0))
+      h = x[t]
+      if updates:
+        h = h + nn.Dense(self.dim, use_bias=False, name=f"{t}_fuse")(
+            jnp.concatenate(updates, axis=-1))
+      h = TransformerEncoder(self.num_self_layers, self.num_heads,
+                             self.mlp_dim, self.dropout_rate,
+                             name=f"{t}_self")(h, valid[t], train=train)
+      pooled.append(masked_mean(h, valid[t]))
+      self.sow("intermediates", f"{t}_embedding", pooled[-1])
+    embedding = present_mean(pooled, [present[m] for m in order])
+    self.sow("intermediates", "fused_embedding", embedding)
+    return FusionOutput(embedding=embedding)

@@ -1,0 +1,44 @@
+"""Token projection shared by the attention-based fusion blocks."""
+
+from typing import Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mmjax.models.fusion.base import valid_tokens
+from mmjax.models.layers.attention import AddPositionalEmbedding
+
+Array = jnp.ndarray
+
+
+class ProjectTokens(nn.Module):
+  """One modality's valid tokens, projected to a common width with positions.
+
+  Invalid tokens (padding, or a missing modality) are zeroed by
+  `valid_tokens` before the projection; the returned mask tells the caller
+  which tokens may be attended to and pooled.
+
+  Attributes:
+    dim: output width D.
+    positional_embedding: "learned" or "sinusoidal" (`AddPositionalEmbedding`).
+  """
+  dim: int
+  positional_embedding: str = "learned"
+
+  @nn.compact
+  def __call__(self, tokens: Array, token_mask: Array,
+               present: Array) -> Tuple[Array, Array]:
+    """Projects.
+
+    Args:
+      tokens: float `[batch, tokens, dim_m]`.
+      token_mask: bool `[batch, tokens]`.
+      present: float32 `[batch]`.
+
+    Returns:
+      (float `[batch, tokens, dim]`, bool `[batch, tokens]` valid mask).
+    """
+    x, valid = valid_tokens(tokens, token_mask, present)
+    x = nn.Dense(self.dim, name="dense")(x)
+    x = AddPositionalEmbedding(self.positional_embedding, name="position")(x)
+    return x, valid

@@ -1,0 +1,258 @@
+"""The contract every registered fusion block and encoder must keep.
+
+Parametrized over the registries themselves: a newly registered block or
+encoder is tested here with no new test code. Blocks are built from their
+own defaults (`registries.module_defaults`), as a config would build them.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import av_digits
+from mmjax.models import multimodal
+from mmjax.models.fusion.base import FusionOutput
+from mmjax.models.layers import attention
+from mmjax.models.registries import ENCODERS, FUSION
+from mmjax.train import losses
+
+NUM_CLASSES = 3
+BATCH = 4
+# Different widths and token counts per modality; example 1 has padding.
+TOKENS = {"audio": jax.random.normal(jax.random.key(0), (BATCH, 3, 8)),
+          "image": jax.random.normal(jax.random.key(1), (BATCH, 5, 6))}
+MASKS = {"audio": jnp.array([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 0]], bool),
+         "image": jnp.array([[1] * 5, [1, 1, 1, 0, 0], [1] * 5, [1] * 5], bool)}
+ALL_PRESENT = {m: jnp.ones(BATCH) for m in TOKENS}
+# Audio missing in examples 2 and 3.
+AUDIO_MISSING = {"audio": jnp.array([1.0, 1.0, 0.0, 0.0]), "image": jnp.ones(BATCH)}
+
+FUSION_NAMES = list(FUSION.names())
+ENCODER_NAMES = list(ENCODERS.names())
+
+
+def make_block(name):
+  return FUSION.get(name)(num_classes=NUM_CLASSES)
+
+
+def init_block(block, tokens=TOKENS, masks=MASKS, present=ALL_PRESENT):
+  return jax.jit(lambda t, m, p: block.init(jax.random.key(2), t, m, p,
+                                            train=False))(tokens, masks, present)
+
+
+@functools.lru_cache(maxsize=None)
+def jit_apply(name):
+  """The block's apply (train=False), jitted once per block: eager Flax
+  dispatches op by op and is far slower on CPU for these tests."""
+  block = make_block(name)
+  return jax.jit(lambda v, t, m, p: block.apply(v, t, m, p, train=False))
+
+
+def outputs(out: FusionOutput):
+  """The arrays a block's user sees: embedding and, if set, logits."""
+  return [out.embedding] + ([] if out.logits is None else [out.logits])
+
+
+def assert_outputs_close(a: FusionOutput, b: FusionOutput, rows=slice(None),
+                         atol=1e-5):
+  for x, y in zip(outputs(a), outputs(b)):
+    np.testing.assert_allclose(x[rows], y[rows], atol=atol, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_output_shapes_and_sown_embedding(name):
+  block = make_block(name)
+  variables = init_block(block)
+  out, state = jax.jit(lambda v: block.apply(
+      v, TOKENS, MASKS, ALL_PRESENT, train=False, mutable=["intermediates"]))(
+          variables)
+  assert isinstance(out, FusionOutput)
+  assert out.embedding.ndim == 2 and out.embedding.shape[0] == BATCH
+  assert np.isfinite(out.embedding).all()
+  if out.logits is not None:
+    assert out.logits.shape == (BATCH, NUM_CLASSES)
+  if out.modality_logits is not None:
+    assert sorted(out.modality_logits) == sorted(TOKENS)
+    for logits in out.modality_logits.values():
+      assert logits.shape == (BATCH, NUM_CLASSES)
+  sown = state["intermediates"]["fused_embedding"]
+  np.testing.assert_array_equal(sown[0], out.embedding)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_under_jit_matches_eager(name):
+  block = make_block(name)
+  variables = init_block(block)
+  eager = block.apply(variables, TOKENS, MASKS, AUDIO_MISSING, train=False)
+  jitted = jax.jit(lambda v, t, m, p: block.apply(v, t, m, p, train=False))(
+      variables, TOKENS, MASKS, AUDIO_MISSING)
+  assert_outputs_close(eager, jitted)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_masked_content_cannot_leak(name):
+  """Missing modalities and padded tokens: any content, even NaN, is ignored,
+  in the output and in the gradients; real content is not."""
+  block, apply = make_block(name), jit_apply(name)
+  variables = init_block(block)
+  reference = apply(variables, TOKENS, MASKS, AUDIO_MISSING)
+  invalid = {m: ~(MASKS[m] & (AUDIO_MISSING[m][:, None] > 0))[..., None]
+             for m in TOKENS}
+  poisoned = {m: jnp.where(invalid[m], jnp.nan, TOKENS[m]) for m in TOKENS}
+  out = apply(variables, poisoned, MASKS, AUDIO_MISSING)
+  for x in outputs(out):
+    assert np.isfinite(x).all()
+  assert_outputs_close(out, reference)
+
+  def loss(v):
+    o = block.apply(v, poisoned, MASKS, AUDIO_MISSING, train=False)
+    return sum(jnp.sum(x) for x in outputs(o))
+  grads = jax.jit(jax.grad(loss))(variables)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+  # The same change to valid content does change the output (the test can fail).
+  changed = {m: jnp.where(invalid[m], TOKENS[m], TOKENS[m] * 3.0 + 1.0)
+             for m in TOKENS}
+  out = apply(variables, changed, MASKS, AUDIO_MISSING)
+  assert not np.allclose(outputs(out)[0], outputs(reference)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_missing_modality_is_ignored_per_example(name):
+  """Changing audio changes the examples that have it, and only those."""
+  block, apply = make_block(name), jit_apply(name)
+  variables = init_block(block)
+  reference = apply(variables, TOKENS, MASKS, AUDIO_MISSING)
+  other_audio = dict(TOKENS, audio=TOKENS["audio"] * -2.0 + 0.5)
+  out = apply(variables, other_audio, MASKS, AUDIO_MISSING)
+  assert_outputs_close(out, reference, rows=slice(2, 4))
+  assert not np.allclose(out.embedding[:2], reference.embedding[:2], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_with_one_modality_and_with_none_present(name):
+  block = make_block(name)
+  only = {k: {"image": v["image"]} for k, v in
+          (("t", TOKENS), ("m", MASKS), ("p", ALL_PRESENT))}
+  variables = init_block(block, only["t"], only["m"], only["p"])
+  out = jit_apply(name)(variables, only["t"], only["m"], only["p"])
+  assert out.embedding.shape[0] == BATCH
+  assert np.isfinite(out.embedding).all()
+
+  variables = init_block(block)
+  none = {m: jnp.zeros(BATCH) for m in TOKENS}
+  out = jit_apply(name)(variables, TOKENS, MASKS, none)
+  for x in outputs(out):
+    assert np.isfinite(x).all()
+
+
+def reference_attend(query, key, value, key_mask):
+  """Straightforward softmax attention with einsum (the reference)."""
+  logits = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(query.shape[-1])
+  logits = jnp.where(key_mask[:, None, None, :], logits, -1e30)
+  weights = jax.nn.softmax(logits, axis=-1)
+  value = jnp.where(key_mask[:, :, None, None], value, 0.0)
+  out = jnp.einsum("bnts,bsnh->btnh", weights, value)
+  return jnp.where(key_mask.any(axis=1)[:, None, None, None], out, 0.0)
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_attention_agrees_with_einsum_reference(name, monkeypatch):
+  """Attention blocks give the same output with `jax.nn.dot_product_attention`
+  replaced by the einsum reference (blocks without attention trivially so)."""
+  block = make_block(name)
+  variables = init_block(block)
+  fused = jit_apply(name)(variables, TOKENS, MASKS, AUDIO_MISSING)
+  monkeypatch.setattr(attention, "attend", reference_attend)
+  # A fresh trace, so that the patched function is the one compiled.
+  reference = jax.jit(lambda v, t, m, p: block.apply(v, t, m, p, train=False))(
+      variables, TOKENS, MASKS, AUDIO_MISSING)
+  assert_outputs_close(fused, reference)
+
+
+def tiny_model(fusion_name):
+  config = av_digits.get_config(f"fusion={fusion_name}")
+  config.model.encoders.image.features = (4,)
+  config.model.encoders.audio.features = (4,)
+  return multimodal.build_model(config)
+
+
+MODEL_BATCH = {
+    "image": jax.random.uniform(jax.random.key(3), (2, 28, 28, 1)),
+    "audio": jax.random.normal(jax.random.key(4), (2, 1600)) * 0.1,
+    "label": jnp.array([1, 2]),
+}
+
+
+@pytest.mark.parametrize("name", FUSION_NAMES)
+def test_fusion_gradient_reaches_every_encoder(name):
+  model = tiny_model(name)
+  variables = jax.jit(lambda b: model.init(jax.random.key(0), b, train=False))(
+      MODEL_BATCH)
+
+  def loss(params):
+    logits = model.apply({**variables, "params": params}, MODEL_BATCH,
+                         train=True, rngs={"dropout": jax.random.key(5),
+                                           "augment": jax.random.key(6)})
+    return losses.cross_entropy(logits, MODEL_BATCH["label"]).mean()
+  grads = jax.jit(jax.grad(loss))(variables["params"])
+  for m in ("image", "audio"):
+    norm = float(jnp.sqrt(sum(jnp.sum(g ** 2) for g in
+                              jax.tree.leaves(grads[f"{m}_encoder"]))))
+    assert norm > 0.0 and np.isfinite(norm), (m, norm)
+
+
+def encoder_input(cls):
+  if cls.modality == "image":
+    return jax.random.uniform(jax.random.key(7), (2, 28, 28, 1))
+  if cls.modality == "audio":
+    return jax.random.normal(jax.random.key(8), (2, 1600)) * 0.1
+  raise AssertionError(f"no test input for modality {cls.modality!r}")
+
+
+def make_encoder(name):
+  config = av_digits.encoder_config(name).to_dict()
+  config.pop("name")
+  return ENCODERS.get(name)(**config)
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_tokens_mask_jit_and_gradients(name):
+  encoder = make_encoder(name)
+  x = encoder_input(type(encoder))
+  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
+  tokens, mask = encoder.apply(variables, x, train=False)
+  assert tokens.ndim == 3 and tokens.shape[0] == 2 and tokens.dtype == jnp.float32
+  assert mask.shape == tokens.shape[:2] and mask.dtype == jnp.bool_
+  assert np.isfinite(tokens).all()
+  jitted, _ = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(variables, x)
+  np.testing.assert_allclose(jitted, tokens, atol=1e-5, rtol=1e-5)
+
+  def loss(params):
+    out, _ = encoder.apply({**variables, "params": params}, x, train=True,
+                           rngs={"dropout": jax.random.key(1),
+                                 "augment": jax.random.key(2)},
+                           mutable=["batch_stats"])
+    return jnp.sum(out[0] * jnp.arange(out[0].shape[-1]))
+  grads = jax.jit(jax.grad(loss))(variables["params"])
+  flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+  dead = [jax.tree_util.keystr(path) for path, g in flat
+          if not np.any(np.asarray(g))]
+  assert not dead, f"parameters without gradient: {dead}"
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_examples_are_independent_at_evaluation(name):
+  """An example's tokens do not depend on the rest of the batch (train=False)."""
+  encoder = make_encoder(name)
+  x = encoder_input(type(encoder))
+  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
+  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  tokens, _ = apply(variables, x)
+  other = x.at[1].set(x[1] * 5.0 + 0.3)
+  changed, _ = apply(variables, other)
+  np.testing.assert_allclose(changed[0], tokens[0], atol=1e-5, rtol=1e-5)
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)

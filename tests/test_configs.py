@@ -1,0 +1,86 @@
+"""Every config in configs/: its arguments, its keys, and a smoke run.
+
+Each config file is trained for a few steps on the real data through the
+one train loop; every registered fusion block and encoder can be named in
+the config-file argument and gets its defaults as config keys.
+"""
+
+import importlib
+import pathlib
+
+import pytest
+
+from configs import av_digits, base
+from mmjax.models.multimodal import build_model
+from mmjax.models.registries import ENCODERS, FUSION, module_defaults
+from mmjax.train import loop
+from tests.train.conftest import TINY_OVERRIDES
+
+CONFIG_FILES = sorted(p.stem for p in (
+    pathlib.Path(__file__).resolve().parents[1] / "configs").glob("*.py")
+    if p.stem not in ("__init__", "base"))
+
+
+def test_parse_arg():
+  assert base.parse_arg(None, fusion="a", image="b") == {"fusion": "a", "image": "b"}
+  assert base.parse_arg("x", fusion="a", image="b") == {"fusion": "x", "image": "b"}
+  assert base.parse_arg("image=c,fusion=d", fusion="a", image="b") == {
+      "fusion": "d", "image": "c"}
+  with pytest.raises(ValueError, match="unknown key 'audo'"):
+    base.parse_arg("audo=x", fusion="a")
+
+
+@pytest.mark.parametrize("name", list(FUSION.names()))
+def test_every_fusion_block_is_a_config(name):
+  c = av_digits.get_config(f"fusion={name}")
+  keys = set(c.model.fusion) - {"name"}
+  assert keys == set(module_defaults(FUSION.get(name)))
+  build_model(c)
+  with pytest.raises(AttributeError):  # locked: unknown keys are errors
+    c.model.fusion.not_an_attribute = 1
+
+
+@pytest.mark.parametrize("name", list(ENCODERS.names()))
+def test_every_encoder_is_a_config(name):
+  modality = ENCODERS.get(name).modality
+  c = av_digits.get_config(f"{modality}={name}")
+  assert c.model.encoders[modality].name == name
+  assert set(c.model.encoders[modality]) - {"name"} == set(
+      module_defaults(ENCODERS.get(name)))
+  build_model(c)
+
+
+# Tiny sizes per config file, on top of the tiny training recipe.
+TINY_MODELS = {
+    "av_digits": {},
+    "av_digits_transformer": {
+        "model.encoders.image.hidden_dim": 16, "model.encoders.image.mlp_dim": 32,
+        "model.encoders.image.num_layers": 1,
+        "model.encoders.image.patch_size": (7, 7),
+        "model.encoders.audio.hidden_dim": 16, "model.encoders.audio.mlp_dim": 32,
+        "model.encoders.audio.num_layers": 1,
+        "model.fusion.dim": 16, "model.fusion.mlp_dim": 32,
+        "model.fusion.num_layers": 1},
+}
+
+
+@pytest.mark.parametrize("config_file", CONFIG_FILES)
+def test_every_config_file_trains(config_file, prepared_data_dir, tmp_path):
+  assert config_file in TINY_MODELS, (
+      f"configs/{config_file}.py has no tiny settings in TINY_MODELS")
+  c = importlib.import_module(f"configs.{config_file}").get_config()
+  overrides = {k: v for k, v in TINY_OVERRIDES.items()
+               if not k.startswith("model.")}
+  overrides.update(TINY_MODELS[config_file])
+  overrides.update({"data.data_dir": str(prepared_data_dir),
+                    "num_train_steps": 4, "eval_splits": ("test",)})
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  results = loop.train_and_evaluate(c, str(tmp_path))
+  assert results["test"]["num_examples"] == 2000
+  assert 0.0 <= results["test"]["accuracy"] <= 1.0
+  assert (tmp_path / "checkpoints" / "4").is_dir()
