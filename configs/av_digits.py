@@ -79,7 +79,9 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   c.model.num_classes = 10
   c.model.encoders = ml_collections.ConfigDict(
       {m: encoder_config(names[m]) for m in ("image", "audio")})
-  c.model.fusion = module_config(FUSION, names["fusion"], dropout_rate=0.2)
+  c.model.fusion = module_config(FUSION, names["fusion"])
+  if "dropout_rate" in c.model.fusion:
+    c.model.fusion.dropout_rate = 0.2
 
   base.training_recipe(c)
   c.lock()

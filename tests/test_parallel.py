@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmjax import parallel
-from tests.train.conftest import TINY_OVERRIDES, as_flags
+from tests.train.conftest import as_flags, tiny_overrides
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,14 +30,21 @@ def test_batch_size_must_divide_over_devices(monkeypatch):
     parallel.local_batch_size(12)
 
 
+# A BatchNorm ResNet image encoder: its batch statistics must be those of the
+# global batch, not of each device's shard, for 8 devices to train like 1.
+CONFIG_ARG = "image=resnet"
+
+
 def run_launch(workdir, data_dir, devices):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  overrides = dict(TINY_OVERRIDES, num_train_steps=6, log_every_steps=1,
-                   eval_every_steps=100, checkpoint_every_steps=100)
+  overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=6,
+                   log_every_steps=1, eval_every_steps=100,
+                   checkpoint_every_steps=100)
   overrides["data.data_dir"] = str(data_dir)
-  cmd = [sys.executable, "launch.py", "--config", "configs/av_digits.py",
-         "--workdir", str(workdir), *as_flags(overrides)]
+  cmd = [sys.executable, "launch.py", "--config",
+         f"configs/av_digits.py:{CONFIG_ARG}", "--workdir", str(workdir),
+         *as_flags(overrides)]
   proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]

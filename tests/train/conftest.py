@@ -21,6 +21,27 @@ TINY_OVERRIDES = {
 }
 
 
+# The image encoder as a tiny ResNet with BatchNorm: statistics in the
+# train_state (`configs/av_digits.py:image=resnet`).
+TINY_RESNET_BATCHNORM = {
+    "model.encoders.image.stage_sizes": (1, 1),
+    "model.encoders.image.width": 8,
+    "model.encoders.image.norm": "batch",
+    "model.encoders.image.embed_dim": 32,
+}
+
+
+def tiny_overrides(arg=None):
+  """TINY_OVERRIDES for `get_config(arg)`; "image=resnet" swaps in a tiny
+  BatchNorm ResNet for the image CNN's keys."""
+  overrides = dict(TINY_OVERRIDES)
+  if arg and "image=resnet" in arg:
+    overrides = {k: v for k, v in overrides.items()
+                 if not k.startswith("model.encoders.image.")}
+    overrides.update(TINY_RESNET_BATCHNORM)
+  return overrides
+
+
 def as_flags(overrides):
   """`--config.<key>=<value>` arguments; strings go in raw (no quotes), as
   config_flags would keep quotes as part of the value."""
@@ -29,9 +50,9 @@ def as_flags(overrides):
 
 @pytest.fixture
 def tiny_config(prepared_data_dir):
-  def make(**overrides):
-    c = av_digits.get_config()
-    for key, value in {**TINY_OVERRIDES, "data.data_dir": str(prepared_data_dir),
+  def make(arg=None, **overrides):
+    c = av_digits.get_config(arg)
+    for key, value in {**tiny_overrides(arg), "data.data_dir": str(prepared_data_dir),
                        **overrides}.items():
       *parents, leaf = key.split(".")
       node = c

@@ -80,7 +80,8 @@ class Interrupt(Exception):
 
 
 def test_interrupted_run_resumes_to_the_same_state(tiny_config, tmp_path, monkeypatch):
-  config = tiny_config(eval_splits=("test",))
+  # A BatchNorm ResNet, so that the train_state carries batch statistics.
+  config = tiny_config("image=resnet", eval_splits=("test",))
   loop.train_and_evaluate(config, tmp_path / "uninterrupted")
   reference = restore(tmp_path / "uninterrupted", config)
 
@@ -105,9 +106,14 @@ def test_interrupted_run_resumes_to_the_same_state(tiny_config, tmp_path, monkey
   assert info["resumed_from_step"] == 8 and info["steps"] == 12
   assert int(resumed.step) == int(reference.step) == 12
   # Same data order, dropout and optimizer state after the resume: on CPU the
-  # resumed run reproduces the uninterrupted one exactly (Adam moments too).
+  # resumed run reproduces the uninterrupted one exactly (Adam moments and
+  # BatchNorm statistics too).
+  assert jax.tree.leaves(resumed.batch_stats)
+  assert not np.allclose(jax.tree.leaves(resumed.batch_stats)[0],
+                         jax.tree.leaves(at_crash.batch_stats)[0])
   for name, a, b in [("params", reference.params, resumed.params),
-                     ("opt_state", reference.opt_state, resumed.opt_state)]:
+                     ("opt_state", reference.opt_state, resumed.opt_state),
+                     ("batch_stats", reference.batch_stats, resumed.batch_stats)]:
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
   # The optimizer state was restored, not re-initialised: Adam's step count
