@@ -56,3 +56,25 @@ def test_evaluate_without_checkpoint(tmp_path):
   proc = launch("--workdir", str(tmp_path), "--mode=evaluate")
   assert proc.returncode != 0 and "Traceback" not in proc.stderr
   assert "no checkpoints in" in proc.stderr and "train first" in proc.stderr
+
+
+def test_fusion_key_of_another_block_names_the_config_argument(tmp_path):
+  proc = launch("--workdir", str(tmp_path / "w"), "--config.model.fusion.num_heads=2")
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert "unknown config key 'num_heads'" in proc.stderr
+  assert "--config=configs/av_digits.py:fusion=cross_attention" in proc.stderr
+  assert not (tmp_path / "w").exists()
+
+
+def test_block_hyperparameters_from_the_command_line(tmp_path):
+  """A block chosen in the config argument exposes its attributes as keys."""
+  proc = subprocess.run(
+      [sys.executable, "launch.py", "--config",
+       "configs/av_digits.py:fusion=cross_attention", "--workdir",
+       str(tmp_path / "w"), "--config.model.fusion.num_heads=3",
+       f"--config.data.manual_dir={tmp_path / 'nowhere'}"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  # The key was accepted; the run stopped at the (missing) data, not the key.
+  assert "unknown config key" not in proc.stderr
+  assert "t10k-first8000-images-idx3-ubyte.gz" in proc.stderr

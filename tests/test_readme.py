@@ -28,7 +28,7 @@ def example_block():
     contract.test_fusion_masked_content_cannot_leak,
     contract.test_fusion_missing_modality_is_ignored_per_example,
     contract.test_fusion_with_one_modality_and_with_none_present,
-    contract.test_fusion_gradient_reaches_every_encoder,
+    contract.test_fusion_gradient_reaches_every_modality,
 ], ids=lambda f: f.__name__)
 def test_readme_block_passes_the_contract(example_block, check):
   check(example_block)
