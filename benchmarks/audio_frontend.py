@@ -1,92 +1,133 @@
-"""Times the jitted JAX log-mel + MFCC front end against librosa in a loop.
+"""The JAX log-mel and MFCC front end against librosa's batched call, on real
+FSDD recordings.
 
-  python benchmarks/audio_frontend.py --batch 64 --seconds 1.0 --repeats 5
+A batch of `--batch` FSDD clips (the first ones in sorted file order,
+centre-cropped or zero-padded to 1 s at 8 kHz), the av_digits front end
+settings (configs/av_digits.py AUDIO_FRONTEND; `--n_mfcc` coefficients).
+JAX: one jitted call computing log-mel and MFCC. librosa: one batched
+`melspectrogram` on the `[batch, samples]` array, `power_to_db` with the
+80 dB floor taken per clip (as the JAX front end does), batched `mfcc`.
+Prints clips/s (median, min, max over `--repeats` runs after warm-up), the
+ratio, the maximum absolute difference of the log-mel (dB) and MFCC, and
+one JSON line.
+
+  python benchmarks/audio_frontend.py --write_results
 """
 
 import argparse
+import json
 from pathlib import Path
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import librosa
 import numpy as np
+import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from configs.av_digits import AUDIO_FRONTEND  # noqa: E402
 from mmjax.models.layers import audio_frontend  # noqa: E402
+import timing  # noqa: E402
+
+FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 
 
-def parse_args():
-  parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--seconds", type=float, default=1.0)
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--sample_rate", type=int, default=8000)
-  parser.add_argument("--n_fft", type=int, default=256)
-  parser.add_argument("--hop_length", type=int, default=80)
-  parser.add_argument("--n_mels", type=int, default=40)
-  parser.add_argument("--n_mfcc", type=int, default=20)
-  return parser.parse_args()
+def load_clips(n: int, samples: int) -> np.ndarray:
+  """`[n, samples]` float32: the first n FSDD recordings, centre-cropped or
+  zero-padded (centred) to `samples`.
 
-
-def make_jax_fn(args):
-  dct = audio_frontend.dct_matrix(args.n_mels, args.n_mfcc)
-
-  @jax.jit
-  def features(waveform):
-    log_spec = audio_frontend.log_mel(waveform, args.sample_rate, args.n_fft,
-                                      args.hop_length, args.n_mels)
-    return log_spec, jnp.matmul(log_spec, dct,
-                                precision=jax.lax.Precision.HIGHEST)
-
-  return lambda x: jax.block_until_ready(features(x))
-
-
-def make_librosa_fn(args):
-  def features(batch):
-    out = []
-    for y in batch:
-      mel = librosa.feature.melspectrogram(
-          y=y, sr=args.sample_rate, n_fft=args.n_fft,
-          hop_length=args.hop_length, n_mels=args.n_mels)
-      log_spec = librosa.power_to_db(mel)
-      out.append((log_spec, librosa.feature.mfcc(S=log_spec,
-                                                 n_mfcc=args.n_mfcc)))
-    return out
-
-  return features
-
-
-def median_seconds(fn, x, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn(x)
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  Raises:
+    SystemExit: naming the folder when the recordings are missing.
+  """
+  files = sorted(FSDD.glob("*.wav"))[:n]
+  if len(files) < n:
+    raise SystemExit(f"need {n} FSDD recordings in {FSDD}, found "
+                     f"{len(files)} (see ../shared/data/README.md)")
+  out = np.zeros((n, samples), np.float32)
+  for i, f in enumerate(files):
+    y, _ = sf.read(f, dtype="float32")
+    if len(y) >= samples:
+      start = (len(y) - samples) // 2
+      out[i] = y[start:start + samples]
+    else:
+      start = (samples - len(y)) // 2
+      out[i, start:start + len(y)] = y
+  return out
 
 
 def main():
-  args = parse_args()
-  samples = int(args.seconds * args.sample_rate)
-  rng = np.random.default_rng(0)
-  batch = (0.1 * rng.standard_normal((args.batch, samples))).astype(np.float32)
-  jax_fn, librosa_fn = make_jax_fn(args), make_librosa_fn(args)
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch", type=int, default=256)
+  parser.add_argument("--repeats", type=int, default=7)
+  parser.add_argument("--n_mfcc", type=int, default=20)
+  parser.add_argument("--write_results", action="store_true")
+  args = parser.parse_args()
+  p = {k: AUDIO_FRONTEND[k] for k in ("sample_rate", "n_fft", "hop_length",
+                                      "n_mels")}
+  clips = load_clips(args.batch, p["sample_rate"])
+  dct = audio_frontend.dct_matrix(p["n_mels"], args.n_mfcc)
 
-  start = time.perf_counter()
-  jax_fn(jnp.asarray(batch))
-  compile_s = time.perf_counter() - start
-  librosa_fn(batch)  # Warms librosa's filterbank cache.
-  jax_s = median_seconds(jax_fn, jnp.asarray(batch), args.repeats)
-  librosa_s = median_seconds(librosa_fn, batch, args.repeats)
+  @jax.jit
+  def jax_features(waveform):
+    log_spec = audio_frontend.log_mel(waveform, **p)
+    return log_spec, jnp.matmul(log_spec, dct,
+                                precision=jax.lax.Precision.HIGHEST)
 
-  print(f"backend={jax.default_backend()} batch={args.batch} "
-        f"samples={samples} repeats={args.repeats} (median)")
-  print(f"jax first call (compile + run): {compile_s * 1e3:.1f} ms")
-  print(f"jax jitted:    {jax_s * 1e3:.2f} ms")
-  print(f"librosa loop:  {librosa_s * 1e3:.2f} ms")
-  print(f"librosa / jax: {librosa_s / jax_s:.2f}x")
+  def librosa_features(waveform):
+    mel = librosa.feature.melspectrogram(
+        y=waveform, sr=p["sample_rate"], n_fft=p["n_fft"],
+        hop_length=p["hop_length"], n_mels=p["n_mels"])
+    log_spec = librosa.power_to_db(mel, top_db=None)
+    log_spec = np.maximum(log_spec,
+                          log_spec.max(axis=(1, 2), keepdims=True) - 80.0)
+    return log_spec, librosa.feature.mfcc(S=log_spec, n_mfcc=args.n_mfcc)
+
+  device_clips = jnp.asarray(clips)
+  jax_s = timing.measure(
+      lambda: jax.block_until_ready(jax_features(device_clips)), 2,
+      args.repeats)
+  librosa_s = timing.measure(lambda: librosa_features(clips), 1, args.repeats)
+  jax_log_mel, jax_mfcc = (np.asarray(a) for a in jax_features(device_clips))
+  ref_log_mel, ref_mfcc = librosa_features(clips)
+  log_mel_diff = float(np.abs(jax_log_mel - ref_log_mel.transpose(0, 2, 1)).max())
+  mfcc_diff = float(np.abs(jax_mfcc - ref_mfcc.transpose(0, 2, 1)).max())
+  jax_rate = timing.summary([args.batch / s for s in jax_s], "clips/s")
+  librosa_rate = timing.summary([args.batch / s for s in librosa_s], "clips/s")
+  ratio = jax_rate["median"] / librosa_rate["median"]
+  print(f"{args.batch} FSDD clips of 1 s, {p}, n_mfcc={args.n_mfcc}, "
+        f"{jax.default_backend()}:")
+  print(f"  JAX (jit):        {timing.format_summary(jax_rate)}")
+  print(f"  librosa (batched): {timing.format_summary(librosa_rate)}")
+  print(f"  JAX / librosa: {ratio:.1f}x; max |diff| log-mel {log_mel_diff:.2e}"
+        f" dB, MFCC {mfcc_diff:.2e}")
+  print(json.dumps({"benchmark": "audio_frontend", "batch": args.batch,
+                    "jax": jax_rate, "librosa": librosa_rate,
+                    "ratio": round(ratio, 2),
+                    "max_abs_diff_log_mel_db": log_mel_diff,
+                    "max_abs_diff_mfcc": mfcc_diff,
+                    "platform": jax.default_backend()}))
+  if args.write_results:
+    timing.write_section("audio_frontend", "\n".join([
+        "## Audio front end: JAX log-mel + MFCC vs librosa",
+        "",
+        f"`python benchmarks/audio_frontend.py --write_results` on "
+        f"{timing.machine()}, jax {jax.__version__} ({jax.default_backend()})"
+        f", librosa {librosa.__version__}: {args.batch} real FSDD clips of "
+        f"1 s, {p}, n_mfcc={args.n_mfcc}.",
+        "",
+        "| implementation | median clips/s | min | max |",
+        "|---|---|---|---|",
+        f"| JAX, jitted | {jax_rate['median']:g} | {jax_rate['min']:g} | "
+        f"{jax_rate['max']:g} |",
+        f"| librosa, batched call | {librosa_rate['median']:g} | "
+        f"{librosa_rate['min']:g} | {librosa_rate['max']:g} |",
+        "",
+        f"JAX / librosa: **{ratio:.1f}x**. Maximum absolute difference: "
+        f"log-mel {log_mel_diff:.2e} dB, MFCC {mfcc_diff:.2e}.",
+    ]))
 
 
 if __name__ == "__main__":

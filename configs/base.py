@@ -58,6 +58,9 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.optimizer.end_learning_rate_factor = 0.01
   c.optimizer.grad_clip_norm = 1.0
   c.label_smoothing = 0.0
+  # Activation / matmul dtype of the steps: "float32", or "bfloat16" on
+  # accelerators (parameters and optimizer state stay float32).
+  c.dtype = "float32"
 
   c.batch_size = 64  # global batch size, over all devices and hosts
   c.eval_batch_size = 200

@@ -7,8 +7,10 @@ runs on 1 CPU, 8 forced host devices
 processes joined by `jax.distributed`, or a TPU pod.
 """
 
+import collections
+import itertools
 import os
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
 import jax
 import numpy as np
@@ -88,3 +90,26 @@ def to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> Any:
   sharding = data_sharding(mesh)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
+
+
+def prefetch_to_device(batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
+                       size: int = 2) -> Iterator[Any]:
+  """Yields `to_global(batch, mesh)` for each batch, `size` batches ahead.
+
+  Host-to-device transfers are asynchronous in JAX: starting the transfer
+  of the next batches before the current step is consumed overlaps the
+  copy with the step's computation (as `flax.jax_utils.prefetch_to_device`,
+  for sharded global arrays).
+  """
+  queue = collections.deque()
+  batches = iter(batches)
+
+  def enqueue(n):
+    for batch in itertools.islice(batches, n):
+      queue.append(to_global(batch, mesh))
+
+  enqueue(size)
+  while queue:
+    batch = queue.popleft()
+    enqueue(1)
+    yield batch

@@ -24,6 +24,24 @@ def test_mesh_and_global_batch():
   np.testing.assert_array_equal(batch["x"], np.arange(8.0).reshape(8, 1))
 
 
+def test_prefetch_to_device_keeps_order_and_places_batches():
+  mesh = parallel.make_mesh()
+  host = [{"x": np.full((8, 2), i, np.float32)} for i in range(5)]
+  consumed = []
+
+  def source():
+    for i, b in enumerate(host):
+      consumed.append(i)
+      yield b
+
+  stream = parallel.prefetch_to_device(source(), mesh, size=2)
+  first = next(stream)
+  assert consumed == [0, 1, 2]  # the next 2 batches are already on the way
+  got = [first] + list(stream)
+  assert [int(b["x"][0, 0]) for b in got] == [0, 1, 2, 3, 4]
+  assert all(b["x"].sharding == parallel.data_sharding(mesh) for b in got)
+
+
 def test_batch_size_must_divide_over_devices(monkeypatch):
   monkeypatch.setattr(jax, "device_count", lambda: 8)
   with pytest.raises(ValueError, match="config.batch_size=12.*divisible.*8"):

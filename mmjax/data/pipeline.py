@@ -10,6 +10,7 @@ resumed run sees the same batches as an uninterrupted one.
 """
 
 import math
+import os
 from typing import Dict, Iterator, Mapping, Sequence, Tuple
 
 import jax
@@ -28,9 +29,10 @@ Batch = Dict[str, np.ndarray]
 
 
 def _options() -> tf.data.Options:
+  """Deterministic order; a thread pool of one thread per usable core."""
   options = tf.data.Options()
   options.deterministic = True
-  options.threading.private_threadpool_size = 2
+  options.threading.private_threadpool_size = len(os.sched_getaffinity(0))
   return options
 
 

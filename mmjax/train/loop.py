@@ -50,7 +50,8 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
-  eval_step = steps.make_eval_step(mesh, config.model.num_classes)
+  eval_step = steps.make_eval_step(mesh, config.model.num_classes,
+                                   config.dtype)
   evaluator = evaluate.SplitEvaluator(builder, config, mesh, eval_step)
   return mesh, builder, state, manager, evaluator
 
@@ -71,7 +72,7 @@ def _save_config(config, workdir: pathlib.Path) -> None:
 
 
 def _train(config, state, batches, train_step, evaluator, manager, writer,
-           mesh, start: int):
+           start: int):
   """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints.
 
   Returns the final train_state and the training throughput in examples/s,
@@ -83,7 +84,7 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
   bar = tqdm(total=config.num_train_steps, initial=start, unit="step",
              disable=not writers.is_chief(), mininterval=2.0, dynamic_ncols=True)
   for step in range(start + 1, config.num_train_steps + 1):
-    state, step_metrics = train_step(state, parallel.to_global(next(batches), mesh))
+    state, step_metrics = train_step(state, next(batches))
     if t_first is None:
       jax.block_until_ready(step_metrics)
       t_first = time.perf_counter()
@@ -145,16 +146,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
   train_step = steps.make_train_step(mesh, seed=config.seed,
                                      label_smoothing=config.label_smoothing,
-                                     schedule=schedule)
-  batches = pipeline.train_batches(
+                                     schedule=schedule, dtype=config.dtype)
+  batches = parallel.prefetch_to_device(pipeline.train_batches(
       builder, "train", modalities=config.modalities, pp=config.pp_train,
-      global_batch_size=config.batch_size, seed=config.seed, start_step=start)
+      global_batch_size=config.batch_size, seed=config.seed, start_step=start),
+                                         mesh)
   writer = writers.MetricWriter(workdir)
   class_names = builder.info.features["label"].names
 
   try:
     state, throughput = _train(config, state, batches, train_step, evaluator,
-                               manager, writer, mesh, start)
+                               manager, writer, start)
   finally:
     manager.wait_until_finished()  # a pending save completes even on error
   t_train = time.perf_counter() - t_start - t_data

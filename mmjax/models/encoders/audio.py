@@ -53,13 +53,14 @@ class SpectrogramEncoder(nn.Module):
         "augment" rng (`apply(..., rngs={"augment": key})`).
 
     Returns:
-      float32 `[batch, frames, n_features]`, frames = 1 + samples //
+      `[batch, frames, n_features]` in the waveform's dtype (the front end
+      and the standardisation compute in float32), frames = 1 + samples //
       hop_length (even n_fft), n_features = n_mels (log_mel) or n_mfcc.
     """
     spec = AudioFrontEnd(**dict(self.frontend or {}))(waveform)
     mean = spec.mean(axis=(1, 2), keepdims=True)
     std = spec.std(axis=(1, 2), keepdims=True)
-    spec = (spec - mean) / (std + 1e-5)
+    spec = ((spec - mean) / (std + 1e-5)).astype(waveform.dtype)
     if train and (self.freq_masks > 0 or self.time_masks > 0):
       spec = spec_augment(
           self.make_rng("augment"), spec, num_freq_masks=self.freq_masks,

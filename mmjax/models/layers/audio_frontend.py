@@ -119,8 +119,30 @@ def stft(waveform: jax.Array,
   waveform = waveform.astype(jnp.float32)
   if center:
     waveform = jnp.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)))
-  frames = waveform[:, _frame_indices(waveform.shape[1], n_fft, hop_length)]
-  return jnp.fft.rfft(frames * window, axis=-1)
+  return jnp.fft.rfft(frame(waveform, n_fft, hop_length) * window, axis=-1)
+
+
+def frame(waveform: jax.Array, n_fft: int, hop_length: int) -> jax.Array:
+  """Overlapping frames `[batch, frames, n_fft]` of `[batch, samples]`, as
+  `librosa.util.frame` (frames = 1 + (samples - n_fft) // hop_length).
+
+  When hop_length divides n_fft the frames are `n_fft / hop_length` shifted
+  views of the signal cut into hop-length chunks, concatenated: slices and a
+  reshape, which XLA compiles to copies, instead of a gather.
+
+  Raises:
+    ValueError: if the signal is shorter than n_fft.
+  """
+  n_samples = waveform.shape[1]
+  indices = _frame_indices(n_samples, n_fft, hop_length)
+  if n_fft % hop_length:
+    return waveform[:, indices]
+  n_frames, per_frame = indices.shape[0], n_fft // hop_length
+  n_chunks = n_frames + per_frame - 1
+  chunks = waveform[:, :n_chunks * hop_length].reshape(
+      waveform.shape[0], n_chunks, hop_length)
+  return jnp.concatenate(
+      [chunks[:, k:k + n_frames] for k in range(per_frame)], axis=-1)
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:

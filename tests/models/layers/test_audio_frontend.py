@@ -199,3 +199,25 @@ def test_mfcc_rejects_too_many_coefficients():
   with pytest.raises(ValueError, match="n_mfcc=20"):
     audio_frontend.mfcc(jnp.zeros((1, 1000)), 8000, 256, 80, n_mels=10,
                         n_mfcc=20)
+
+
+@pytest.mark.parametrize("n_samples,n_fft,hop_length", [
+    (8256, 256, 128),  # hop divides n_fft: the slice-and-reshape path
+    (8256, 256, 64),
+    (8256, 256, 80),  # does not: the gather path
+    (256, 256, 128),  # a single frame
+])
+def test_frame_is_librosa_frame(n_samples, n_fft, hop_length):
+  signal = np.random.default_rng(0).normal(size=(2, n_samples)).astype(
+      np.float32)
+  frames = np.asarray(audio_frontend.frame(jnp.asarray(signal), n_fft,
+                                           hop_length))
+  expected = np.stack([librosa.util.frame(s, frame_length=n_fft,
+                                          hop_length=hop_length).T
+                       for s in signal])
+  np.testing.assert_array_equal(frames, expected)
+
+
+def test_frame_rejects_short_signal():
+  with pytest.raises(ValueError, match="shorter than n_fft=256"):
+    audio_frontend.frame(jnp.zeros((1, 200)), 256, 128)

@@ -1,0 +1,250 @@
+"""Throughput of the jitted train step of an experiment config.
+
+Builds the config's model, optimizer and train step exactly as
+`launch.py` does (mmjax.train), then reports:
+  - compile time of the step (lowering + XLA compilation);
+  - examples/s of the step alone, the batch already on device;
+  - examples/s with the real input pipeline (tf.data, prefetch to device);
+  - model FLOPs per step (XLA cost analysis) / step time, as a fraction of
+    an fp32 matmul peak measured in the same process;
+  - peak host memory (max RSS).
+Each figure is the median, min and max over `--repeats` runs of `--steps`
+steps, after warm-up; the last line is one JSON object.
+
+  python benchmarks/train_step.py --config configs/av_digits.py
+  python benchmarks/train_step.py --config configs/av_digits_transformer.py
+  python benchmarks/train_step.py --config configs/av_digits.py \
+      --config.dtype=bfloat16          # mixed precision (accelerators)
+  python benchmarks/train_step.py --config configs/av_digits.py --devices 4
+"""
+
+import json
+import os
+from pathlib import Path
+import sys
+import time
+
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                lock_config=True)
+flags.DEFINE_integer("steps", 10, "Train steps per timed run.")
+flags.DEFINE_integer("repeats", 5, "Timed runs.")
+flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")
+flags.DEFINE_integer("devices", 0, "Host-platform devices to force on CPU "
+                     "(XLA_FLAGS); 0 keeps the platform's devices.")
+flags.DEFINE_integer("matmul_size", 2048, "Side of the square fp32 matmul "
+                     "that measures the peak FLOP rate.")
+flags.DEFINE_bool("synthetic", False, "Random batches of the dataset's "
+                  "shapes instead of the tf.data pipeline (for machines "
+                  "without TensorFlow); skips the with-pipeline figure.")
+flags.DEFINE_string("write_section", "", "Write the figures into this "
+                    "section of benchmarks/RESULTS.md.")
+flags.mark_flag_as_required("config")
+FLAGS = flags.FLAGS
+
+
+# Model inputs after preprocessing, per example, for --synthetic.
+SYNTHETIC_SHAPES = {"av_digits": {"image": ((28, 28, 1), "float32"),
+                                  "audio": ((8000,), "float32")}}
+
+
+def synthetic_batches(config, num_classes: int):
+  """Endless random `{modality: [global_batch, ...], "label"}` batches."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  shapes = SYNTHETIC_SHAPES[config.data.name]
+  rng = np.random.default_rng(0)
+  while True:
+    batch = {m: rng.uniform(-1, 1, (config.batch_size, *shape)).astype(dtype)
+             for m, (shape, dtype) in shapes.items() if m in config.modalities}
+    batch["label"] = rng.integers(0, num_classes, config.batch_size).astype(
+        np.int32)
+    yield batch
+
+
+def matmul_peak_gflops(size: int, repeats: int, dtype: str) -> float:
+  """Best rate of a jitted `[size, size] @ [size, size]` in `dtype`
+  (GFLOP/s)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import timing  # pylint: disable=g-import-not-at-top
+  a = jax.random.normal(jax.random.key(0), (size, size), dtype)
+  f = jax.jit(lambda a: a @ a)
+  seconds = timing.measure(lambda: jax.block_until_ready(f(a)), 2,
+                           max(repeats, 5))
+  return 2 * size**3 / min(seconds) / 1e9
+
+
+def run(config) -> dict:
+  """Times the config's train step; returns the figures."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import timing  # pylint: disable=g-import-not-at-top
+  from mmjax import parallel  # pylint: disable=g-import-not-at-top
+  from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
+  from mmjax.train import optim, steps  # pylint: disable=g-import-not-at-top
+  from mmjax.train.state import create_train_state  # pylint: disable=g-import-not-at-top
+
+  mesh = parallel.make_mesh()
+  if FLAGS.synthetic:
+    host_batches = synthetic_batches(config, config.model.num_classes)
+    first = next(host_batches)
+    shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
+              for m, x in first.items() if m in config.modalities}
+  else:
+    from mmjax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
+    from mmjax.train import loop  # pylint: disable=g-import-not-at-top
+    builder = datasets.get_builder(config.data)
+    shapes = loop._example_shapes(builder, config)  # pylint: disable=protected-access
+    host_batches = pipeline.train_batches(
+        builder, "train", modalities=config.modalities, pp=config.pp_train,
+        global_batch_size=config.batch_size, seed=config.seed)
+    first = next(host_batches)
+  model = build_model(config)
+  tx = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  state = create_train_state(model, shapes, tx, config.seed,
+                             parallel.replicated(mesh))
+  schedule = optim.learning_rate_schedule(config.optimizer,
+                                          config.num_train_steps)
+  train_step = steps.make_train_step(
+      mesh, seed=config.seed, label_smoothing=config.label_smoothing,
+      schedule=schedule, dtype=config.dtype)
+  batch = parallel.to_global(first, mesh)
+
+  start = time.perf_counter()
+  compiled = train_step.lower(state, batch).compile()
+  compile_seconds = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", 0.0))
+
+  holder = {"state": state}
+
+  def on_device():
+    s = holder["state"]
+    for _ in range(FLAGS.steps):
+      s, metrics = compiled(s, batch)
+    jax.block_until_ready(metrics)
+    holder["state"] = s
+
+  device_batches = parallel.prefetch_to_device(host_batches, mesh)
+
+  def with_pipeline():
+    s = holder["state"]
+    for _ in range(FLAGS.steps):
+      s, metrics = compiled(s, next(device_batches))
+    jax.block_until_ready(metrics)
+    holder["state"] = s
+
+  examples = FLAGS.steps * config.batch_size
+  device_s = timing.measure(on_device, FLAGS.warmup, FLAGS.repeats)
+  pipeline_s = ([] if FLAGS.synthetic else
+                timing.measure(with_pipeline, FLAGS.warmup, FLAGS.repeats))
+  step_seconds = sorted(device_s)[len(device_s) // 2] / FLAGS.steps
+  peak = matmul_peak_gflops(FLAGS.matmul_size, FLAGS.repeats, config.dtype)
+  achieved = flops / step_seconds / 1e9
+  return {
+      "benchmark": "train_step",
+      "devices": jax.device_count(), "platform": jax.default_backend(),
+      "device_kind": jax.devices()[0].device_kind, "dtype": config.dtype,
+      "global_batch_size": config.batch_size, "steps_per_run": FLAGS.steps,
+      "compile_seconds": round(compile_seconds, 2),
+      "on_device": timing.summary([examples / s for s in device_s],
+                                  "examples/s"),
+      "with_pipeline": (timing.summary([examples / s for s in pipeline_s],
+                                       "examples/s") if pipeline_s else None),
+      "step_ms": round(step_seconds * 1e3, 2),
+      "gflop_per_step": round(flops / 1e9, 3),
+      "achieved_gflops": round(achieved, 1),
+      "matmul_peak_gflops": round(peak, 1),
+      "fraction_of_matmul_peak": round(achieved / peak, 3),
+      "peak_host_memory_mib": timing.peak_host_memory_mib(),
+      "jax": jax.__version__,
+  }
+
+
+def main(argv):
+  del argv
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  import timing  # pylint: disable=g-import-not-at-top
+  figures = run(FLAGS.config)
+  figures["config"] = config_arg()
+  print(f"train step of {figures['config']} on {figures['devices']} "
+        f"{figures['device_kind']} device(s), {figures['dtype']}, global "
+        f"batch {figures['global_batch_size']}:")
+  print(f"  compile: {figures['compile_seconds']} s")
+  print(f"  on device: {timing.format_summary(figures['on_device'])}")
+  if figures["with_pipeline"]:
+    print(f"  with input pipeline: "
+          f"{timing.format_summary(figures['with_pipeline'])}")
+  print(f"  {figures['gflop_per_step']} GFLOP/step at {figures['step_ms']} "
+        f"ms = {figures['achieved_gflops']} GFLOP/s, "
+        f"{100 * figures['fraction_of_matmul_peak']:.1f}% of the measured "
+        f"{figures['dtype']} matmul peak ({figures['matmul_peak_gflops']} "
+        f"GFLOP/s)")
+  print(f"  peak host memory: {figures['peak_host_memory_mib']} MiB")
+  print(json.dumps(figures))
+  if FLAGS.write_section:
+    timing.write_section(FLAGS.write_section, markdown(figures))
+
+
+def config_arg() -> str:
+  """The --config value as given (path[:argument])."""
+  for i, a in enumerate(sys.argv):
+    if a.startswith("--config="):
+      return a.split("=", 1)[1]
+    if a == "--config" and i + 1 < len(sys.argv):
+      return sys.argv[i + 1]
+  return "?"
+
+
+def markdown(f: dict) -> str:
+  """A RESULTS.md section for one run of this script."""
+  cmd = "python " + " ".join(
+      [Path(sys.argv[0]).as_posix()] + [a for a in sys.argv[1:]
+                                        if not a.startswith("--write_section")])
+  import timing  # pylint: disable=g-import-not-at-top
+  return "\n".join([
+      f"### train_step: {f['config']} ({f['dtype']}, {f['devices']} "
+      f"{f['device_kind']} device(s))",
+      "",
+      f"`{cmd}` on {timing.machine()}, jax {f['jax']}.",
+      "",
+      "| figure | median | min | max |",
+      "|---|---|---|---|",
+      *(f"| {name} (examples/s) | {f[key]['median']:g} | {f[key]['min']:g} | "
+        f"{f[key]['max']:g} |" for name, key in
+        (("step, batch on device", "on_device"),
+         ("step with input pipeline", "with_pipeline")) if f[key]),
+      "",
+      f"Compile {f['compile_seconds']} s; {f['gflop_per_step']} GFLOP per "
+      f"step (XLA cost analysis) at {f['step_ms']} ms = "
+      f"{f['achieved_gflops']} GFLOP/s, {100 * f['fraction_of_matmul_peak']:.1f}"
+      f"% of the {f['dtype']} matmul peak measured in the same process "
+      f"({f['matmul_peak_gflops']} GFLOP/s); peak host memory "
+      f"{f['peak_host_memory_mib']} MiB.",
+  ])
+
+
+def force_devices_from_argv():
+  """`--devices N` must reach XLA_FLAGS before jax is imported."""
+  for i, a in enumerate(sys.argv):
+    value = None
+    if a.startswith("--devices="):
+      value = a.split("=", 1)[1]
+    elif a == "--devices" and i + 1 < len(sys.argv):
+      value = sys.argv[i + 1]
+    if value and int(value) > 0:
+      os.environ["XLA_FLAGS"] = (
+          os.environ.get("XLA_FLAGS", "") +
+          f" --xla_force_host_platform_device_count={int(value)}").strip()
+      os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+if __name__ == "__main__":
+  force_devices_from_argv()
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  app.run(main)
