@@ -4,8 +4,10 @@ Runs `torch_reference.py` (eager and torch.compile, both memory layouts)
 and `train_step.py --config configs/av_digits.py` one after the other in
 fresh processes on the same machine, same global batch (64), float32, and
 prints the ratio of mmjax's examples/s (batch on device) to PyTorch's best
-mode. XLA:CPU uses every core of the machine; PyTorch gets `--threads`
-(default: the machine's core count), so both use the same cores.
+mode. mmjax runs as `launch.py` would (on a CPU, the global batch split over
+the CPU devices `mmjax.parallel.configure_cpu_devices` picks, 8 for batch
+64) and XLA:CPU uses every core; PyTorch gets `--threads` (default: the
+machine's core count), so both use the same cores.
 
   pip install -r benchmarks/requirements.txt
   python benchmarks/compare.py --write_results
@@ -64,7 +66,8 @@ def main():
             f"{f['min']:g} | {f['max']:g} |"
             for mode, f in torch_fig["modes"].items()]
     j = jax_fig["on_device"]
-    rows.append(f"| mmjax (jax {jax_fig['jax']}), batch on device | "
+    rows.append(f"| mmjax (jax {jax_fig['jax']}, {jax_fig['devices']} CPU "
+                f"devices), batch on device | "
                 f"{j['median']:g} | {j['min']:g} | {j['max']:g} |")
     p = jax_fig["with_pipeline"]
     rows.append(f"| mmjax, with the input pipeline | {p['median']:g} | "

@@ -44,11 +44,12 @@ def main():
     rows.append(f)
     print(f"{n} devices: {timing.format_summary(f['on_device'])}, "
           f"{f['global_batch_size'] // n} examples per device, compile "
-          f"{f['compile_seconds']} s, {f['gflop_per_step']} GFLOP/step, "
+          f"{f['compile_seconds']} s, {f['program_gflop_all_devices']} GFLOP/step "
+          f"(all devices), "
           f"peak host memory {f['peak_host_memory_mib']} MiB", flush=True)
   print(json.dumps({"benchmark": "scaling", "config": args.config, "runs": [
       {k: r[k] for k in ("devices", "on_device", "compile_seconds",
-                         "gflop_per_step", "peak_host_memory_mib")}
+                         "program_gflop_all_devices", "peak_host_memory_mib")}
       for r in rows]}))
   if args.write_results:
     timing.write_section("scaling", "\n".join([
@@ -59,12 +60,13 @@ def main():
         f"{rows[0]['global_batch_size']} at every device count.",
         "",
         "| devices | examples per device | examples/s (median, min-max) | "
-        "compile (s) | GFLOP/step (all devices) | peak host memory (MiB) |",
+        "compile (s) | GFLOP/step, all devices' programs (XLA cost analysis) | "
+        "peak host memory (MiB) |",
         "|---|---|---|---|---|---|",
         *(f"| {r['devices']} | {r['global_batch_size'] // r['devices']} | "
           f"{r['on_device']['median']:g} ({r['on_device']['min']:g}-"
           f"{r['on_device']['max']:g}) | {r['compile_seconds']} | "
-          f"{r['gflop_per_step']} | {r['peak_host_memory_mib']} |"
+          f"{r['program_gflop_all_devices']} | {r['peak_host_memory_mib']} |"
           for r in rows),
     ]))
 

@@ -15,7 +15,7 @@ steps, after warm-up; the last line is one JSON object.
   python benchmarks/train_step.py --config configs/av_digits_transformer.py
   python benchmarks/train_step.py --config configs/av_digits.py \
       --config.dtype=bfloat16          # mixed precision (accelerators)
-  python benchmarks/train_step.py --config configs/av_digits.py --devices 4
+  python benchmarks/train_step.py --config configs/av_digits.py --devices 1
 """
 
 import json
@@ -35,8 +35,9 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file.",
 flags.DEFINE_integer("steps", 10, "Train steps per timed run.")
 flags.DEFINE_integer("repeats", 5, "Timed runs.")
 flags.DEFINE_integer("warmup", 2, "Untimed runs after compilation.")
-flags.DEFINE_integer("devices", 0, "Host-platform devices to force on CPU "
-                     "(XLA_FLAGS); 0 keeps the platform's devices.")
+flags.DEFINE_integer("devices", None, "CPU devices (no effect on GPU/TPU); "
+                     "default: launch.py's choice, "
+                     "mmjax.parallel.configure_cpu_devices.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square fp32 matmul "
                      "that measures the peak FLOP rate.")
 flags.DEFINE_bool("synthetic", False, "Random batches of the dataset's "
@@ -78,6 +79,24 @@ def matmul_peak_gflops(size: int, repeats: int, dtype: str) -> float:
   return 2 * size**3 / min(seconds) / 1e9
 
 
+def model_flops(make_step, state, batch, config) -> float:
+  """FLOPs of one train step of the whole global batch: XLA's cost analysis
+  of the same step compiled for a single device (with several devices the
+  per-device program also repeats the replicated optimizer update on every
+  device, which is not model work)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jax.sharding import AxisType  # pylint: disable=g-import-not-at-top
+  del config
+  mesh = jax.make_mesh((1,), ("data",), axis_types=(AxisType.Auto,),
+                       devices=jax.devices()[:1])
+  abstract = lambda tree: jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+  compiled = make_step(mesh).lower(abstract(state), abstract(batch)).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", 0.0))
+
+
 def run(config) -> dict:
   """Times the config's train step; returns the figures."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -108,9 +127,10 @@ def run(config) -> dict:
                              parallel.replicated(mesh))
   schedule = optim.learning_rate_schedule(config.optimizer,
                                           config.num_train_steps)
-  train_step = steps.make_train_step(
-      mesh, seed=config.seed, label_smoothing=config.label_smoothing,
+  train_step_fn = lambda m: steps.make_train_step(
+      m, seed=config.seed, label_smoothing=config.label_smoothing,
       schedule=schedule, dtype=config.dtype)
+  train_step = train_step_fn(mesh)
   batch = parallel.to_global(first, mesh)
 
   start = time.perf_counter()
@@ -118,7 +138,8 @@ def run(config) -> dict:
   compile_seconds = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", 0.0))
+  flops = model_flops(train_step_fn, state, batch, config) or float(
+      cost.get("flops", 0.0))
 
   holder = {"state": state}
 
@@ -157,6 +178,8 @@ def run(config) -> dict:
                                        "examples/s") if pipeline_s else None),
       "step_ms": round(step_seconds * 1e3, 2),
       "gflop_per_step": round(flops / 1e9, 3),
+      "program_gflop_all_devices": round(
+          float(cost.get("flops", 0.0)) * jax.device_count() / 1e9, 3),
       "achieved_gflops": round(achieved, 1),
       "matmul_peak_gflops": round(peak, 1),
       "fraction_of_matmul_peak": round(achieved / peak, 3),
@@ -170,6 +193,8 @@ def main(argv):
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   import timing  # pylint: disable=g-import-not-at-top
+  from mmjax import parallel  # pylint: disable=g-import-not-at-top
+  parallel.configure_cpu_devices(FLAGS.devices, (FLAGS.config.batch_size,))
   figures = run(FLAGS.config)
   figures["config"] = config_arg()
   print(f"train step of {figures['config']} on {figures['devices']} "
@@ -203,9 +228,13 @@ def config_arg() -> str:
 
 def markdown(f: dict) -> str:
   """A RESULTS.md section for one run of this script."""
-  cmd = "python " + " ".join(
-      [Path(sys.argv[0]).as_posix()] + [a for a in sys.argv[1:]
-                                        if not a.startswith("--write_section")])
+  args, skip = [], False
+  for a in sys.argv[1:]:
+    if skip or a.startswith("--write_section"):
+      skip = a == "--write_section"
+      continue
+    args.append(a)
+  cmd = "python " + " ".join([Path(sys.argv[0]).as_posix()] + args)
   import timing  # pylint: disable=g-import-not-at-top
   return "\n".join([
       f"### train_step: {f['config']} ({f['dtype']}, {f['devices']} "
@@ -229,22 +258,6 @@ def markdown(f: dict) -> str:
   ])
 
 
-def force_devices_from_argv():
-  """`--devices N` must reach XLA_FLAGS before jax is imported."""
-  for i, a in enumerate(sys.argv):
-    value = None
-    if a.startswith("--devices="):
-      value = a.split("=", 1)[1]
-    elif a == "--devices" and i + 1 < len(sys.argv):
-      value = sys.argv[i + 1]
-    if value and int(value) > 0:
-      os.environ["XLA_FLAGS"] = (
-          os.environ.get("XLA_FLAGS", "") +
-          f" --xla_force_host_platform_device_count={int(value)}").strip()
-      os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
-
 if __name__ == "__main__":
-  force_devices_from_argv()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   app.run(main)

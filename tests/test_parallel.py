@@ -42,6 +42,22 @@ def test_prefetch_to_device_keeps_order_and_places_batches():
   assert all(b["x"].sharding == parallel.data_sharding(mesh) for b in got)
 
 
+@pytest.mark.parametrize("batch_sizes,xla_flags,expected", [
+    ((64, 200), "", 8),
+    ((12, 200), "", 4),  # 8 does not divide 12
+    ((64, 200), "--xla_force_host_platform_device_count=3", 3),  # respected
+])
+def test_configure_cpu_devices(batch_sizes, xla_flags, expected):
+  code = ("import jax; from mmjax import parallel; "
+          f"parallel.configure_cpu_devices(None, {batch_sizes}); "
+          "print(jax.device_count())")
+  env = dict(os.environ, XLA_FLAGS=xla_flags, JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert int(out.stdout.split()[-1]) == expected
+
+
 def test_batch_size_must_divide_over_devices(monkeypatch):
   monkeypatch.setattr(jax, "device_count", lambda: 8)
   with pytest.raises(ValueError, match="config.batch_size=12.*divisible.*8"):
