@@ -49,24 +49,6 @@ flags.mark_flag_as_required("config")
 FLAGS = flags.FLAGS
 
 
-# Model inputs after preprocessing, per example, for --synthetic.
-SYNTHETIC_SHAPES = {"av_digits": {"image": ((28, 28, 1), "float32"),
-                                  "audio": ((8000,), "float32")}}
-
-
-def synthetic_batches(config, num_classes: int):
-  """Endless random `{modality: [global_batch, ...], "label"}` batches."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  shapes = SYNTHETIC_SHAPES[config.data.name]
-  rng = np.random.default_rng(0)
-  while True:
-    batch = {m: rng.uniform(-1, 1, (config.batch_size, *shape)).astype(dtype)
-             for m, (shape, dtype) in shapes.items() if m in config.modalities}
-    batch["label"] = rng.integers(0, num_classes, config.batch_size).astype(
-        np.int32)
-    yield batch
-
-
 def matmul_peak_gflops(size: int, repeats: int, dtype: str) -> float:
   """Best rate of a jitted `[size, size] @ [size, size]` in `dtype`
   (GFLOP/s)."""
@@ -100,6 +82,7 @@ def model_flops(make_step, state, batch, config) -> float:
 def run(config) -> dict:
   """Times the config's train step; returns the figures."""
   import jax  # pylint: disable=g-import-not-at-top
+  import synthetic  # pylint: disable=g-import-not-at-top
   import timing  # pylint: disable=g-import-not-at-top
   from mmjax import parallel  # pylint: disable=g-import-not-at-top
   from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
@@ -108,7 +91,8 @@ def run(config) -> dict:
 
   mesh = parallel.make_mesh()
   if FLAGS.synthetic:
-    host_batches = synthetic_batches(config, config.model.num_classes)
+    host_batches = synthetic.synthetic_batches(config,
+                                               config.model.num_classes)
     first = next(host_batches)
     shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
               for m, x in first.items() if m in config.modalities}
