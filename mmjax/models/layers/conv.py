@@ -4,14 +4,15 @@ well on CPU as well as on accelerators.
 Each is a drop-in replacement for its flax.linen / lax counterpart: same
 parameters (names, shapes, initialisers), same outputs up to float32
 rounding. They exist because of measured costs of the av_digits train step
-on XLA:CPU (benchmarks/RESULTS.md, "profile"): `reduce_window` max-pooling's
+on XLA:CPU (benchmarks/RESULTS.md, "Where the av_digits train step's time
+goes"): `reduce_window` max-pooling's
 backward pass (select-and-scatter), flax GroupNorm's reductions over a
 `[..., groups, group_size]` view, and convolutions of inputs with one or a
 few channels were the three largest costs after the convolutions proper.
 """
 
 import functools
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import flax.linen as nn
 import jax
