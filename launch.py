@@ -6,6 +6,8 @@
       --mode=evaluate --config.data.manual_dir=/path/to/other/data
   python launch.py --config configs/av_digits.py:fusion=cross_attention \
       --workdir runs/mult --config.model.fusion.num_heads=2
+  python launch.py --config configs/av_digits.py --workdir runs/av_digits \
+      --mode=robustness [--reference_workdir runs/late_fusion]
 
 Running the same train command again with the same workdir resumes from the
 latest checkpoint. Multi-host: start one process per host with
@@ -23,9 +25,16 @@ config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (a get_config() module).",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
-                  "train (resuming if possible), or evaluate the latest "
-                  "checkpoint of --workdir on the config's dataset.")
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness"],
+                  "train (resuming if possible); evaluate the latest "
+                  "checkpoint of --workdir on the config's dataset; or "
+                  "robustness: missing modalities, corruption sweeps and "
+                  "intermodal analysis of that checkpoint "
+                  "(mmjax.train.robustness), into <workdir>/robustness/.")
+flags.DEFINE_string("reference_workdir", None,
+                    "--mode=robustness: a run already analysed the same way "
+                    "(e.g. late fusion), the reference of effective "
+                    "robustness.")
 flags.DEFINE_integer(
     "cpu_devices", None,
     "CPU devices for data parallelism when running on CPU (no effect on "
@@ -60,9 +69,14 @@ def main(argv):
     if FLAGS.mode == "train":
       loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(FLAGS.workdir, 'results.json')}")
-    else:
+    elif FLAGS.mode == "evaluate":
       out_dir = loop.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(out_dir, 'results.json')}")
+    else:
+      from mmjax.train import robustness  # pylint: disable=g-import-not-at-top
+      out_dir = robustness.evaluate_robustness(
+          FLAGS.config, FLAGS.workdir, FLAGS.reference_workdir)
+      print(f"Done. Results in {os.path.join(out_dir, 'robustness.md')}")
   except (DataError, FileNotFoundError, KeyError, ValueError) as e:
     logging.debug("", exc_info=True)
     message = e.args[0] if isinstance(e, KeyError) and e.args else e

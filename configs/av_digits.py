@@ -48,6 +48,9 @@ def data_config() -> ml_collections.ConfigDict:
   d.pairing_seed = 0
   d.test_speakers = ()  # e.g. ("theo",): speaker-independent split
   d.validation_indices = (5, 6, 7, 8, 9)
+  # e.g. ("george",): validation on a speaker no model trains on (then
+  # validation_indices is ignored), to select recipes for new speakers.
+  d.validation_speakers = ()
   d.test_indices = (0, 1, 2, 3, 4)
   d.image_fractions = (0.625, 0.125, 0.25)  # train, validation, test
   return d
@@ -84,5 +87,6 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
     c.model.fusion.dropout_rate = 0.2
 
   base.training_recipe(c)
+  base.modality_balancing(c)
   c.lock()
   return c

@@ -70,3 +70,19 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.eval_every_steps = 400
   c.checkpoint_every_steps = 400
   c.keep_checkpoints = 2
+
+
+def modality_balancing(c: ml_collections.ConfigDict) -> None:
+  """Adds the keys of the training against modality laziness
+  (`mmjax.train.balancing`), all off: per-modality dropout probabilities for
+  `c.modalities`, the weight of the unimodal auxiliary losses (> 0 adds a
+  classifier head per modality), and gradient modulation (OGM-GE)."""
+  c.modality_dropout = ml_collections.ConfigDict(
+      {m: 0.0 for m in c.modalities})
+  c.aux_loss_weight = 0.0
+  c.gradient_modulation = ml_collections.ConfigDict({
+      "name": "none",  # or "ogm_ge" (needs aux_loss_weight > 0)
+      "alpha": 0.5,  # strength: k = 1 - tanh(alpha * relu(ratio - 1))
+      "noise": True,  # GE: Gaussian noise of the gradient's std
+      "end_step": -1,  # modulate while step < end_step; -1: every step
+  })

@@ -11,7 +11,9 @@ A sweep folder holds `sweep.py` with
              protocols; a protocol's folds are averaged (mean, std, worst);
   COMMON     {config key: value}, the recipe shared by every run;
   UNIMODAL   names of the single-modality variants (the baselines a fused
-             model must beat).
+             model must beat);
+  REPORT_SPLIT  optional, the split whose accuracy the table reports
+             (default "test"; "validation" for a recipe-selection sweep).
 Every (protocol, fold, variant) is one `launch.py` process with its own
 workdir `<workdir>/<protocol>/<fold>/<variant>`. A run whose record (same
 command) is already in `<sweep>/results.json` is skipped, and an interrupted
@@ -100,8 +102,14 @@ def run(cmd: list, workdir: pathlib.Path) -> dict:
           "run_info": json.loads((workdir / "run_info.json").read_text())}
 
 
+def report_split(sweep) -> str:
+  """The split whose accuracy the sweep reports (REPORT_SPLIT, else test)."""
+  return getattr(sweep, "REPORT_SPLIT", "test")
+
+
 def summarize(sweep, records: dict) -> Dict[str, Dict[str, dict]]:
   """`{protocol: {variant: statistics over its finished folds}}`."""
+  split = report_split(sweep)
   out = {}
   for protocol, folds in sweep.PROTOCOLS.items():
     out[protocol] = {}
@@ -110,8 +118,8 @@ def summarize(sweep, records: dict) -> Dict[str, Dict[str, dict]]:
               if k in records]
       if not done:
         continue
-      acc = [r["results"]["test"]["accuracy"] for r in done]
-      f1 = [r["results"]["test"]["macro_f1"] for r in done]
+      acc = [r["results"][split]["accuracy"] for r in done]
+      f1 = [r["results"][split]["macro_f1"] for r in done]
       info = [r["run_info"] for r in done]
       out[protocol][variant] = {
           "folds": len(done), "of": len(folds),
@@ -147,13 +155,14 @@ def verdict(stats: Dict[str, dict], unimodal) -> str:
 
 def table(sweep, records: dict) -> str:
   """The markdown tables: one per protocol, then every run's command."""
+  split = report_split(sweep)
   lines = []
   for protocol, stats in summarize(sweep, records).items():
     if not stats:
       continue
     folds = len(sweep.PROTOCOLS[protocol])
     lines += [f"### {protocol} ({folds} fold{'s' * (folds > 1)})", "",
-              "| model | test accuracy | worst fold | test macro F1 | parameters "
+              f"| model | {split} accuracy | worst fold | {split} macro F1 | parameters "
               "| train examples/s | wall time per run (s) | folds done |",
               "|---|---|---|---|---|---|---|---|"]
     for variant, s in stats.items():
@@ -164,10 +173,11 @@ def table(sweep, records: dict) -> str:
           f"| {s['num_params']:,} | {s['examples_per_second']:.0f} | "
           f"{s['wall_seconds']:.0f} | {s['folds']}/{s['of']} |")
     lines += ["", verdict(stats, getattr(sweep, "UNIMODAL", ())), ""]
-  lines += ["<details><summary>Every run: test accuracy and command</summary>",
-            "", "| run | test accuracy | command |", "|---|---|---|"]
+  lines += [f"<details><summary>Every run: {split} accuracy and command"
+            "</summary>", "", f"| run | {split} accuracy | command |",
+            "|---|---|---|"]
   for name, r in records.items():
-    lines.append(f"| {name} | {r['results']['test']['accuracy']:.4f} | "
+    lines.append(f"| {name} | {r['results'][split]['accuracy']:.4f} | "
                  f"`{r['command']}` |")
   lines += ["", "</details>"]
   return "\n".join(lines)
@@ -188,11 +198,12 @@ def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
   else:
     text = f"{text.rstrip()}\n\n{block}\n"
   (folder / "RESULTS.md").write_text(text)
-  plot(folder / "accuracy.png", summarize(sweep, records))
+  plot(folder / "accuracy.png", summarize(sweep, records), report_split(sweep))
 
 
-def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]]) -> None:
-  """Horizontal bars per variant: mean test accuracy per protocol, ± std."""
+def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]],
+         split: str = "test") -> None:
+  """Horizontal bars per variant: mean accuracy per protocol, ± std."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -213,7 +224,7 @@ def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]]) -> None:
   lowest = min(s["accuracy"] - s["accuracy_std"]
                for p in protocols for s in stats[p].values())
   ax.set_xlim(max(0.0, lowest - 0.02), 1.0)
-  ax.set_xlabel("test accuracy (mean ± std over folds)")
+  ax.set_xlabel(f"{split} accuracy (mean ± std over folds)")
   ax.legend(loc="lower left")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -258,7 +269,8 @@ def main():
       continue
     record["command"] = shown
     records[name] = record
-    print(f"[{name}] test accuracy {record['results']['test']['accuracy']:.4f}"
+    split = report_split(sweep)
+    print(f"[{name}] {split} accuracy {record['results'][split]['accuracy']:.4f}"
           f" in {record['wall_seconds']:.0f} s", flush=True)
     write_results(args.sweep, sweep, {n: records[n] for n in runs if n in records})
 

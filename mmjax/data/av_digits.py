@@ -142,6 +142,9 @@ def _canonical_spec(spec: SplitSpec) -> Dict[str, object]:
   }
   if not spec.test_speakers:
     canonical["test_indices"] = sorted(set(spec.test_indices))
+  if spec.validation_speakers:
+    canonical["validation_speakers"] = sorted(set(spec.validation_speakers))
+    del canonical["validation_indices"]
   return canonical
 
 
@@ -186,13 +189,15 @@ class AvDigitsConfig(tfds.core.BuilderConfig):
   validation_indices: Tuple[int, ...] = (5, 6, 7, 8, 9)
   test_indices: Tuple[int, ...] = (0, 1, 2, 3, 4)
   image_fractions: Tuple[float, float, float] = (0.625, 0.125, 0.25)
+  validation_speakers: Tuple[str, ...] = ()
   manual_fingerprint: str = ""
 
   @property
   def spec(self) -> SplitSpec:
     """The split specification of this config."""
     return SplitSpec(self.seed, self.test_speakers, self.validation_indices,
-                     self.test_indices, self.image_fractions)
+                     self.test_indices, self.image_fractions,
+                     self.validation_speakers)
 
   @classmethod
   def from_spec(cls, spec: SplitSpec,

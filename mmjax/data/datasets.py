@@ -26,7 +26,8 @@ def _av_digits(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuild
       test_speakers=tuple(data_config.test_speakers),
       validation_indices=tuple(data_config.validation_indices),
       test_indices=tuple(data_config.test_indices),
-      image_fractions=tuple(data_config.image_fractions))
+      image_fractions=tuple(data_config.image_fractions),
+      validation_speakers=tuple(data_config.get("validation_speakers", ())))
   return av_digits.get_builder(
       av_digits.resolve_manual_dir(data_config.manual_dir),
       av_digits.resolve_data_dir(data_config.data_dir), spec)

@@ -36,29 +36,36 @@ class SplitSpec:
       the speaker-independent protocol: all recordings of these speakers are
       the test set.
     validation_indices: take indices of the validation recordings (of the
-      non-test speakers in the speaker protocol).
+      non-test speakers in the speaker protocol); ignored when
+      `validation_speakers` is given.
     test_indices: take indices of the test recordings in the official split
       (FSDD's authors use 0-4); ignored when `test_speakers` is given.
     image_fractions: (train, validation, test) fractions of the images of
       each digit; non-negative, summing to 1.
+    validation_speakers: empty, or all recordings of these speakers are the
+      validation set (none of them trains): model selection on speakers the
+      model never heard, as the test speakers are.
 
   Raises:
     ValueError: on construction, for a negative seed, fractions that are not
-      3 non-negative numbers summing to 1, or overlapping validation and test
-      indices in the official split.
+      3 non-negative numbers summing to 1, overlapping validation and test
+      indices in the official split, or a speaker both in
+      `validation_speakers` and `test_speakers`.
   """
   seed: int = 0
   test_speakers: Tuple[str, ...] = ()
   validation_indices: Tuple[int, ...] = (5, 6, 7, 8, 9)
   test_indices: Tuple[int, ...] = (0, 1, 2, 3, 4)
   image_fractions: Tuple[float, float, float] = (0.625, 0.125, 0.25)
+  validation_speakers: Tuple[str, ...] = ()
 
   def __post_init__(self):
     # Lists (e.g. from a ConfigDict) become tuples, so specs hash and compare.
-    if isinstance(self.test_speakers, str):
-      object.__setattr__(self, "test_speakers", (self.test_speakers,))
+    for name in ("test_speakers", "validation_speakers"):
+      if isinstance(getattr(self, name), str):
+        object.__setattr__(self, name, (getattr(self, name),))
     for name in ("test_speakers", "validation_indices", "test_indices",
-                 "image_fractions"):
+                 "image_fractions", "validation_speakers"):
       object.__setattr__(self, name, tuple(getattr(self, name)))
     if self.seed < 0:
       raise ValueError(f"SplitSpec.seed must be >= 0, got {self.seed}")
@@ -68,9 +75,13 @@ class SplitSpec:
       raise ValueError("SplitSpec.image_fractions must be 3 non-negative "
                        f"numbers summing to 1, got {self.image_fractions}")
     overlap = set(self.validation_indices) & set(self.test_indices)
-    if not self.test_speakers and overlap:
+    if not self.test_speakers and not self.validation_speakers and overlap:
       raise ValueError("SplitSpec: validation_indices and test_indices "
                        f"overlap: {sorted(overlap)}")
+    both = set(self.validation_speakers) & set(self.test_speakers)
+    if both:
+      raise ValueError(f"SplitSpec: speaker(s) {sorted(both)} in both "
+                       "validation_speakers and test_speakers")
 
   @property
   def protocol(self) -> str:
@@ -103,6 +114,9 @@ def _recording_split(recording: Recording, spec: SplitSpec) -> str:
       return "test"
   elif recording.index in spec.test_indices:
     return "test"
+  if spec.validation_speakers:
+    return ("validation" if recording.speaker in spec.validation_speakers
+            else "train")
   if recording.index in spec.validation_indices:
     return "validation"
   return "train"
@@ -116,7 +130,8 @@ def split_recordings(recordings: Sequence[Recording],
   `spec.test_indices` -> test, in `spec.validation_indices` -> validation,
   else train. Speaker protocol: every recording of `spec.test_speakers` ->
   test; of the other speakers, index in `spec.validation_indices` ->
-  validation, else train.
+  validation, else train. With `spec.validation_speakers`, every (non-test)
+  recording of those speakers -> validation and no other.
 
   Args:
     recordings: the FSDD listing (see `sources.list_fsdd`).
@@ -130,10 +145,11 @@ def split_recordings(recordings: Sequence[Recording],
       message lists the known speakers).
   """
   known = sorted({r.speaker for r in recordings})
-  unknown = sorted(set(spec.test_speakers) - set(known))
-  if unknown:
-    raise DataError(f"Unknown test speaker(s) {unknown}; the recordings have "
-                    f"speakers {known}.")
+  for kind in ("test", "validation"):
+    unknown = sorted(set(getattr(spec, f"{kind}_speakers")) - set(known))
+    if unknown:
+      raise DataError(f"Unknown {kind} speaker(s) {unknown}; the recordings "
+                      f"have speakers {known}.")
   result = {name: [] for name in SPLITS}
   for recording in recordings:
     result[_recording_split(recording, spec)].append(recording)

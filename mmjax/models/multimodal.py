@@ -8,6 +8,7 @@ import ml_collections
 
 from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
 from mmjax.models import fusion as _fusion  # noqa: F401  (registration)
+from mmjax.models.fusion.base import masked_mean
 from mmjax.models.registries import ENCODERS, FUSION, check_module_config
 
 
@@ -20,17 +21,27 @@ class MultimodalModel(nn.Module):
   is decision-level and returns logits itself. Extra losses (e.g. of a
   block) go to the "losses" collection; the train step adds them.
 
+  Each modality's embedding (the masked mean of its encoder tokens,
+  `[batch, dim_m]`) is sown as intermediate `<modality>_embedding` for
+  analyses. With `aux_heads`, a Dense classifier per modality maps it to
+  logits sown into the "modality_logits" collection (`{modality: [batch,
+  num_classes]}`), for the unimodal auxiliary losses and OGM-GE of
+  `mmjax.train.balancing`; they see the encoder output whether or not the
+  modality is marked missing for the fusion block.
+
   Attributes:
     modalities: modalities used, e.g. ("image", "audio"); a single one gives
       the unimodal baseline with the same code.
     encoders: `{modality: {"name": registered encoder, **its attributes}}`.
     fusion: `{"name": registered fusion block, **its attributes}`.
     num_classes: number of output classes.
+    aux_heads: add the unimodal auxiliary classifier heads.
   """
   modalities: Sequence[str]
   encoders: Mapping[str, Mapping[str, Any]]
   fusion: Mapping[str, Any]
   num_classes: int
+  aux_heads: bool = False
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray],
@@ -59,6 +70,11 @@ class MultimodalModel(nn.Module):
       encoder_cls = ENCODERS.get(kwargs.pop("name"))
       tokens[m], token_masks[m] = encoder_cls(**kwargs, name=f"{m}_encoder")(
           inputs[m], train=train)
+      embedding = masked_mean(tokens[m], token_masks[m].astype(bool))
+      self.sow("intermediates", f"{m}_embedding", embedding)
+      if self.aux_heads:
+        self.sow("modality_logits", m, nn.Dense(
+            self.num_classes, name=f"{m}_aux_head")(embedding))
     batch = next(iter(tokens.values())).shape[0]
     if present is None:
       present = {m: jnp.ones((batch,), jnp.float32) for m in self.modalities}
@@ -72,7 +88,8 @@ class MultimodalModel(nn.Module):
 
 
 def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
-  """The model described by `config.modalities` and `config.model`.
+  """The model described by `config.modalities` and `config.model`, with
+  unimodal auxiliary heads when `config.aux_loss_weight` > 0.
 
   Raises:
     KeyError: when an encoder or fusion name is not registered, or a modality
@@ -91,4 +108,5 @@ def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
       modalities=tuple(config.modalities),
       encoders={m: model["encoders"][m] for m in config.modalities},
       fusion=model["fusion"],
-      num_classes=model["num_classes"])
+      num_classes=model["num_classes"],
+      aux_heads=config.get("aux_loss_weight", 0.0) > 0)

@@ -7,6 +7,7 @@ Unknown keys are already rejected by the locked ConfigDict (at the override
 import ml_collections
 
 from mmjax.data import preprocess
+from mmjax.train import balancing
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -32,3 +33,4 @@ def check(config: ml_collections.ConfigDict) -> None:
               "keep_checkpoints"):
     if config[key] <= 0:
       raise ValueError(f"config.{key} must be positive, got {config[key]}")
+  balancing.check_config(config)

@@ -28,6 +28,14 @@ class SplitEvaluator:
     self._eval_step = eval_step
     self._datasets = {}
 
+  @property
+  def mesh(self) -> Mesh:
+    return self._mesh
+
+  def local_batches(self, split: str):
+    """This process's padded numpy batches of `split` (with `mask`)."""
+    return self._dataset(split)[0].as_numpy_iterator()
+
   def _dataset(self, split: str):
     if split not in self._datasets:
       self._datasets[split] = pipeline.eval_batches(
@@ -36,8 +44,9 @@ class SplitEvaluator:
     return self._datasets[split]
 
   def evaluate(self, state, split: str,
-               present: Optional[Mapping[str, float]] = None
-               ) -> Tuple[Dict[str, float], np.ndarray]:
+               present: Optional[Mapping[str, float]] = None,
+               corrupt: Optional[Callable[[jax.Array, Dict], Dict]] = None,
+               seed: int = 0) -> Tuple[Dict[str, float], np.ndarray]:
     """Metrics and confusion matrix of `state` on `split`.
 
     Args:
@@ -45,6 +54,10 @@ class SplitEvaluator:
       split: TFDS split name.
       present: optional `{modality: 0.0 or 1.0}` applied to every example
         (0.0 simulates a missing modality).
+      corrupt: optional `corrupt(rng, batch) -> batch` applied to each
+        global batch on device before the model (e.g. added noise); its rng
+        is `fold_in(key(seed), batch index)`, so a sweep is reproducible.
+      seed: seeds `corrupt`.
 
     Returns:
       (`{"loss", "accuracy", "macro_precision", "macro_recall", "macro_f1",
@@ -52,8 +65,10 @@ class SplitEvaluator:
     """
     ds, _ = self._dataset(split)
     totals = None
-    for local in ds.as_numpy_iterator():
+    for i, local in enumerate(ds.as_numpy_iterator()):
       batch = parallel.to_global(local, self._mesh)
+      if corrupt is not None:
+        batch = corrupt(jax.random.fold_in(jax.random.key(seed), i), batch)
       mask = None
       if present is not None:
         n = len(local["label"])

@@ -146,7 +146,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
   train_step = steps.make_train_step(mesh, seed=config.seed,
                                      label_smoothing=config.label_smoothing,
-                                     schedule=schedule, dtype=config.dtype)
+                                     schedule=schedule, dtype=config.dtype,
+                                     modalities=config.modalities,
+                                     modality_dropout=config.modality_dropout,
+                                     aux_loss_weight=config.aux_loss_weight,
+                                     gradient_modulation=config.gradient_modulation)
   batches = parallel.prefetch_to_device(pipeline.train_batches(
       builder, "train", modalities=config.modalities, pp=config.pp_train,
       global_batch_size=config.batch_size, seed=config.seed, start_step=start),
@@ -198,6 +202,30 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
     ValueError: when the checkpoint does not match the config's model.
   """
   workdir = pathlib.Path(workdir)
+  builder, state, manager, evaluator, step = restore_for_evaluation(
+      config, workdir)
+  out_dir = new_output_dir(workdir / "evaluations" / builder.builder_config.name)
+  evaluate.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
+                             builder.info.features["label"].names)
+  if writers.is_chief():
+    writers.write_json_atomic(out_dir / "source.json", {
+        "checkpoint_step": step, "manual_dir": str(config.data.manual_dir),
+        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir)})
+  manager.close()
+  return out_dir
+
+
+def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.Path):
+  """The latest checkpoint of `workdir` and what evaluating it needs.
+
+  Returns:
+    (builder, train_state, checkpoint manager (close it), SplitEvaluator,
+    checkpoint step).
+
+  Raises:
+    FileNotFoundError: when `workdir` has no finished checkpoint.
+    ValueError: when the checkpoint does not match the config's model.
+  """
   if not (workdir / "checkpoints").is_dir():
     raise FileNotFoundError(
         f"no checkpoints in {workdir / 'checkpoints'}: train first with "
@@ -212,17 +240,15 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
     raise ValueError(
         f"checkpoint {workdir / 'checkpoints' / str(step)} does not match the "
         f"model of this config (config.model / config.modalities): {e}") from e
-  base = workdir / "evaluations" / builder.builder_config.name
+  return builder, state, manager, evaluator, step
+
+
+def new_output_dir(base: pathlib.Path) -> pathlib.Path:
+  """Creates and returns `base`, or `base-1`, `base-2`, ... if it exists, so
+  an earlier evaluation is never overwritten."""
   out_dir, n = base, 1
   while out_dir.exists():
     out_dir = base.with_name(f"{base.name}-{n}")
     n += 1
   out_dir.mkdir(parents=True)
-  evaluate.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
-                             builder.info.features["label"].names)
-  if writers.is_chief():
-    writers.write_json_atomic(out_dir / "source.json", {
-        "checkpoint_step": step, "manual_dir": str(config.data.manual_dir),
-        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir)})
-  manager.close()
   return out_dir

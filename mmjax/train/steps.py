@@ -6,7 +6,7 @@ step runs on one device or many with identical results up to float32
 reduction order. The train_state buffer is donated to save memory.
 """
 
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +14,7 @@ import optax
 from jax.sharding import Mesh
 
 from mmjax import parallel
-from mmjax.train import losses, metrics
+from mmjax.train import balancing, losses, metrics
 from mmjax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -36,8 +36,11 @@ def _compute_dtype(dtype: str):
 
 
 def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
-                    schedule: optax.Schedule,
-                    dtype: str = "float32") -> Callable[
+                    schedule: optax.Schedule, dtype: str = "float32",
+                    modalities: Sequence[str] = (),
+                    modality_dropout: Optional[Mapping[str, float]] = None,
+                    aux_loss_weight: float = 0.0,
+                    gradient_modulation: Optional[Mapping] = None) -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
@@ -60,40 +63,87 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
   Micikevicius et al. 2018, "Mixed Precision Training", without loss
   scaling: bfloat16 has float32's exponent range).
 
+  Training against modality laziness (`mmjax.train.balancing`; all off by
+  default): `modality_dropout` (`{modality: probability}`) drops modalities
+  per example through the model's presence masks (rng stream "modality");
+  `aux_loss_weight` > 0 adds that weight times the mean cross-entropy of
+  each unimodal head the model sows into "modality_logits" (logged as
+  `aux_loss_<modality>`); `gradient_modulation` `{"name": "ogm_ge",
+  "alpha", "noise", "end_step"}` scales each modality encoder's gradients
+  by its OGM-GE coefficient (logged as `ogm_coefficient_<modality>`) while
+  `step < end_step` (always when `end_step` < 0).
+
   Raises:
-    ValueError: for a `dtype` outside `DTYPES`.
+    ValueError: for a `dtype` outside `DTYPES`, or an unknown
+      gradient_modulation name.
   """
   compute_dtype = _compute_dtype(dtype)
+  dropout = {m: p for m, p in (modality_dropout or {}).items()
+             if m in modalities and p > 0}
+  modulation = {"name": "none", "alpha": 0.5, "noise": True, "end_step": -1,
+                **dict(gradient_modulation or {})}
+  if modulation["name"] not in balancing.GRADIENT_MODULATIONS:
+    raise ValueError(f"gradient_modulation.name must be one of "
+                     f"{balancing.GRADIENT_MODULATIONS}, got {modulation['name']!r}")
 
   def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     rngs = {"dropout": jax.random.fold_in(rng, 0),
             "augment": jax.random.fold_in(rng, 1)}
+    present = None
+    if dropout:
+      present = balancing.sample_presence(
+          jax.random.fold_in(rng, 2), batch["label"].shape[0],
+          tuple(modalities), dropout)
 
     def loss_fn(params):
       variables = state.variables(cast_floating(params, compute_dtype))
       inputs = cast_floating(dict(batch), compute_dtype)
       logits, updates = state.apply_fn(
-          variables, inputs, train=True, rngs=rngs,
-          mutable=["batch_stats", "losses"])
+          variables, inputs, present, train=True, rngs=rngs,
+          mutable=["batch_stats", "losses", "modality_logits"])
       logits = logits.astype(jnp.float32)
       updates = cast_floating(updates, jnp.float32)
       loss = losses.cross_entropy(logits, batch["label"], label_smoothing)
       extra = sum((jnp.sum(x) for x in jax.tree.leaves(updates.get("losses", {}))),
                   jnp.zeros((), jnp.float32))
+      modality_logits = {m: v[0] for m, v in
+                         updates.get("modality_logits", {}).items()}
+      aux = balancing.auxiliary_losses(modality_logits, batch["label"],
+                                       label_smoothing)
+      if aux and aux_loss_weight > 0:
+        extra = extra + aux_loss_weight * sum(aux.values())
       return loss.mean() + extra, (logits, updates.get("batch_stats", {}),
-                                   loss.mean())
+                                   loss.mean(), modality_logits, aux)
 
-    (_, (logits, batch_stats, loss)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
+    (_, (logits, batch_stats, loss, modality_logits, aux)), grads = (
+        jax.value_and_grad(loss_fn, has_aux=True)(state.params))
+    step_metrics = {f"aux_loss_{m}": v for m, v in aux.items()}
+    if modulation["name"] == "ogm_ge" and modality_logits:
+      coefficients = balancing.ogm_ge_coefficients(
+          balancing.modality_scores(modality_logits, batch["label"]),
+          modulation["alpha"])
+      if modulation["end_step"] >= 0:
+        active = state.step < modulation["end_step"]
+        coefficients = {m: jnp.where(active, k, 1.0)
+                        for m, k in coefficients.items()}
+      modulated = balancing.modulate_gradients(
+          grads, coefficients, jax.random.fold_in(rng, 3),
+          noise=modulation["noise"])
+      if modulation["end_step"] >= 0:
+        modulated = jax.tree.map(lambda a, b: jnp.where(active, a, b),
+                                 modulated, grads)
+      grads = modulated
+      step_metrics.update({f"ogm_coefficient_{m}": k
+                           for m, k in coefficients.items()})
     new_state = state.apply_gradients(grads=grads).replace(
         batch_stats=batch_stats)
-    step_metrics = {
+    step_metrics.update({
         "loss": loss,
         "accuracy": (logits.argmax(-1) == batch["label"]).mean(),
         "learning_rate": schedule(state.step),
         "grad_norm": optax.global_norm(grads),
-    }
+    })
     return new_state, step_metrics
 
   replicated = parallel.replicated(mesh)

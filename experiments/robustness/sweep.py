@@ -1,0 +1,36 @@
+"""Fusion against modality laziness on new speakers: leave-one-speaker-out.
+
+Early fusion, gated fusion, cross-attention and attention bottlenecks, each
+with the plain recipe and with the anti-laziness training chosen on a
+validation speaker (recipes.ANTI_LAZINESS: modality dropout and unimodal
+auxiliary heads), next to image only and audio only with the same 600-step
+recipe. Train on four speakers (validation: their takes 5-9), test on the
+fifth. Run with
+  python experiments/run_sweep.py experiments/robustness
+and analyse a run with `launch.py --mode=robustness` (see RESULTS.md).
+"""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import recipes  # noqa: E402  pylint: disable=g-import-not-at-top
+
+CONFIG = "configs/av_digits.py"
+
+SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
+
+COMMON = {**recipes.STEPS, "eval_splits": ("validation", "test")}
+
+_BLOCKS = ("early_fusion", "gated", "cross_attention", "bottleneck")
+
+VARIANTS = {
+    "image_only": ("", {"modalities": ("image",)}),
+    "audio_only": ("", {"modalities": ("audio",)}),
+    **{f"{block}+anti_laziness": (f"fusion={block}", recipes.ANTI_LAZINESS)
+       for block in _BLOCKS},
+    **{block: (f"fusion={block}", recipes.PLAIN) for block in _BLOCKS},
+}
+UNIMODAL = ("image_only", "audio_only")
+
+PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}

@@ -1,0 +1,243 @@
+"""Robustness evaluation and intermodal analysis of a trained workdir.
+
+`evaluate_robustness(config, workdir)` (launch.py --mode=robustness) scores
+the latest checkpoint
+
+- on every non-empty subset of the modalities (the others marked missing
+  through the presence masks), on each of `config.eval_splits`;
+- under each corruption of `mmjax.analysis.corruptions` whose modality the
+  model has, at every level, on the test split (the last of
+  `config.eval_splits`), with MultiBench's relative robustness and, given a
+  reference workdir analysed the same way (e.g. late fusion), its effective
+  robustness;
+- and analyses the test split's representations: linear CKA between each
+  modality's embedding and the fused embedding, a KSG mutual-information
+  estimate between the modalities' embeddings, leave-one-modality-out
+  accuracy deltas, and pictures of the learned gates, modality weights and
+  attention maps of a few examples.
+
+Everything goes to a new folder `<workdir>/robustness[-N]/`:
+robustness.json, robustness.md, corruptions.png, intermediates_*.png.
+"""
+
+import itertools
+import json
+import pathlib
+from typing import Dict, List, Optional, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from mmjax import parallel
+from mmjax.analysis import corruptions as corruptions_lib
+from mmjax.analysis import mutual_information, plots, robustness_metrics
+from mmjax.analysis import similarity
+from mmjax.train import loop, steps, writers
+
+NUM_PICTURED_EXAMPLES = 4
+
+
+def modality_subsets(modalities: Sequence[str]) -> List[tuple]:
+  """Every non-empty subset, largest first: ("image", "audio"), ("image",)..."""
+  return [s for r in range(len(modalities), 0, -1)
+          for s in itertools.combinations(modalities, r)]
+
+
+def subset_name(subset: Sequence[str]) -> str:
+  return "+".join(subset)
+
+
+def _corrupt_fn(corruption: corruptions_lib.Corruption, level: float):
+  """jitted `(rng, batch) -> batch` corrupting one modality at `level`."""
+  def corrupt(rng, batch):
+    batch = dict(batch)
+    batch[corruption.modality] = corruption.apply(
+        rng, batch[corruption.modality], level)
+    return batch
+  return jax.jit(corrupt)
+
+
+def _capture(state, evaluator, split: str, dtype: str, limit: int):
+  """Flattened "intermediates" (`{path: np [n, ...]}`) of the first `limit`
+  examples of `split`, and their int labels `[n]`."""
+  compute_dtype = jax.numpy.dtype(dtype)
+
+  @jax.jit
+  def forward(state, batch):
+    inputs = {k: v for k, v in batch.items() if k != "mask"}
+    _, updates = state.apply_fn(
+        state.variables(steps.cast_floating(state.params, compute_dtype)),
+        steps.cast_floating(inputs, compute_dtype), train=False,
+        mutable=["intermediates"])
+    return steps.cast_floating(updates["intermediates"], jax.numpy.float32)
+
+  collected: Dict[str, list] = {}
+  labels, count = [], 0
+  for local in evaluator.local_batches(split):
+    inter = jax.device_get(forward(state, parallel.to_global(
+        local, evaluator.mesh)))
+    valid = local["mask"] > 0
+    for path, value in _flatten(inter):
+      collected.setdefault(path, []).append(np.asarray(value)[valid])
+    labels.append(local["label"][valid])
+    count += int(valid.sum())
+    if count >= limit:
+      break
+  out = {k: np.concatenate(v)[:limit] for k, v in collected.items()}
+  return out, np.concatenate(labels)[:limit]
+
+
+def _flatten(tree, prefix=""):
+  """(path, array) pairs of a sown-intermediates tree; sow stores tuples."""
+  if isinstance(tree, (tuple, list)):
+    for i, v in enumerate(tree):
+      yield from _flatten(v, prefix if len(tree) == 1 else f"{prefix}[{i}]")
+  elif hasattr(tree, "items"):
+    for k, v in tree.items():
+      yield from _flatten(v, f"{prefix}/{k}" if prefix else k)
+  else:
+    yield prefix, tree
+
+
+def intermodal_analysis(intermediates: Dict[str, np.ndarray],
+                        modalities: Sequence[str]) -> Dict[str, Dict[str, float]]:
+  """CKA and mutual information between the modality and fused embeddings.
+
+  Args:
+    intermediates: flattened intermediates with `<m>_embedding` `[n, d_m]`
+      for each modality and one path ending in `fused_embedding` `[n, d]`.
+    modalities: the model's modalities.
+
+  Returns:
+    `{"cka": {"<a>~<b>": value}, "mutual_information_nats": {...}}`: linear
+    CKA (Kornblith et al. 2019) of each modality with the fused embedding
+    and between modalities; KSG mutual information (Kraskov et al. 2004) on
+    8 PCA components between the modalities.
+  """
+  emb = {m: intermediates[f"{m}_embedding"] for m in modalities}
+  fused = [v for k, v in intermediates.items() if k.endswith("fused_embedding")]
+  cka, mi = {}, {}
+  if fused:
+    for m in modalities:
+      cka[f"{m}~fused"] = similarity.linear_cka(emb[m], fused[0])
+  for a, b in itertools.combinations(modalities, 2):
+    cka[f"{a}~{b}"] = similarity.linear_cka(emb[a], emb[b])
+    mi[f"{a}~{b}"] = mutual_information.representation_mutual_information(
+        emb[a], emb[b])
+  return {"cka": cka, "mutual_information_nats": mi}
+
+
+def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
+                        reference_workdir: Optional[str] = None) -> pathlib.Path:
+  """Runs the whole robustness evaluation of `workdir`'s latest checkpoint.
+
+  Args:
+    config: the run's experiment config.
+    workdir: the trained run.
+    reference_workdir: optional run already analysed by this function
+      (its latest `robustness*/robustness.json` is read) whose curves are
+      the reference of effective robustness, e.g. late fusion.
+
+  Returns:
+    The output folder.
+
+  Raises:
+    FileNotFoundError: when `workdir` has no checkpoint, or the reference
+      workdir no robustness.json.
+    ValueError: when the checkpoint does not match the config's model.
+  """
+  workdir = pathlib.Path(workdir)
+  reference = _load_reference(reference_workdir) if reference_workdir else None
+  _, state, manager, evaluator, step = loop.restore_for_evaluation(
+      config, workdir)
+  manager.close()
+  modalities = tuple(config.modalities)
+  test_split = config.eval_splits[-1]
+
+  subsets = {}
+  for split in config.eval_splits:
+    subsets[split] = {}
+    for subset in modality_subsets(modalities):
+      present = {m: float(m in subset) for m in modalities}
+      subsets[split][subset_name(subset)] = evaluator.evaluate(
+          state, split, present)[0]["accuracy"]
+  full = subsets[test_split][subset_name(modalities)]
+  leave_one_out = {}
+  if len(modalities) > 1:
+    leave_one_out = {m: full - subsets[test_split][subset_name(
+        [n for n in modalities if n != m])] for m in modalities}
+
+  curves = {}
+  for name, corruption in corruptions_lib.CORRUPTIONS.items():
+    if corruption.modality not in modalities:
+      continue
+    accuracies = [full] + [
+        evaluator.evaluate(state, test_split,
+                           corrupt=_corrupt_fn(corruption, level))[0]["accuracy"]
+        for level in corruption.levels]
+    curve = {"levels": list(corruption.sweep_levels), "unit": corruption.unit,
+             "accuracy": accuracies,
+             "relative_robustness": robustness_metrics.relative_robustness(
+                 accuracies)}
+    if reference and name in reference["corruptions"]:
+      curve["effective_robustness"] = robustness_metrics.effective_robustness(
+          accuracies, reference["corruptions"][name]["accuracy"])
+    curves[name] = curve
+
+  intermediates, labels = _capture(state, evaluator, test_split, config.dtype,
+                                   limit=2000)
+  analysis = intermodal_analysis(intermediates, modalities)
+  analysis["leave_one_modality_out_accuracy_delta"] = leave_one_out
+
+  out_dir = loop.new_output_dir(workdir / "robustness")
+  result = {"checkpoint_step": step, "test_split": test_split,
+            "modality_subsets_accuracy": subsets, "corruptions": curves,
+            "intermodal": analysis,
+            "reference_workdir": str(reference_workdir or "")}
+  if writers.is_chief():
+    writers.write_json_atomic(out_dir / "robustness.json", result)
+    (out_dir / "robustness.md").write_text(markdown(result))
+    plots.corruption_curves(
+        {workdir.name: curves, **({f"reference: {pathlib.Path(reference_workdir).name}":
+                                  reference["corruptions"]} if reference else {})},
+        out_dir / "corruptions.png")
+    plots.intermediates_pictures(intermediates, labels, NUM_PICTURED_EXAMPLES,
+                                 out_dir)
+  return out_dir
+
+
+def _load_reference(reference_workdir: str) -> Dict:
+  found = sorted(pathlib.Path(reference_workdir).glob("robustness*/robustness.json"),
+                 key=lambda p: p.stat().st_mtime)
+  if not found:
+    raise FileNotFoundError(
+        f"no robustness*/robustness.json in {reference_workdir}: run "
+        f"--mode=robustness on the reference workdir first")
+  return json.loads(found[-1].read_text())
+
+
+def markdown(result: Dict) -> str:
+  """robustness.md: the subset, corruption and intermodal tables."""
+  lines = ["# Robustness", "", f"Checkpoint step {result['checkpoint_step']}.",
+           "", "## Modality subsets (accuracy; others marked missing)", ""]
+  splits = list(result["modality_subsets_accuracy"])
+  names = list(result["modality_subsets_accuracy"][splits[0]])
+  lines += ["| modalities | " + " | ".join(splits) + " |",
+            "|---" * (len(splits) + 1) + "|"]
+  for n in names:
+    lines.append(f"| {n} | " + " | ".join(
+        f"{result['modality_subsets_accuracy'][s][n]:.4f}" for s in splits) + " |")
+  lines += ["", f"## Corruptions ({result['test_split']} accuracy)", ""]
+  for name, c in result["corruptions"].items():
+    extra = (f", effective robustness {c['effective_robustness']:+.4f}"
+             if "effective_robustness" in c else "")
+    lines += [f"**{name}** ({c['unit']}; relative robustness "
+              f"{c['relative_robustness']:.4f}{extra})", "",
+              "| " + " | ".join(str(l) for l in c["levels"]) + " |",
+              "|---" * len(c["levels"]) + "|",
+              "| " + " | ".join(f"{a:.4f}" for a in c["accuracy"]) + " |", ""]
+  lines += ["## Intermodal analysis", ""]
+  for key, values in result["intermodal"].items():
+    lines.append(f"- {key}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+  return "\n".join(lines) + "\n"
