@@ -35,6 +35,10 @@ flags.DEFINE_string("reference_workdir", None,
                     "--mode=robustness: a run already analysed the same way "
                     "(e.g. late fusion), the reference of effective "
                     "robustness.")
+flags.DEFINE_list("corruptions", None,
+                  "--mode=robustness: the corruption sweeps to run (names "
+                  "of mmjax.analysis.corruptions.CORRUPTIONS, comma-"
+                  "separated; default all; 'none' for none).")
 flags.DEFINE_integer(
     "cpu_devices", None,
     "CPU devices for data parallelism when running on CPU (no effect on "
@@ -75,7 +79,9 @@ def main(argv):
     else:
       from mmjax.train import robustness  # pylint: disable=g-import-not-at-top
       out_dir = robustness.evaluate_robustness(
-          FLAGS.config, FLAGS.workdir, FLAGS.reference_workdir)
+          FLAGS.config, FLAGS.workdir, FLAGS.reference_workdir,
+          None if FLAGS.corruptions is None else
+          [c for c in FLAGS.corruptions if c != "none"])
       print(f"Done. Results in {os.path.join(out_dir, 'robustness.md')}")
   except (DataError, FileNotFoundError, KeyError, ValueError) as e:
     logging.debug("", exc_info=True)

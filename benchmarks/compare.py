@@ -35,6 +35,13 @@ def _last_json(cmd):
   return json.loads(out.strip().splitlines()[-1])
 
 
+# The model of torch_reference.py: the default config without the unimodal
+# auxiliary heads and modality dropout of its training recipe.
+PLAIN_RECIPE = ("--config.aux_loss_weight=0.0",
+                "--config.modality_dropout.image=0.0",
+                "--config.modality_dropout.audio=0.0")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--threads", type=int,
@@ -51,7 +58,7 @@ def main():
   jax_fig = _last_json([
       sys.executable, str(HERE / "train_step.py"), "--config",
       "configs/av_digits.py", "--steps", str(args.steps), "--repeats",
-      str(args.repeats)])
+      str(args.repeats), *PLAIN_RECIPE])
   best = torch_fig["best_mode"]
   torch_rate = torch_fig["best_examples_per_second"]
   jax_rate = jax_fig["on_device"]["median"]

@@ -68,11 +68,9 @@ def main(argv):
       build_model(config), shapes,
       optim.make_optimizer(config.optimizer, config.num_train_steps),
       config.seed, parallel.replicated(mesh))
-  step = steps.make_train_step(
-      mesh, seed=config.seed, label_smoothing=config.label_smoothing,
-      schedule=optim.learning_rate_schedule(config.optimizer,
-                                            config.num_train_steps),
-      dtype=config.dtype)
+  step = steps.make_train_step_from_config(
+      mesh, config, optim.learning_rate_schedule(config.optimizer,
+                                                 config.num_train_steps))
   batch = parallel.to_global(first, mesh)
   compiled = step.lower(state, batch).compile()
   meta = hlo_metadata(compiled.as_text())

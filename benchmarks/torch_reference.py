@@ -1,7 +1,9 @@
 """The av_digits early-fusion train step in PyTorch (CPU), the reference that
 mmjax's `train_step.py` is measured against.
 
-Same model as `configs/av_digits.py` (image CNN + log-mel CNN, GroupNorm,
+Same model as `configs/av_digits.py` without the unimodal auxiliary heads
+and modality dropout of its training recipe (compare.py turns them off on
+the mmjax side) (image CNN + log-mel CNN, GroupNorm,
 tanh-GELU, 2x2 max-pool, masked-mean pooling, concatenation, MLP trunk with
 dropout 0.2, linear head), same loss (cross-entropy), same optimizer (AdamW,
 weight decay on kernels only, warmup-cosine schedule, global-norm clipping

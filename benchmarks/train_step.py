@@ -111,9 +111,8 @@ def run(config) -> dict:
                              parallel.replicated(mesh))
   schedule = optim.learning_rate_schedule(config.optimizer,
                                           config.num_train_steps)
-  train_step_fn = lambda m: steps.make_train_step(
-      m, seed=config.seed, label_smoothing=config.label_smoothing,
-      schedule=schedule, dtype=config.dtype)
+  train_step_fn = lambda m: steps.make_train_step_from_config(m, config,
+                                                             schedule)
   train_step = train_step_fn(mesh)
   batch = parallel.to_global(first, mesh)
 

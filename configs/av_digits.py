@@ -1,6 +1,8 @@
 """Audio-visual digits (MNIST image + FSDD recording of the same digit).
 
-Default: early fusion of an image CNN and a log-mel CNN. Any registered
+Default: early fusion of an image CNN and a log-mel CNN, trained 600 steps
+with modality dropout and unimodal auxiliary heads (the recipe that beat
+image only on every held-out speaker, experiments/robustness). Any registered
 fusion block or encoder is chosen with the config-file argument, and its own
 attributes become config keys:
 
@@ -88,5 +90,15 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
 
   base.training_recipe(c)
   base.modality_balancing(c)
+  # Against modality laziness, chosen on a held-out validation speaker and
+  # measured leave-one-speaker-out (experiments/robustness): each modality
+  # dropped for 30% of the examples, a unimodal auxiliary head per modality.
+  for m in c.modalities:
+    c.modality_dropout[m] = 0.3
+  c.aux_loss_weight = 1.0
+  c.num_train_steps = 600
+  c.optimizer.warmup_steps = 50
+  c.eval_every_steps = 200
+  c.checkpoint_every_steps = 200
   c.lock()
   return c

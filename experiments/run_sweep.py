@@ -170,7 +170,8 @@ def table(sweep, records: dict) -> str:
       lines.append(
           f"| {variant} | {pm(s['accuracy'], s['accuracy_std'])} | "
           f"{s['accuracy_worst']:.4f} | {pm(s['macro_f1'], s['macro_f1_std'])} "
-          f"| {s['num_params']:,} | {s['examples_per_second']:.0f} | "
+          f"| {format(s['num_params'], ',') if s['num_params'] else '—'} | "
+          f"{s['examples_per_second']:.0f} | "
           f"{s['wall_seconds']:.0f} | {s['folds']}/{s['of']} |")
     lines += ["", verdict(stats, getattr(sweep, "UNIMODAL", ())), ""]
   lines += [f"<details><summary>Every run: {split} accuracy and command"

@@ -8,7 +8,17 @@ with
 """
 
 CONFIG = "configs/av_digits.py"
-COMMON = {}
+# The default recipe when this sweep ran (the config now defaults to the
+# 600-step anti-laziness recipe of experiments/robustness).
+COMMON = {
+    "num_train_steps": 1200,
+    "optimizer.warmup_steps": 100,
+    "eval_every_steps": 400,
+    "checkpoint_every_steps": 400,
+    "modality_dropout.image": 0.0,
+    "modality_dropout.audio": 0.0,
+    "aux_loss_weight": 0.0,
+}
 VARIANTS = {
     "early_fusion": ("", {}),
     "late_fusion": ("fusion=late_fusion", {}),

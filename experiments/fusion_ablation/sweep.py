@@ -21,6 +21,11 @@ COMMON = {
     "eval_every_steps": 200,
     "checkpoint_every_steps": 200,
     "eval_splits": ("validation", "test"),
+    # The defaults when this sweep ran (the config now defaults to the
+    # anti-laziness recipe of experiments/robustness).
+    "modality_dropout.image": 0.0,
+    "modality_dropout.audio": 0.0,
+    "aux_loss_weight": 0.0,
 }
 
 _BLOCKS = ("early_fusion", "sum", "mean", "max", "weighted", "gated",

@@ -25,11 +25,14 @@ COMMON = {**recipes.STEPS, "eval_splits": ("validation", "test")}
 _BLOCKS = ("early_fusion", "gated", "cross_attention", "bottleneck")
 
 VARIANTS = {
-    "image_only": ("", {"modalities": ("image",)}),
-    "audio_only": ("", {"modalities": ("audio",)}),
+    "image_only": ("", {**recipes.PLAIN, "modalities": ("image",)}),
+    "audio_only": ("", {**recipes.PLAIN, "modalities": ("audio",)}),
     **{f"{block}+anti_laziness": (f"fusion={block}", recipes.ANTI_LAZINESS)
        for block in _BLOCKS},
     **{block: (f"fusion={block}", recipes.PLAIN) for block in _BLOCKS},
+    # The reference of effective robustness (trained on the analysed fold
+    # only: `--only 'loso/theo/late_fusion'`).
+    "late_fusion": ("fusion=late_fusion", recipes.PLAIN),
 }
 UNIMODAL = ("image_only", "audio_only")
 

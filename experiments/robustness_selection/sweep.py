@@ -22,13 +22,16 @@ COMMON = {**recipes.STEPS, "eval_splits": ("validation",),
           "data.validation_speakers": ("george",)}
 
 VARIANTS = {
-    "image_only": ("", {"modalities": ("image",)}),
-    "audio_only": ("", {"modalities": ("audio",)}),
+    "image_only": ("", {**recipes.PLAIN, "modalities": ("image",)}),
+    "audio_only": ("", {**recipes.PLAIN, "modalities": ("audio",)}),
     "plain": ("", recipes.PLAIN),
-    "speaker_augmentation": ("", recipes.SPEAKER_AUGMENTATION),
-    "dropout_aux": ("", {**recipes.MODALITY_DROPOUT, **recipes.AUX_HEADS}),
-    "ogm_ge": ("", recipes.OGM_GE),
-    "all": ("", recipes.ANTI_LAZINESS),
+    "speaker_augmentation": ("", {**recipes.PLAIN,
+                                  **recipes.SPEAKER_AUGMENTATION}),
+    "dropout_aux": ("", {**recipes.PLAIN, **recipes.MODALITY_DROPOUT,
+                         **recipes.AUX_HEADS}),
+    "ogm_ge": ("", {**recipes.PLAIN, **recipes.OGM_GE}),
+    "all": ("", {**recipes.PLAIN, **recipes.SPEAKER_AUGMENTATION,
+                 **recipes.MODALITY_DROPOUT, **recipes.OGM_GE}),
 }
 UNIMODAL = ("image_only", "audio_only")
 

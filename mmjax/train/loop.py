@@ -144,13 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
              is not None else "Training from scratch."), flush=True)
 
   schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
-  train_step = steps.make_train_step(mesh, seed=config.seed,
-                                     label_smoothing=config.label_smoothing,
-                                     schedule=schedule, dtype=config.dtype,
-                                     modalities=config.modalities,
-                                     modality_dropout=config.modality_dropout,
-                                     aux_loss_weight=config.aux_loss_weight,
-                                     gradient_modulation=config.gradient_modulation)
+  train_step = steps.make_train_step_from_config(mesh, config, schedule)
   batches = parallel.prefetch_to_device(pipeline.train_batches(
       builder, "train", modalities=config.modalities, pp=config.pp_train,
       global_batch_size=config.batch_size, seed=config.seed, start_step=start),

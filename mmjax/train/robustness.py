@@ -129,7 +129,9 @@ def intermodal_analysis(intermediates: Dict[str, np.ndarray],
 
 
 def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
-                        reference_workdir: Optional[str] = None) -> pathlib.Path:
+                        reference_workdir: Optional[str] = None,
+                        corruptions: Optional[Sequence[str]] = None
+                        ) -> pathlib.Path:
   """Runs the whole robustness evaluation of `workdir`'s latest checkpoint.
 
   Args:
@@ -138,6 +140,8 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
     reference_workdir: optional run already analysed by this function
       (its latest `robustness*/robustness.json` is read) whose curves are
       the reference of effective robustness, e.g. late fusion.
+    corruptions: names in `mmjax.analysis.corruptions.CORRUPTIONS` to sweep
+      (default all of the model's modalities; () for none).
 
   Returns:
     The output folder.
@@ -145,9 +149,16 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
   Raises:
     FileNotFoundError: when `workdir` has no checkpoint, or the reference
       workdir no robustness.json.
-    ValueError: when the checkpoint does not match the config's model.
+    ValueError: when the checkpoint does not match the config's model, or
+      for an unknown corruption name (the message lists the known ones).
   """
   workdir = pathlib.Path(workdir)
+  if corruptions is None:
+    corruptions = tuple(corruptions_lib.CORRUPTIONS)
+  unknown = sorted(set(corruptions) - set(corruptions_lib.CORRUPTIONS))
+  if unknown:
+    raise ValueError(f"unknown corruption(s) {unknown}; known: "
+                     f"{sorted(corruptions_lib.CORRUPTIONS)}")
   reference = _load_reference(reference_workdir) if reference_workdir else None
   _, state, manager, evaluator, step = loop.restore_for_evaluation(
       config, workdir)
@@ -170,7 +181,7 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
 
   curves = {}
   for name, corruption in corruptions_lib.CORRUPTIONS.items():
-    if corruption.modality not in modalities:
+    if name not in corruptions or corruption.modality not in modalities:
       continue
     accuracies = [full] + [
         evaluator.evaluate(state, test_split,

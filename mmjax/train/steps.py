@@ -151,6 +151,20 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                  out_shardings=(replicated, replicated), donate_argnums=(0,))
 
 
+def make_train_step_from_config(mesh: Mesh, config,
+                                schedule: optax.Schedule) -> Callable[
+                                    [TrainState, Batch], Tuple[TrainState, Dict]]:
+  """`make_train_step` with every option read from an experiment config
+  (seed, label_smoothing, dtype, modalities, modality_dropout,
+  aux_loss_weight, gradient_modulation)."""
+  return make_train_step(
+      mesh, seed=config.seed, label_smoothing=config.label_smoothing,
+      schedule=schedule, dtype=config.dtype, modalities=config.modalities,
+      modality_dropout=config.modality_dropout,
+      aux_loss_weight=config.aux_loss_weight,
+      gradient_modulation=config.gradient_modulation)
+
+
 def make_eval_step(mesh: Mesh, num_classes: int,
                    dtype: str = "float32") -> Callable[
     [TrainState, Batch, Optional[Mapping[str, jax.Array]]], Dict]:

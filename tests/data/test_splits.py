@@ -96,6 +96,35 @@ def test_speaker_split(real):
   assert indices == set(range(5, 10))
 
 
+def test_validation_speaker_split(real):
+  spec = splits.SplitSpec(test_speakers=("theo",), validation_speakers="george")
+  recordings = splits.split_recordings(real[0], spec)
+  george = [r for r in real[0] if r.speaker == "george"]
+  # Every take of george validates (validation_indices is ignored), and
+  # only george; the other three speakers train on all their takes.
+  assert sorted(recordings["validation"]) == sorted(george)
+  assert {r.speaker for r in recordings["train"]} == {
+      "jackson", "nicolas", "yweweler"}
+  assert {r.index for r in recordings["train"]} == set(range(50))
+  pairs = splits.make_pairs(*real, spec)
+  assert {p.speaker for p in pairs["validation"]} == {"george"}
+
+
+def test_validation_speakers_leave_the_official_names_alone():
+  from mmjax.data import av_digits  # pylint: disable=g-import-not-at-top
+  spec = splits.SplitSpec(test_speakers=("theo",))
+  with_val = splits.SplitSpec(test_speakers=("theo",),
+                              validation_speakers=("george",))
+  assert "validation_speakers" not in av_digits._canonical_spec(spec)  # pylint: disable=protected-access
+  assert (av_digits.config_name(spec, "f") !=
+          av_digits.config_name(with_val, "f"))
+
+
+def test_unknown_validation_speaker(real):
+  with pytest.raises(DataError, match="validation speaker.*zoe"):
+    splits.make_pairs(*real, splits.SplitSpec(validation_speakers=("zoe",)))
+
+
 def test_deterministic_per_seed(real):
   first = splits.make_pairs(*real, splits.SplitSpec(seed=3))
   again = splits.make_pairs(*real, splits.SplitSpec(seed=3))
@@ -129,6 +158,7 @@ def test_split_without_recordings_of_a_digit(real):
     {"image_fractions": (1.2, -0.1, -0.1)},
     {"seed": -1},
     {"validation_indices": (4, 5)},
+    {"test_speakers": ("theo",), "validation_speakers": ("theo",)},
 ])
 def test_invalid_spec(kwargs):
   with pytest.raises(ValueError):

@@ -83,3 +83,20 @@ def test_missing_reference_is_a_clear_error(trained, tmp_path):
   config, workdir, _, _ = trained
   with pytest.raises(FileNotFoundError, match="run --mode=robustness"):
     robustness.evaluate_robustness(config, workdir, reference_workdir=str(tmp_path))
+
+
+def test_unknown_corruption_lists_the_known_ones(trained):
+  config, workdir, _, _ = trained
+  with pytest.raises(ValueError, match="image_blur.*audio_babble_noise"):
+    robustness.evaluate_robustness(config, workdir, corruptions=("image_blur",))
+
+
+def test_selected_corruptions_only(trained):
+  config, workdir, _, _ = trained
+  out = robustness.evaluate_robustness(config, workdir,
+                                       corruptions=("image_occlusion",))
+  report = json.loads((out / "robustness.json").read_text())
+  assert list(report["corruptions"]) == ["image_occlusion"]
+  first = json.loads((trained[3] / "robustness.json").read_text())
+  assert (report["corruptions"]["image_occlusion"]["accuracy"] ==
+          first["corruptions"]["image_occlusion"]["accuracy"])
