@@ -184,21 +184,27 @@ def table(sweep, records: dict) -> str:
   return "\n".join(lines)
 
 
-def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
-  """Writes results.json, the RESULTS.md table and accuracy.png."""
-  tmp = folder / "results.json.tmp"
-  tmp.write_text(json.dumps(records, indent=2) + "\n")
-  os.replace(tmp, folder / "results.json")
-  text = (folder / "RESULTS.md").read_text() if (
-      folder / "RESULTS.md").exists() else "# Results\n\n"
-  start, end = "<!-- table -->", "<!-- /table -->"
-  block = f"{start}\n{table(sweep, records)}\n{end}"
+def replace_marked_block(path: pathlib.Path, marker: str, content: str) -> None:
+  """Puts `content` between `<!-- marker -->` and `<!-- /marker -->` in the
+  markdown file `path` (appended, markers included, when they are absent);
+  the text around them is kept."""
+  text = path.read_text() if path.exists() else "# Results\n\n"
+  start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+  block = f"{start}\n{content}\n{end}"
   if start in text:
     head, rest = text.split(start, 1)
     text = head + block + rest.split(end, 1)[1]
   else:
     text = f"{text.rstrip()}\n\n{block}\n"
-  (folder / "RESULTS.md").write_text(text)
+  path.write_text(text)
+
+
+def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
+  """Writes results.json, the RESULTS.md table and accuracy.png."""
+  tmp = folder / "results.json.tmp"
+  tmp.write_text(json.dumps(records, indent=2) + "\n")
+  os.replace(tmp, folder / "results.json")
+  replace_marked_block(folder / "RESULTS.md", "table", table(sweep, records))
   plot(folder / "accuracy.png", summarize(sweep, records), report_split(sweep))
 
 

@@ -148,15 +148,8 @@ def main():
            *missing_modality_table(sweep, records, reports), "",
            f"### Corruptions and intermodal analysis (fold {ANALYSIS_FOLD})",
            "", *fold_tables(reports)]
-  text = (HERE / "RESULTS.md").read_text()
-  start, end = "<!-- analysis -->", "<!-- /analysis -->"
-  new = f"{start}\n" + "\n".join(block) + f"\n{end}"
-  if start in text:
-    head, rest = text.split(start, 1)
-    text = head + new + rest.split(end, 1)[1]
-  else:
-    text = f"{text.rstrip()}\n\n{new}\n"
-  (HERE / "RESULTS.md").write_text(text)
+  run_sweep.replace_marked_block(HERE / "RESULTS.md", "analysis",
+                                 "\n".join(block))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ is cheap. Pure numpy and scipy, float64.
 import numpy as np
 from scipy import special
 
+from mmjax.analysis import similarity
+
 # Entries per [chunk, n] distance block: 2**22 float64 = 32 MiB.
 _BLOCK_ENTRIES = 2 ** 22
 
@@ -150,15 +152,8 @@ def representation_mutual_information(x: np.ndarray, y: np.ndarray,
     ValueError: if an input is not 2-D, the numbers of examples differ,
       num_components < 1, or k is not in [1, n).
   """
-  x = np.asarray(x, dtype=np.float64)
-  y = np.asarray(y, dtype=np.float64)
-  if x.ndim != 2 or y.ndim != 2:
-    raise ValueError(f"representation_mutual_information expects [n, d] "
-                     f"inputs, got shapes {x.shape} and {y.shape}")
-  if x.shape[0] != y.shape[0]:
-    raise ValueError(f"representation_mutual_information: x and y must have "
-                     f"the same number of examples, got {x.shape[0]} and "
-                     f"{y.shape[0]}")
+  x, y = similarity.paired_representations(
+      x, y, "representation_mutual_information")
   if num_components < 1:
     raise ValueError(f"num_components must be >= 1, got {num_components}")
   x = reduce_dimensions(x, min(num_components, *x.shape))

@@ -9,6 +9,25 @@ in float64.
 import numpy as np
 
 
+def paired_representations(x, y, caller: str):
+  """float64 `[n, d1]`, `[n, d2]` copies of two representations of the same
+  n examples.
+
+  Raises:
+    ValueError: naming `caller`, if an input is not 2-D or the numbers of
+      examples differ.
+  """
+  x = np.asarray(x, dtype=np.float64)
+  y = np.asarray(y, dtype=np.float64)
+  if x.ndim != 2 or y.ndim != 2:
+    raise ValueError(f"{caller} expects [n, d] inputs, got shapes "
+                     f"{x.shape} and {y.shape}")
+  if x.shape[0] != y.shape[0]:
+    raise ValueError(f"{caller}: x and y must have the same number of "
+                     f"examples, got {x.shape[0]} and {y.shape[0]}")
+  return x, y
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
   """Linear CKA between two representations of the same examples.
 
@@ -36,14 +55,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
       or a side is constant over the examples (its centred features are all
       zero, so CKA is undefined).
   """
-  x = np.asarray(x, dtype=np.float64)
-  y = np.asarray(y, dtype=np.float64)
-  if x.ndim != 2 or y.ndim != 2:
-    raise ValueError(f"linear_cka expects [n, d] inputs, got shapes "
-                     f"{x.shape} and {y.shape}")
-  if x.shape[0] != y.shape[0]:
-    raise ValueError(f"linear_cka: x and y must have the same number of "
-                     f"examples, got {x.shape[0]} and {y.shape[0]}")
+  x, y = paired_representations(x, y, "linear_cka")
   if x.shape[0] < 2:
     raise ValueError(f"linear_cka needs at least 2 examples, got "
                      f"{x.shape[0]}")

@@ -54,3 +54,27 @@ def test_unknown_names_keys_and_missing_inputs():
   model = build_model(tiny_config())
   with pytest.raises(KeyError, match="batch has no 'audio' input"):
     model.init(jax.random.key(0), {"image": BATCH["image"]})
+
+
+@pytest.mark.parametrize("aux_loss_weight", [0.0, 1.0])
+def test_aux_heads_and_modality_embeddings(aux_loss_weight):
+  c = tiny_config()
+  c.aux_loss_weight = aux_loss_weight
+  model = build_model(c)
+  params = model.init(jax.random.key(0), BATCH, train=False)["params"]
+  assert ("audio_aux_head" in params) == (aux_loss_weight > 0)
+  # A missing modality hides nothing from its own auxiliary head.
+  present = {"image": jnp.ones(2), "audio": jnp.zeros(2)}
+  _, out = model.apply({"params": params}, BATCH, present,
+                       mutable=["modality_logits", "intermediates"])
+  assert out["intermediates"]["audio_embedding"][0].shape == (
+      2, c.model.encoders.audio.embed_dim)
+  if aux_loss_weight:
+    logits = out["modality_logits"]["audio"][0]
+    assert logits.shape == (2, 10)
+    np.testing.assert_allclose(
+        logits, out["intermediates"]["audio_embedding"][0]
+        @ params["audio_aux_head"]["kernel"] + params["audio_aux_head"]["bias"],
+        rtol=1e-5, atol=1e-6)
+  else:
+    assert "modality_logits" not in out
