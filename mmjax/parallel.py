@@ -46,6 +46,9 @@ def initialize_distributed(enabled: bool = False,
 CPU_DEVICE_COUNTS = (8, 4, 2, 1)
 
 
+_TERMINATE_FLAG = "xla_cpu_collective_call_terminate_timeout_seconds"
+
+
 def configure_cpu_devices(count: Optional[int],
                           global_batch_sizes: Sequence[int]) -> int:
   """Sets how many devices the CPU platform exposes (`jax_num_cpu_devices`).
@@ -56,7 +59,10 @@ def configure_cpu_devices(count: Optional[int],
   Measured on the 2-core development machine (benchmarks/RESULTS.md,
   "scaling"): the av_digits step 1.7x faster with 8 devices than with 1.
   Has no effect on GPU or TPU backends (their devices are used, not the
-  CPU's) and must run before JAX initialises its backends.
+  CPU's) and must run before JAX initialises its backends. With more than
+  one device it also raises XLA:CPU's collective termination timeout to an
+  hour (unless XLA_FLAGS sets it), so a busy machine slows a run down
+  instead of aborting it.
 
   Args:
     count: devices to expose; None picks the first of `CPU_DEVICE_COUNTS`
@@ -79,6 +85,12 @@ def configure_cpu_devices(count: Optional[int],
   if count < 1:
     raise ValueError(f"the CPU device count must be >= 1, got {count}")
   jax.config.update("jax_num_cpu_devices", count)
+  if count > 1 and _TERMINATE_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    # XLA:CPU aborts the process when a device thread reaches a collective
+    # more than 40 s after the others, which happens on a heavily
+    # oversubscribed machine (seen with 8 devices on 2 busy cores).
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --{_TERMINATE_FLAG}=3600").strip()
   return count
 
 

@@ -58,6 +58,22 @@ def test_configure_cpu_devices(batch_sizes, xla_flags, expected):
   assert int(out.stdout.split()[-1]) == expected
 
 
+def test_configure_cpu_devices_raises_the_collective_timeout(monkeypatch):
+  monkeypatch.setattr(jax.config, "update", lambda *args: None)
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_use_thunk_runtime=true")
+  parallel.configure_cpu_devices(4, (64,))
+  assert os.environ["XLA_FLAGS"] == (
+      "--xla_cpu_use_thunk_runtime=true "
+      "--xla_cpu_collective_call_terminate_timeout_seconds=3600")
+  # A value the user set is kept; one device has no collectives.
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_collective_call_terminate_timeout_seconds=5")
+  parallel.configure_cpu_devices(4, (64,))
+  assert os.environ["XLA_FLAGS"].count("terminate_timeout") == 1
+  monkeypatch.setenv("XLA_FLAGS", "")
+  parallel.configure_cpu_devices(1, (64,))
+  assert os.environ["XLA_FLAGS"] == ""
+
+
 def test_batch_size_must_divide_over_devices(monkeypatch):
   monkeypatch.setattr(jax, "device_count", lambda: 8)
   with pytest.raises(ValueError, match="config.batch_size=12.*divisible.*8"):
