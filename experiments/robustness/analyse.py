@@ -62,8 +62,10 @@ def analyse(name: str, config: str, overrides: dict, root: pathlib.Path,
       cmd += ["--reference_workdir", str(reference)]
     print(f"[{name}] {run_sweep.display(cmd)}", flush=True)
     with open(workdir / "robustness.log", "a") as log:
-      subprocess.run(cmd, cwd=run_sweep.REPO_ROOT, stdout=log,
-                     stderr=subprocess.STDOUT, check=True)
+      if subprocess.run(cmd, cwd=run_sweep.REPO_ROOT, stdout=log,
+                        stderr=subprocess.STDOUT).returncode:
+        print(f"[{name}] FAILED; see {workdir / 'robustness.log'}", flush=True)
+        return None
   return json.loads(out.read_text())
 
 

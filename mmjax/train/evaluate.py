@@ -54,9 +54,10 @@ class SplitEvaluator:
       split: TFDS split name.
       present: optional `{modality: 0.0 or 1.0}` applied to every example
         (0.0 simulates a missing modality).
-      corrupt: optional `corrupt(rng, batch) -> batch` applied to each
-        global batch on device before the model (e.g. added noise); its rng
-        is `fold_in(key(seed), batch index)`, so a sweep is reproducible.
+      corrupt: optional `corrupt(rng, batch) -> batch` applied to each of
+        this process's batches (on its default device) before the model,
+        e.g. added noise; its rng is `fold_in(key(seed), batch index)`, so
+        a sweep is reproducible.
       seed: seeds `corrupt`.
 
     Returns:
@@ -66,9 +67,13 @@ class SplitEvaluator:
     ds, _ = self._dataset(split)
     totals = None
     for i, local in enumerate(ds.as_numpy_iterator()):
-      batch = parallel.to_global(local, self._mesh)
       if corrupt is not None:
-        batch = corrupt(jax.random.fold_in(jax.random.key(seed), i), batch)
+        # On this process's batch on one device: no cross-device collective
+        # (XLA:CPU's can stall with many devices on few cores), and mixing
+        # examples (babble) stays within the process's examples.
+        local = jax.device_get(corrupt(
+            jax.random.fold_in(jax.random.key(seed), i), local))
+      batch = parallel.to_global(local, self._mesh)
       mask = None
       if present is not None:
         n = len(local["label"])
