@@ -36,6 +36,8 @@ VARIANTS = {
     "image_only": ("", {"modalities": ("image",)}),
     "audio_only": ("", {"modalities": ("audio",)}),
     **{block: (f"fusion={block}", {}) for block in _BLOCKS},
+    # Recorded before the GMU gained its input LayerNorm (now the default).
+    "gated": ("fusion=gated", {"model.fusion.input_norm": False}),
     **{f"late_fusion_{combine}": ("fusion=late_fusion",
                                   {"model.fusion.combine": combine})
        for combine in ("average", "weighted", "vote")},

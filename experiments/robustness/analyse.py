@@ -27,9 +27,18 @@ from mmjax.analysis import plots  # noqa: E402  pylint: disable=g-import-not-at-
 
 REFERENCE = "late_fusion"
 ANALYSIS_FOLD = "theo"
-FUSED_WITH_DROPOUT = ("early_fusion+anti_laziness", "gated+anti_laziness",
+FUSED_WITH_DROPOUT = ("early_fusion+anti_laziness@1200",
+                      "early_fusion+anti_laziness", "gated+anti_laziness",
                       "cross_attention+anti_laziness", "bottleneck+anti_laziness")
-PLAIN_FUSED = ("early_fusion", "gated", "cross_attention", "bottleneck")
+PLAIN_FUSED = ("early_fusion", "early_fusion@1200", "gated", "cross_attention",
+               "bottleneck")
+
+
+def single_modality_variant(variant: str, modality: str) -> str:
+  """The single-modality run with the recipe of `variant` ("...@1200" ->
+  "<modality>_only@1200")."""
+  _, at, steps = variant.partition("@")
+  return f"{modality}_only{at}{steps}"
 
 
 def analysed_runs(sweep) -> list:
@@ -41,7 +50,7 @@ def analysed_runs(sweep) -> list:
       f"loso/{ANALYSIS_FOLD}/{v}" for v in sweep.VARIANTS if v != REFERENCE]
   for fold in sweep.PROTOCOLS["loso"]:
     if fold != ANALYSIS_FOLD:
-      names += [f"loso/{fold}/{v}" for v in FUSED_WITH_DROPOUT + PLAIN_FUSED[:1]]
+      names += [f"loso/{fold}/{v}" for v in FUSED_WITH_DROPOUT + PLAIN_FUSED[:2]]
   return names
 
 
@@ -79,7 +88,7 @@ def missing_modality_table(sweep, records: dict, reports: dict) -> list:
       fused, single = [], []
       for fold in sweep.PROTOCOLS["loso"]:
         report = reports.get(f"loso/{fold}/{variant}")
-        uni = records.get(f"loso/{fold}/{m}_only")
+        uni = records.get(f"loso/{fold}/{single_modality_variant(variant, m)}")
         if report and uni:
           fused.append(report["modality_subsets_accuracy"]["test"][m])
           single.append(uni["results"]["test"]["accuracy"])

@@ -32,7 +32,12 @@ VARIANTS = {
     "ogm_ge": ("", {**recipes.PLAIN, **recipes.OGM_GE}),
     "all": ("", {**recipes.PLAIN, **recipes.SPEAKER_AUGMENTATION,
                  **recipes.MODALITY_DROPOUT, **recipes.OGM_GE}),
+    # A longer run, for the image pathway (image only 0.966 at 600 steps).
+    "image_only_long": ("", {**recipes.PLAIN, **recipes.LONG,
+                             "modalities": ("image",)}),
+    "dropout_aux_long": ("", {**recipes.PLAIN, **recipes.MODALITY_DROPOUT,
+                              **recipes.AUX_HEADS, **recipes.LONG}),
 }
-UNIMODAL = ("image_only", "audio_only")
+UNIMODAL = ("image_only", "audio_only", "image_only_long")
 
 PROTOCOLS = {"selection": {"theo-george": {}}}

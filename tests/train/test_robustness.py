@@ -45,6 +45,10 @@ def test_outputs_and_consistency_with_training_results(trained):
   assert set(subsets) == {"image+audio", "image", "audio"}
   # All modalities present is exactly the final evaluation of training.
   assert subsets["image+audio"] == pytest.approx(results["test"]["accuracy"])
+  # Each subset is evaluated through the presence masks: ignoring them would
+  # give the full model's accuracy, to the last example, for every subset.
+  assert subsets["image"] != subsets["image+audio"]
+  assert subsets["audio"] != subsets["image+audio"]
   deltas = report["intermodal"]["leave_one_modality_out_accuracy_delta"]
   assert deltas["image"] == pytest.approx(
       subsets["image+audio"] - subsets["audio"])

@@ -98,23 +98,56 @@ def test_weighted_modality_weights_renormalise_over_present():
   np.testing.assert_allclose(out.embedding, expected, atol=1e-5)
 
 
-def test_gmu_gates_sum_to_one_over_present_modalities():
-  params, out, inter = run(GatedFusion(num_classes=3, dim=8))
+def layer_norm(params, name, x):
+  """numpy LayerNorm (Flax's eps 1e-6)."""
+  layer = params["params"][name]
+  mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+  y = (x - mean) / np.sqrt(var + 1e-6) * np.asarray(layer["scale"]) + (
+      np.asarray(layer["bias"]))
+  return y
+
+
+@pytest.mark.parametrize("input_norm", [True, False])
+def test_gmu_gates_sum_to_one_over_present_modalities(input_norm):
+  block = GatedFusion(num_classes=3, dim=8, input_norm=input_norm)
+  params = block.init(jax.random.key(2), TOKENS, MASKS, PRESENT, train=False)
+  # Norm parameters other than their initial 1 and 0.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 0.5 if "input_norm" in jax.tree_util.keystr(path)
+      else x, params)
+  params, out, inter = run(block, params)
   gates = inter["gates"]
   assert gates.shape == (4, 2, 8)
   np.testing.assert_allclose(gates[:3].sum(1), 1.0, atol=1e-6)
   np.testing.assert_array_equal(gates[1, 1], 0.0)
   np.testing.assert_array_equal(gates[2, 0], 0.0)
   np.testing.assert_array_equal(gates[3], 0.0)
+  features = {m: pooled(m) for m in ORDER}
+  if input_norm:
+    features = {m: layer_norm(params, f"{m}_input_norm", x)
+                for m, x in features.items()}
   # Two modalities: the softmax gate is the paper's sigmoid of the difference.
-  logits = dense(params, "gate", np.concatenate([pooled(m) for m in ORDER],
+  logits = dense(params, "gate", np.concatenate([features[m] for m in ORDER],
                                                 axis=1)).reshape(4, 2, 8)
   np.testing.assert_allclose(
       gates[0, 0], 1 / (1 + np.exp(logits[0, 1] - logits[0, 0])), atol=1e-5)
-  hidden = np.stack([np.tanh(dense(params, f"{m}_projection", pooled(m)))
+  hidden = np.stack([np.tanh(dense(params, f"{m}_projection", features[m]))
                      for m in ORDER], axis=1)
   np.testing.assert_allclose(out.embedding, (gates * hidden).sum(1),
                              atol=1e-5)
+
+
+def test_gmu_input_norm_makes_it_invariant_to_a_modality_scale():
+  """Scaling one modality's tokens by 100 changes nothing with input_norm
+  (an encoder whose output grows cannot saturate the GMU) and everything
+  without it."""
+  scaled = {**TOKENS, "audio": TOKENS["audio"] * 100.0}
+  for input_norm, same in ((True, True), (False, False)):
+    block = GatedFusion(num_classes=3, dim=8, input_norm=input_norm)
+    params = block.init(jax.random.key(2), TOKENS, MASKS, PRESENT, train=False)
+    a = block.apply(params, TOKENS, MASKS, PRESENT, train=False).embedding
+    b = block.apply(params, scaled, MASKS, PRESENT, train=False).embedding
+    assert np.allclose(a, b, atol=1e-4) == same
 
 
 def log_softmax(x):
