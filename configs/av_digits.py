@@ -33,6 +33,9 @@ _ENCODER_OVERRIDES = {
     "spectrogram_cnn": {"features": (16, 32, 64), "embed_dim": 128,
                         "frontend": AUDIO_FRONTEND},
     "spectrogram_transformer": {"frontend": AUDIO_FRONTEND},
+    # Whisper's front end reads the 8000 samples (1 s at 8 kHz) as 0.5 s at
+    # 16 kHz: 50 frames, a window of 25 positions instead of 30 s.
+    "whisper_encoder": {"max_source_positions": 25},
 }
 
 

@@ -58,6 +58,10 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.optimizer.end_learning_rate_factor = 0.01
   c.optimizer.grad_clip_norm = 1.0
   c.label_smoothing = 0.0
+  # Train only the classifier heads (every encoder and the fusion block
+  # frozen); per-encoder freezing and learning-rate factors are keys of each
+  # encoder config (`freeze`, `learning_rate_scale`, `init_from`).
+  c.linear_probe = False
   # Activation / matmul dtype of the steps: "float32", or "bfloat16" on
   # accelerators (parameters and optimizer state stay float32).
   c.dtype = "float32"

@@ -14,6 +14,9 @@ A sweep folder holds `sweep.py` with
              model must beat);
   REPORT_SPLIT  optional, the split whose accuracy the table reports
              (default "test"; "validation" for a recipe-selection sweep).
+In a string value, `{fold}` stands for the run's fold and `{runs}` for the
+root of the sweep's workdirs, so a run can name another run of its fold,
+e.g. `"model.encoders.audio.init_from": "{runs}/loso/{fold}/audio_only"`.
 Every (protocol, fold, variant) is one `launch.py` process with its own
 workdir `<workdir>/<protocol>/<fold>/<variant>`. A run whose record (same
 command) is already in `<sweep>/results.json` is skipped, and an interrupted
@@ -55,15 +58,19 @@ def load_sweep(folder: pathlib.Path):
   return module
 
 
-def plan(sweep) -> Dict[str, List]:
-  """`{run name: [config file with argument, overrides]}` of every run."""
+def plan(sweep, runs_root: str = "runs") -> Dict[str, List]:
+  """`{run name: [config file with argument, overrides]}` of every run, in
+  order (fold by fold, variants in their order), with `{fold}` and `{runs}`
+  (= `runs_root`) substituted in string values."""
   runs = {}
   for protocol, folds in sweep.PROTOCOLS.items():
     for fold, fold_overrides in folds.items():
       for variant, (arg, overrides) in sweep.VARIANTS.items():
         config = f"{sweep.CONFIG}:{arg}" if arg else sweep.CONFIG
-        runs[f"{protocol}/{fold}/{variant}"] = [
-            config, {**sweep.COMMON, **fold_overrides, **overrides}]
+        merged = {**sweep.COMMON, **fold_overrides, **overrides}
+        runs[f"{protocol}/{fold}/{variant}"] = [config, {
+            k: v.replace("{fold}", fold).replace("{runs}", str(runs_root))
+            if isinstance(v, str) else v for k, v in merged.items()}]
   return runs
 
 
@@ -255,7 +262,7 @@ def main():
   shown_root = f"runs/{args.sweep.resolve().name}"
   results_file = args.sweep / "results.json"
   records = json.loads(results_file.read_text()) if results_file.exists() else {}
-  runs = plan(sweep)
+  runs = plan(sweep, root)
   for name, (config, overrides) in runs.items():
     if args.only and not any(fnmatch.fnmatch(name, p) for p in args.only):
       continue

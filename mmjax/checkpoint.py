@@ -6,9 +6,10 @@ the restored step (see `mmjax.data.pipeline.train_batches`).
 """
 
 import pathlib
-from typing import Optional, TypeVar
+from typing import Any, Dict, Optional, Tuple, TypeVar
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 State = TypeVar("State")
@@ -52,3 +53,36 @@ def restore_latest(manager: ocp.CheckpointManager, target: State) -> Optional[St
     return None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
   return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def restore_latest_tree(directory: pathlib.Path) -> Tuple[int, Dict[str, Any]]:
+  """The latest checkpoint in `directory` as saved, without a target: a
+  nested dict of numpy arrays (`{"params": ..., "batch_stats": ..., ...}`).
+
+  Used to take parts of another run (e.g. one encoder); the run's own
+  resume uses `restore_latest` with the full train_state as target.
+
+  Returns:
+    (step, tree).
+
+  Raises:
+    FileNotFoundError: when `directory` holds no finished checkpoint.
+  """
+  directory = pathlib.Path(directory).absolute()
+  if not directory.is_dir():
+    raise FileNotFoundError(f"no checkpoint directory {directory}")
+  manager = make_manager(directory, keep=1, read_only=True)
+  step = manager.latest_step()
+  manager.close()
+  if step is None:
+    raise FileNotFoundError(f"no finished checkpoint in {directory}")
+  item = directory / str(step) / "default"
+  with ocp.StandardCheckpointer() as checkpointer:
+    metadata = checkpointer.metadata(item).item_metadata
+    # Onto this process's first device, whatever mesh the run was saved on.
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+        metadata.tree)
+    tree = checkpointer.restore(item, abstract)
+  return step, jax.tree.map(np.asarray, tree)

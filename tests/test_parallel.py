@@ -90,7 +90,7 @@ def run_launch(workdir, data_dir, devices):
              JAX_PLATFORMS="cpu")
   overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=6,
                    log_every_steps=1, eval_every_steps=100,
-                   checkpoint_every_steps=100)
+                   checkpoint_every_steps=100, eval_splits="('test',)")
   overrides["data.data_dir"] = str(data_dir)
   cmd = [sys.executable, "launch.py", "--config",
          f"configs/av_digits.py:{CONFIG_ARG}", "--workdir", str(workdir),

@@ -39,6 +39,16 @@ def test_plan_crosses_protocols_folds_and_variants():
   assert runs["official/seed0/image_only"][0] == "configs/av_digits.py"
 
 
+def test_plan_substitutes_the_fold_and_the_runs_root():
+  sweep = types.SimpleNamespace(**{**vars(SWEEP), "VARIANTS": {
+      "transfer": ("", {"model.encoders.audio.init_from":
+                        "{runs}/loso/{fold}/audio_only", "num_train_steps": 3})}})
+  runs = run_sweep.plan(sweep, "/tmp/r")
+  assert runs["loso/b/transfer"][1]["model.encoders.audio.init_from"] == (
+      "/tmp/r/loso/b/audio_only")
+  assert runs["official/seed0/transfer"][1]["num_train_steps"] == 3
+
+
 def test_summary_means_stds_worst_fold_and_verdict():
   records = {"loso/a/image_only": record(0.90), "loso/b/image_only": record(0.96),
              "loso/a/gated": record(0.97), "loso/b/gated": record(0.95),

@@ -262,3 +262,6 @@ def random_noise(min_snr_db: float, max_snr_db: float) -> Op:
     noise = tf.random.stateless_normal(tf.shape(x), noise_seed, dtype=x.dtype)
     return x + std * noise
   return op
+
+
+from mmjax.data import pretrained_ops  # noqa: E402,F401  (registers its ops)

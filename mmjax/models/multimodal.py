@@ -9,7 +9,8 @@ import ml_collections
 from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
 from mmjax.models import fusion as _fusion  # noqa: F401  (registration)
 from mmjax.models.fusion.base import masked_mean
-from mmjax.models.registries import ENCODERS, FUSION, check_module_config
+from mmjax.models.registries import (ENCODERS, FUSION, check_module_config,
+                                     split_options)
 
 
 class MultimodalModel(nn.Module):
@@ -106,7 +107,8 @@ def build_model(config: ml_collections.ConfigDict) -> MultimodalModel:
   check_module_config(FUSION, model["fusion"], "config.model.fusion")
   return MultimodalModel(
       modalities=tuple(config.modalities),
-      encoders={m: model["encoders"][m] for m in config.modalities},
+      encoders={m: split_options(model["encoders"][m])[0]
+                for m in config.modalities},
       fusion=model["fusion"],
       num_classes=model["num_classes"],
       aux_heads=config.get("aux_loss_weight", 0.0) > 0)

@@ -23,6 +23,23 @@ FUSION = Registry("fusion block")
 # Attributes set by the model, never by a config.
 _NOT_CONFIGURABLE = ("parent", "name", "num_classes")
 
+# Training options every encoder config has beside the module's attributes:
+# where its initial parameters come from (`mmjax.pretrained`: a Hugging Face
+# checkpoint or an mmjax workdir; "" = random), whether it is frozen, and the
+# factor on the learning rate of its parameters (`mmjax.train.optim`).
+ENCODER_OPTIONS = {"init_from": "", "freeze": False, "learning_rate_scale": 1.0}
+
+
+def _options(registry: Registry) -> Dict[str, Any]:
+  return dict(ENCODER_OPTIONS) if registry is ENCODERS else {}
+
+
+def split_options(encoder_config: Mapping[str, Any]):
+  """`(module kwargs incl. "name", {option: value})` of an encoder config."""
+  kwargs = {k: v for k, v in encoder_config.items() if k not in ENCODER_OPTIONS}
+  options = {k: encoder_config.get(k, v) for k, v in ENCODER_OPTIONS.items()}
+  return kwargs, options
+
 
 def module_defaults(cls) -> Dict[str, Any]:
   """`{attribute: default}` of a registered Flax module's configurable fields.
@@ -46,14 +63,15 @@ def module_defaults(cls) -> Dict[str, Any]:
 
 def module_config(registry: Registry, name: str,
                   **overrides: Any) -> ml_collections.ConfigDict:
-  """`{"name": name, **defaults of the registered module, **overrides}`.
+  """`{"name": name, **defaults of the registered module, **overrides}`;
+  encoders also get the `ENCODER_OPTIONS` keys.
 
   Raises:
     KeyError: for an unregistered name.
     ValueError: for an override that is not an attribute of the module.
   """
   cls = registry.get(name)
-  defaults = module_defaults(cls)
+  defaults = {**module_defaults(cls), **_options(registry)}
   unknown = sorted(set(overrides) - set(defaults))
   if unknown:
     raise ValueError(f"{registry.kind} {name!r} has no attribute(s) {unknown}; "
@@ -83,7 +101,7 @@ def check_module_config(registry: Registry, config: Mapping[str, Any],
     ValueError: naming `<where>.<key>` for a key the module does not have.
   """
   cls = registry.get(config["name"])
-  known = set(module_defaults(cls))
+  known = set(module_defaults(cls)) | set(_options(registry))
   unknown = sorted(set(config) - known - {"name"})
   if unknown:
     raise ValueError(

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from mmjax import checkpoint, parallel
+from mmjax import checkpoint, parallel, pretrained
 from mmjax.data import datasets, pipeline
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
@@ -27,8 +27,10 @@ def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
   ds, _ = pipeline.eval_batches(
       builder, config.eval_splits[0], modalities=config.modalities,
       pp=config.pp_eval, global_batch_size=config.eval_batch_size)
-  return {m: jax.ShapeDtypeStruct((config.batch_size, *spec.shape[1:]),
-                                  spec.dtype.as_numpy_dtype)
+  # A modality may be a dict of tensors (e.g. text: token_ids, token_mask).
+  return {m: jax.tree.map(
+              lambda s: jax.ShapeDtypeStruct((config.batch_size, *s.shape[1:]),
+                                             s.dtype.as_numpy_dtype), spec)
           for m, spec in ds.element_spec.items() if m in config.modalities}
 
 
@@ -44,7 +46,8 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
     raise ValueError(f"config.eval_splits has {sorted(unknown)}; the dataset "
                      f"has splits {sorted(builder.info.splits)}")
   model = build_model(config)
-  tx = optim.make_optimizer(config.optimizer, config.num_train_steps)
+  tx = optim.make_optimizer(config.optimizer, config.num_train_steps,
+                            optim.parameter_groups(config))
   state = create_train_state(model, _example_shapes(builder, config), tx,
                              config.seed, parallel.replicated(mesh))
   manager = checkpoint.make_manager(
@@ -54,6 +57,21 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
                                    config.dtype)
   evaluator = evaluate.SplitEvaluator(builder, config, mesh, eval_step)
   return mesh, builder, state, manager, evaluator
+
+
+def _initialize_encoders(config, state, mesh):
+  """The state with the encoders that name `init_from` loaded (a fresh run
+  only: a resumed run restores them from its own checkpoint)."""
+  params, batch_stats, loaded = pretrained.initialize_encoders(
+      config, jax.device_get(state.params), jax.device_get(state.batch_stats))
+  if not loaded:
+    return state
+  if writers.is_chief():
+    for m, source in loaded.items():
+      print(f"{m} encoder initialised from {source}", flush=True)
+  sharding = parallel.replicated(mesh)
+  return state.replace(params=jax.device_put(params, sharding),
+                       batch_stats=jax.device_put(batch_stats, sharding))
 
 
 def _save_config(config, workdir: pathlib.Path) -> None:
@@ -137,6 +155,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   restored = checkpoint.restore_latest(manager, state)
   if restored is not None:
     state = restored
+  else:
+    state = _initialize_encoders(config, state, mesh)
   start = int(jax.device_get(state.step))
   if writers.is_chief():
     print(f"Data ready in {t_data:.0f} s ({builder.data_dir}). "

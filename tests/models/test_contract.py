@@ -15,7 +15,7 @@ import pytest
 from configs import av_digits
 from mmjax.models.fusion.base import FusionOutput
 from mmjax.models.layers import attention
-from mmjax.models.registries import ENCODERS, FUSION
+from mmjax.models.registries import ENCODERS, FUSION, split_options
 from mmjax.train import losses
 
 NUM_CLASSES = 3
@@ -149,10 +149,13 @@ def test_fusion_with_one_modality_and_with_none_present(name):
     assert np.isfinite(x).all()
 
 
-def reference_attend(query, key, value, key_mask):
+def reference_attend(query, key, value, key_mask, causal=False):
   """Straightforward softmax attention with einsum (the reference)."""
   logits = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(query.shape[-1])
-  logits = jnp.where(key_mask[:, None, None, :], logits, -1e30)
+  mask = key_mask[:, None, None, :]
+  if causal:
+    mask = mask & jnp.tril(jnp.ones((query.shape[1], key.shape[1]), bool))
+  logits = jnp.where(mask, logits, -1e30)
   weights = jax.nn.softmax(logits, axis=-1)
   value = jnp.where(key_mask[:, :, None, None], value, 0.0)
   out = jnp.einsum("bnts,bsnh->btnh", weights, value)
@@ -202,11 +205,14 @@ def encoder_input(cls):
     return jax.random.uniform(jax.random.key(7), (2, 28, 28, 1))
   if cls.modality == "audio":
     return jax.random.normal(jax.random.key(8), (2, 1600)) * 0.1
+  if cls.modality == "text":  # ids below 100; example 1 is padded
+    return {"token_ids": jax.random.randint(jax.random.key(9), (2, 12), 0, 100),
+            "token_mask": jnp.arange(12)[None] < jnp.array([[12], [8]])}
   raise AssertionError(f"no test input for modality {cls.modality!r}")
 
 
 def make_encoder(name):
-  config = av_digits.encoder_config(name).to_dict()
+  config, _ = split_options(av_digits.encoder_config(name).to_dict())
   config.pop("name")
   return ENCODERS.get(name)(**config)
 
@@ -244,7 +250,10 @@ def test_encoder_examples_are_independent_at_evaluation(name):
   variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
   apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
   tokens, _ = apply(variables, x)
-  other = x.at[1].set(x[1] * 5.0 + 0.3)
+  if isinstance(x, dict):  # text: other ids for example 1
+    other = dict(x, token_ids=x["token_ids"].at[1].add(100))
+  else:
+    other = x.at[1].set(x[1] * 5.0 + 0.3)
   changed, _ = apply(variables, other)
   np.testing.assert_allclose(changed[0], tokens[0], atol=1e-5, rtol=1e-5)
   assert not np.allclose(changed[1], tokens[1], atol=1e-4)

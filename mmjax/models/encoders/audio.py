@@ -8,9 +8,15 @@ import jax.numpy as jnp
 
 from mmjax.models.encoders.image import ConvBlock
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
+from mmjax.models.layers.kaldi_fbank import ast_features
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.layers.spec_augment import spec_augment
 from mmjax.models.registries import ENCODERS
+
+# Keyword arguments of the "ast_fbank" front end (`ast_features`).
+AST_FBANK_KEYS = ("max_length", "num_mel_bins", "sample_rate", "mean", "std",
+                  "normalize")
+PATCH_ORDERS = ("time_major", "frequency_major")
 
 
 class SpectrogramEncoder(nn.Module):
@@ -42,7 +48,7 @@ class SpectrogramEncoder(nn.Module):
   time_mask_width: int = 10
 
   def spectrogram(self, waveform: jnp.ndarray, *, train: bool) -> jnp.ndarray:
-    """Standardised (and, in training, masked) features.
+    """`frontend_features` (standardised), masked by SpecAugment in training.
 
     Call from the subclass's compact `__call__`.
 
@@ -57,16 +63,30 @@ class SpectrogramEncoder(nn.Module):
       and the standardisation compute in float32), frames = 1 + samples //
       hop_length (even n_fft), n_features = n_mels (log_mel) or n_mfcc.
     """
-    spec = AudioFrontEnd(**dict(self.frontend or {}))(waveform)
-    mean = spec.mean(axis=(1, 2), keepdims=True)
-    std = spec.std(axis=(1, 2), keepdims=True)
-    spec = ((spec - mean) / (std + 1e-5)).astype(waveform.dtype)
+    spec = self.frontend_features(waveform)
     if train and (self.freq_masks > 0 or self.time_masks > 0):
       spec = spec_augment(
           self.make_rng("augment"), spec, num_freq_masks=self.freq_masks,
           max_freq_width=self.freq_mask_width, num_time_masks=self.time_masks,
           max_time_width=self.time_mask_width)
     return spec
+
+  def frontend_features(self, waveform: jnp.ndarray) -> jnp.ndarray:
+    """The front end's features, standardised per example (no SpecAugment).
+
+    Subclasses with other features override this (`SpectrogramTransformer`:
+    AST's Kaldi filter banks).
+
+    Args:
+      waveform: float32 `[batch, samples]`.
+
+    Returns:
+      `[batch, frames, n_features]` in the waveform's dtype.
+    """
+    spec = AudioFrontEnd(**dict(self.frontend or {}))(waveform)
+    mean = spec.mean(axis=(1, 2), keepdims=True)
+    std = spec.std(axis=(1, 2), keepdims=True)
+    return ((spec - mean) / (std + 1e-5)).astype(waveform.dtype)
 
 
 @ENCODERS.register("spectrogram_cnn")
@@ -114,19 +134,40 @@ class SpectrogramCNN(SpectrogramEncoder):
 @ENCODERS.register("spectrogram_transformer")
 class SpectrogramTransformer(SpectrogramEncoder):
   """Audio Spectrogram Transformer (Gong et al. 2021, "AST: Audio Spectrogram
-  Transformer"), trained from scratch.
+  Transformer").
 
-  Features come from `SpectrogramEncoder.spectrogram` (standardised, with
-  SpecAugment in training). The [time, freq] plane is cut into
-  non-overlapping `patch_size` patches (AST's 16x16 patches with stride 10
-  overlap; non-overlapping ones are ViT's and cost far fewer tokens), which
-  `PatchTransformer` embeds and encodes. The time axis is zero-padded (0 is
-  the standardised mean) up to a multiple of the time patch, so no frame is
-  dropped.
+  Features come from `SpectrogramEncoder.spectrogram` (with SpecAugment in
+  training), and the [time, freq] plane is cut into `patch_size` patches that
+  `PatchTransformer` embeds and encodes. The defaults are mmjax's own model,
+  trained from scratch: per-example standardised log-mel features,
+  non-overlapping patches (ViT's; AST's overlapping ones cost far more
+  tokens) in time-major order, the time axis zero-padded (0 is the
+  standardised mean) up to a multiple of the time patch so no frame is
+  dropped, pre-LN layers with tanh GELU and LayerNorm epsilon 1e-6.
+
+  Published AST (`mmjax.pretrained.audio_spectrogram_transformer` loads its Hugging Face checkpoints)
+  is `frontend={"features": "ast_fbank", "max_length": 1024,
+  "num_mel_bins": 128}`, `patch_size=(16, 16)`, `patch_stride=(10, 10)`,
+  `patch_order="frequency_major"`, `distillation_token=True`,
+  `layer_norm_epsilon=1e-12`, `activation="gelu"`, pool "cls" (the mean of
+  the CLS and distillation outputs, Hugging Face's `pooler_output`) or "all"
+  (`last_hidden_state`).
+
+  Front ends (`frontend["features"]`):
+    "log_mel", "mfcc": `AudioFrontEnd` (the other `frontend` keys are its
+      attributes), standardised per example.
+    "ast_fbank": AST's input, `mmjax.models.layers.kaldi_fbank.ast_features`
+      (the other keys are its keyword arguments: max_length, num_mel_bins,
+      sample_rate, mean, std, normalize): Kaldi log filter banks of 25 ms
+      Hann windows every 10 ms, padded or cut to `max_length` frames and
+      normalised with fixed dataset statistics, `(x - mean) / (2 std)`
+      (AudioSet's by default), as Hugging Face's `ASTFeatureExtractor`.
+  With `input_features`, the encoder takes precomputed features instead of
+  a waveform (e.g. `ASTFeatureExtractor`'s `input_values`).
 
   Attributes:
     frontend, freq_masks, freq_mask_width, time_masks, time_mask_width: see
-      `SpectrogramEncoder`.
+      `SpectrogramEncoder` and the front ends above.
     hidden_dim: token width.
     num_layers: Transformer layers.
     num_heads: attention heads (must divide hidden_dim).
@@ -134,8 +175,28 @@ class SpectrogramTransformer(SpectrogramEncoder):
     dropout_rate: dropout inside the Transformer (training only).
     patch_size: (frames, frequency bins) of a patch.
     pool: "none" (all patch tokens), "cls" (only a prepended CLS token's
-      output) or "mean" (mean of the patch tokens).
+      output; with `distillation_token`, the mean of the CLS and
+      distillation outputs), "mean" (mean of the patch tokens) or "all" (CLS,
+      distillation token if any, then the patch tokens).
     positional_embedding: "learned" or "sinusoidal".
+    patch_stride: (frames, frequency bins) between patches; () (the
+      default): `patch_size`. Patches that overlap (a stride below the
+      patch size) are taken where they fit whole, as AST: trailing frames
+      and bins that do not fill a patch are dropped, and nothing is padded.
+    patch_order: "time_major" (patches ordered by time, then frequency; the
+      patch embedding kernel is `[pt, pf, 1, hidden_dim]`) or
+      "frequency_major" (by frequency, then time, kernel `[pf, pt, 1,
+      hidden_dim]`: AST, which reads the features as an image with
+      frequency rows). The order fixes which learned position embedding
+      each patch gets.
+    distillation_token: prepend a second learned token after CLS, as AST
+      and DeiT (needs pool "cls" or "all").
+    layer_norm_epsilon: of every LayerNorm.
+    activation: MLP nonlinearity (`mmjax.models.layers.attention.ACTIVATIONS`:
+      "gelu_tanh", "gelu" exact, ...).
+    input_features: `__call__` takes features `[batch, frames, n_features]`
+      as the front end gives them (for "ast_fbank", normalised
+      `input_values`) instead of a waveform.
   """
   hidden_dim: int = 128
   num_layers: int = 4
@@ -145,45 +206,116 @@ class SpectrogramTransformer(SpectrogramEncoder):
   patch_size: Tuple[int, int] = (8, 8)
   pool: str = "none"
   positional_embedding: str = "learned"
+  patch_stride: Tuple[int, ...] = ()
+  patch_order: str = "time_major"
+  distillation_token: bool = False
+  layer_norm_epsilon: float = 1e-6
+  activation: str = "gelu_tanh"
+  input_features: bool = False
 
-  @nn.compact
-  def __call__(self, waveform: jnp.ndarray, *,
-               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
-    """Encodes waveforms.
+  def frontend_features(self, waveform: jnp.ndarray) -> jnp.ndarray:
+    """`SpectrogramEncoder.frontend_features`, AST's for "ast_fbank", or the
+    input itself with `input_features`.
 
     Args:
-      waveform: float32 `[batch, samples]` in [-1, 1] at the front end's
-        sample rate.
+      waveform: float32 `[batch, samples]`; with `input_features`, features
+        `[batch, frames, n_features]`.
+
+    Returns:
+      `[batch, frames, n_features]` in the input's dtype.
+
+    Raises:
+      ValueError: for "ast_fbank" with a key `ast_features` does not take,
+        or as `ast_features`; with `input_features`, for input that is not
+        rank 3.
+    """
+    if self.input_features:
+      if waveform.ndim != 3:
+        raise ValueError(
+            "spectrogram_transformer with input_features=True takes features "
+            f"[batch, frames, n_features], got shape {tuple(waveform.shape)}")
+      return waveform
+    frontend = dict(self.frontend or {})
+    if frontend.get("features") != "ast_fbank":
+      return super().frontend_features(waveform)
+    del frontend["features"]
+    unknown = sorted(set(frontend) - set(AST_FBANK_KEYS))
+    if unknown:
+      raise ValueError(f"spectrogram_transformer: frontend {unknown} are not "
+                       f"options of the 'ast_fbank' front end (it takes "
+                       f"{AST_FBANK_KEYS})")
+    return ast_features(waveform, **frontend).astype(waveform.dtype)
+
+  @nn.compact
+  def __call__(self, inputs: jnp.ndarray, *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Encodes waveforms (or, with `input_features`, features).
+
+    Args:
+      inputs: float32 waveforms `[batch, samples]` in [-1, 1] at the front
+        end's sample rate; with `input_features`, features `[batch, frames,
+        n_features]`.
       train: applies SpecAugment when a mask count is > 0 (needs an
         "augment" rng) and enables dropout.
 
     Returns:
-      (tokens float32 `[batch, ceil(frames / pt) * (n_features / pf),
-      hidden_dim]` for pool "none", `[batch, 1, hidden_dim]` for "cls" and
-      "mean", with frames = 1 + samples // hop_length, (pt, pf) =
-      patch_size and n_features = n_mels (or n_mfcc); token mask bool
-      `[batch, tokens]`, all True: every patch holds at least one frame).
+      (tokens float32 `[batch, P, hidden_dim]` for pool "none", `[batch,
+      1, hidden_dim]` for "cls" and "mean", `[batch, prefix + P,
+      hidden_dim]` for "all" (prefix: CLS and distillation tokens); token
+      mask bool `[batch, tokens]`, all True). With (pt, pf) = patch_size and
+      (st, sf) = patch_stride, P = ceil(frames / pt) * (n_features / pf)
+      without overlap and ((frames - pt) // st + 1) * ((n_features - pf) //
+      sf + 1) with it; frames = 1 + samples // hop_length for "log_mel" and
+      "mfcc", max_length for "ast_fbank"; n_features = n_mels, n_mfcc or
+      num_mel_bins.
 
     Raises:
-      ValueError: if the feature count (n_mels, or n_mfcc) is not divisible
-        by the frequency patch size, or `pool` is unknown.
+      ValueError: for non-overlapping patches, if the feature count is not
+        divisible by the frequency patch size; for overlapping ones, if the
+        features are smaller than a patch; for an unknown `pool` or
+        `patch_order`, a `patch_stride` that is not a pair, inputs of the
+        wrong rank, or a distillation token without a CLS token.
     """
+    if self.patch_order not in PATCH_ORDERS:
+      raise ValueError(f"spectrogram_transformer: patch_order must be one of "
+                       f"{PATCH_ORDERS}, got {self.patch_order!r}")
+    spec = self.spectrogram(inputs, train=train)
     patch = tuple(self.patch_size)
-    spec = self.spectrogram(waveform, train=train)
+    stride = tuple(self.patch_stride) or patch
+    if len(stride) != 2:
+      raise ValueError(f"spectrogram_transformer: patch_stride must be () or "
+                       f"(frames, bins), got {self.patch_stride!r}")
     frames, bins = spec.shape[1:]
-    if bins % patch[1]:
-      features = dict(self.frontend or {}).get("features",
-                                               AudioFrontEnd.features)
-      name = "n_mfcc" if features == "mfcc" else "n_mels"
+    if stride == patch:
+      if bins % patch[1]:
+        raise ValueError(
+            f"spectrogram_transformer: {self._feature_count_name()}={bins} is "
+            f"not divisible by the frequency patch size {patch[1]} "
+            f"(patch_size={patch}, in (time, freq))")
+      spec = jnp.pad(spec, ((0, 0), (0, -frames % patch[0]), (0, 0)))
+    elif frames < patch[0] or bins < patch[1]:
       raise ValueError(
-          f"spectrogram_transformer: {name}={bins} is not divisible by the "
-          f"frequency patch size {patch[1]} (patch_size={patch}, in (time, "
-          f"freq))")
-    spec = jnp.pad(spec, ((0, 0), (0, -frames % patch[0]), (0, 0)))
+          f"spectrogram_transformer: features of {frames} frames x {bins} "
+          f"bins ({self._feature_count_name()}) are smaller than one patch "
+          f"(patch_size={patch}, in (time, freq))")
+    grid = spec[..., None]
+    if self.patch_order == "frequency_major":
+      grid = grid.transpose(0, 2, 1, 3)
+      patch, stride = patch[::-1], stride[::-1]
     tokens = PatchTransformer(
         patch_size=patch, hidden_dim=self.hidden_dim,
         num_layers=self.num_layers, num_heads=self.num_heads,
         mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, pool=self.pool,
-        positional_embedding=self.positional_embedding,
-        name="transformer")(spec[..., None], train=train)
+        positional_embedding=self.positional_embedding, patch_stride=stride,
+        distillation_token=self.distillation_token,
+        layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
+        name="transformer")(grid, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)
+
+  def _feature_count_name(self) -> str:
+    """The front-end option that sets the feature count, for messages."""
+    if self.input_features:
+      return "n_features"
+    features = dict(self.frontend or {}).get("features", AudioFrontEnd.features)
+    return {"mfcc": "n_mfcc", "ast_fbank": "num_mel_bins"}.get(features,
+                                                               "n_mels")

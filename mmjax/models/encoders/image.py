@@ -196,7 +196,12 @@ class ViT(nn.Module):
   Words: Transformers for Image Recognition at Scale").
 
   Non-overlapping `patch_size` patches, linearly embedded, plus positional
-  embeddings, through a pre-LN Transformer (`PatchTransformer`).
+  embeddings, through a pre-LN Transformer (`PatchTransformer`). The
+  defaults are mmjax's own ViT; the other settings reproduce published
+  towers whose weights `mmjax.pretrained` loads: Hugging Face ViT (exact
+  GELU, epsilon 1e-12, pooler "dense_tanh") and CLIP's vision tower
+  (Radford et al. 2021: no patch bias, `pre_norm`, no final norm, quick
+  GELU, epsilon 1e-5, pooler "layer_norm").
 
   Attributes:
     hidden_dim: token width.
@@ -206,8 +211,19 @@ class ViT(nn.Module):
     dropout_rate: dropout inside the Transformer (training only).
     patch_size: (height, width) of a patch in pixels.
     pool: "none" (all patch tokens), "cls" (only a prepended CLS token's
-      output) or "mean" (mean of the patch tokens).
+      output, through `pooler`), "mean" (mean of the patch tokens) or "all"
+      (the CLS token then the patch tokens, as a Hugging Face
+      `last_hidden_state`).
     positional_embedding: "learned" or "sinusoidal".
+    layer_norm_epsilon: epsilon of every LayerNorm.
+    activation: MLP nonlinearity ("gelu_tanh", "gelu", "quick_gelu",
+      "relu").
+    patch_bias: the patch embedding has a bias (CLIP's has none).
+    pre_norm: a LayerNorm on the embedded tokens before the encoder (CLIP's
+      `pre_layrnorm`).
+    final_norm: the encoder ends with a LayerNorm (CLIP's does not).
+    pooler: on the CLS output for pool "cls": "none", "dense_tanh" (Dense +
+      tanh, the ViT pooler) or "layer_norm" (CLIP's `post_layernorm`).
   """
   modality: ClassVar[str] = "image"
   hidden_dim: int = 128
@@ -218,6 +234,12 @@ class ViT(nn.Module):
   patch_size: Tuple[int, int] = (4, 4)
   pool: str = "none"
   positional_embedding: str = "learned"
+  layer_norm_epsilon: float = 1e-6
+  activation: str = "gelu_tanh"
+  patch_bias: bool = True
+  pre_norm: bool = False
+  final_norm: bool = True
+  pooler: str = "none"
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,
@@ -230,12 +252,15 @@ class ViT(nn.Module):
 
     Returns:
       (tokens float32 `[batch, (height / ph) * (width / pw), hidden_dim]`
-      for pool "none", `[batch, 1, hidden_dim]` for "cls" and "mean"; token
-      mask bool `[batch, tokens]`, all True).
+      for pool "none", `[batch, 1, hidden_dim]` for "cls" and "mean",
+      `[batch, 1 + (height / ph) * (width / pw), hidden_dim]` for "all"
+      (CLS first, then the patches in row-major order); token mask bool
+      `[batch, tokens]`, all True).
 
     Raises:
       ValueError: if `images` is not rank 4, height or width is not
-        divisible by `patch_size`, or `pool` is unknown.
+        divisible by `patch_size`, or `pool`, `pooler` or `activation` is
+        unknown.
     """
     _check_images(images)
     patch = tuple(self.patch_size)
@@ -248,5 +273,8 @@ class ViT(nn.Module):
         num_layers=self.num_layers, num_heads=self.num_heads,
         mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, pool=self.pool,
         positional_embedding=self.positional_embedding,
-        name="transformer")(images, train=train)
+        patch_bias=self.patch_bias, pre_norm=self.pre_norm,
+        final_norm=self.final_norm, pooler=self.pooler,
+        layer_norm_epsilon=self.layer_norm_epsilon,
+        activation=self.activation, name="transformer")(images, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)

@@ -7,10 +7,18 @@ GPU the same code can take the fused cuDNN kernel, and on CPU/TPU XLA's.
 Shapes: B batch, T query tokens, S key/value tokens, D model width,
 N heads, H head width.
 
+The defaults are mmjax's own (pre-LayerNorm, tanh-approximated GELU, LayerNorm
+epsilon 1e-6). `norm_first`, `activation`, `layer_norm_epsilon` and `causal`
+also express the published layers that `mmjax.pretrained` loads weights into:
+BERT (post-LayerNorm, exact GELU, 1e-12), ViT/AST (pre-LN, exact GELU, 1e-12),
+CLIP (pre-LN, quick GELU, 1e-5, causal text), Whisper (pre-LN, exact GELU,
+1e-5).
+
 References: Vaswani et al. 2017, "Attention Is All You Need" (attention,
 sinusoidal positions); Xiong et al. 2020, "On Layer Normalization in the
 Transformer Architecture" (pre-LayerNorm); Dosovitskiy et al. 2021 (learned
-positions, as in ViT).
+positions, as in ViT); Hendrycks & Gimpel 2016, "Gaussian Error Linear Units"
+(GELU; the sigmoid approximation x * sigmoid(1.702 x) is CLIP's quick GELU).
 """
 
 from typing import Optional
@@ -22,8 +30,28 @@ import numpy as np
 
 Array = jnp.ndarray
 
+ACTIVATIONS = {
+    "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
+    "gelu": lambda x: nn.gelu(x, approximate=False),
+    "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
+    "relu": nn.relu,
+}
 
-def attend(query: Array, key: Array, value: Array, key_mask: Array) -> Array:
+
+def activation_fn(name: str):
+  """The MLP nonlinearity called `name` (a key of `ACTIVATIONS`).
+
+  Raises:
+    ValueError: for an unknown name, listing the known ones.
+  """
+  if name not in ACTIVATIONS:
+    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                     f"{name!r}")
+  return ACTIVATIONS[name]
+
+
+def attend(query: Array, key: Array, value: Array, key_mask: Array,
+           causal: bool = False) -> Array:
   """Softmax attention of every query over the valid keys.
 
   Args:
@@ -31,6 +59,7 @@ def attend(query: Array, key: Array, value: Array, key_mask: Array) -> Array:
     key: float `[B, S, N, H]`.
     value: float `[B, S, N, H]`.
     key_mask: bool `[B, S]`, True for keys that may be attended to.
+    causal: query t attends only to keys s <= t (needs T == S).
 
   Returns:
     float `[B, T, N, H]`. A query whose example has no valid key gets zeros
@@ -42,16 +71,18 @@ def attend(query: Array, key: Array, value: Array, key_mask: Array) -> Array:
   key = jnp.where(valid, key, 0.0)
   value = jnp.where(valid, value, 0.0)
   out = jax.nn.dot_product_attention(query, key, value,
-                                     mask=key_mask[:, None, None, :])
+                                     mask=key_mask[:, None, None, :],
+                                     is_causal=causal)
   return jnp.where(key_mask.any(axis=1)[:, None, None, None], out, 0.0)
 
 
-def attention_weights(query: Array, key: Array, key_mask: Array) -> Array:
+def attention_weights(query: Array, key: Array, key_mask: Array,
+                      causal: bool = False) -> Array:
   """Explicit softmax attention weights, for analysis (sown, never trained on).
 
   Args:
     query: float `[B, T, N, H]`; key: float `[B, S, N, H]`;
-    key_mask: bool `[B, S]`.
+    key_mask: bool `[B, S]`; causal: as in `attend`.
 
   Returns:
     float32 `[B, N, T, S]`; rows sum to 1 over valid keys, or are all 0 when
@@ -59,6 +90,9 @@ def attention_weights(query: Array, key: Array, key_mask: Array) -> Array:
   """
   logits = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(query.shape[-1])
   mask = key_mask[:, None, None, :]
+  if causal:
+    t, s = query.shape[1], key.shape[1]
+    mask = mask & jnp.tril(jnp.ones((t, s), bool))[None, None]
   logits = jnp.where(mask, logits, -jnp.inf)
   weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1, where=mask)
   return jnp.where(mask, weights, 0.0)
@@ -77,6 +111,8 @@ class MultiHeadAttention(nn.Module):
     head_dim: H; default D // num_heads.
     out_dim: output width; default the query width D.
     dropout_rate: dropout on the output projection (training only).
+    causal: each query attends only to keys at or before its position
+      (self-attention of an autoregressive text tower, e.g. CLIP's).
 
   Raises:
     ValueError: when `head_dim` is unset and D is not divisible by num_heads.
@@ -85,6 +121,7 @@ class MultiHeadAttention(nn.Module):
   head_dim: Optional[int] = None
   out_dim: Optional[int] = None
   dropout_rate: float = 0.0
+  causal: bool = False
 
   @nn.compact
   def __call__(self, query: Array, key_value: Optional[Array] = None,
@@ -117,8 +154,8 @@ class MultiHeadAttention(nn.Module):
     v = dense("value")(key_value)
     if self.is_mutable_collection("intermediates"):
       self.sow("intermediates", "attention_weights",
-               attention_weights(q, k, key_mask))
-    out = attend(q, k, v, key_mask)
+               attention_weights(q, k, key_mask, self.causal))
+    out = attend(q, k, v, key_mask, self.causal)
     out = nn.DenseGeneral(self.out_dim or width, axis=(-2, -1), name="out")(out)
     return nn.Dropout(self.dropout_rate, deterministic=not train)(out)
 
@@ -170,22 +207,26 @@ class AddPositionalEmbedding(nn.Module):
 
 
 class MlpBlock(nn.Module):
-  """Transformer feed-forward: Dense(mlp_dim) -> GELU -> Dense(D), dropout."""
+  """Transformer feed-forward: Dense(mlp_dim) -> activation -> Dense(D),
+  dropout. `activation` names an entry of `ACTIVATIONS`."""
   mlp_dim: int
   dropout_rate: float = 0.0
+  activation: str = "gelu_tanh"
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
     """`[..., D]` -> `[..., D]`."""
-    y = nn.gelu(nn.Dense(self.mlp_dim, name="fc1")(x))
+    y = activation_fn(self.activation)(nn.Dense(self.mlp_dim, name="fc1")(x))
     y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
     y = nn.Dense(x.shape[-1], name="fc2")(y)
     return nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
 
 class TransformerBlock(nn.Module):
-  """Pre-LayerNorm Transformer layer: attention, then MLP, each residual.
+  """Transformer layer: attention, then MLP, each residual.
 
+  Pre-LayerNorm by default (`x + f(LN(x))`); with `norm_first=False`,
+  post-LayerNorm as in the original Transformer and BERT (`LN(x + f(x))`).
   Self-attention by default; with `context`, cross-attention from `x` to the
   context tokens (the context gets its own LayerNorm, as in MulT).
 
@@ -193,10 +234,18 @@ class TransformerBlock(nn.Module):
     num_heads: attention heads.
     mlp_dim: hidden width of the MLP.
     dropout_rate: dropout after attention and in the MLP.
+    norm_first: pre-LayerNorm (True) or post-LayerNorm (False).
+    layer_norm_epsilon: epsilon of every LayerNorm.
+    activation: MLP nonlinearity, a key of `ACTIVATIONS`.
+    causal: causal self-attention (see `MultiHeadAttention`).
   """
   num_heads: int
   mlp_dim: int
   dropout_rate: float = 0.0
+  norm_first: bool = True
+  layer_norm_epsilon: float = 1e-6
+  activation: str = "gelu_tanh"
+  causal: bool = False
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None, *,
@@ -214,36 +263,55 @@ class TransformerBlock(nn.Module):
     Returns:
       float `[B, T, D]`.
     """
-    y = nn.LayerNorm(name="attention_norm")(x)
+    norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_epsilon, name=name)
+    attention = MultiHeadAttention(self.num_heads, dropout_rate=self.dropout_rate,
+                                   causal=self.causal, name="attention")
+    mlp = MlpBlock(self.mlp_dim, self.dropout_rate, self.activation, name="mlp")
+    if not self.norm_first:
+      kv, kv_mask = (x, mask) if context is None else (context, context_mask)
+      x = norm("attention_norm")(x + attention(x, kv, kv_mask, train=train))
+      return norm("mlp_norm")(x + mlp(x, train=train))
+    y = norm("attention_norm")(x)
     if context is None:
       kv, kv_mask = y, mask
     else:
-      kv, kv_mask = nn.LayerNorm(name="context_norm")(context), context_mask
-    x = x + MultiHeadAttention(self.num_heads, dropout_rate=self.dropout_rate,
-                               name="attention")(y, kv, kv_mask, train=train)
-    y = nn.LayerNorm(name="mlp_norm")(x)
-    return x + MlpBlock(self.mlp_dim, self.dropout_rate, name="mlp")(y, train=train)
+      kv, kv_mask = norm("context_norm")(context), context_mask
+    x = x + attention(y, kv, kv_mask, train=train)
+    return x + mlp(norm("mlp_norm")(x), train=train)
 
 
 class TransformerEncoder(nn.Module):
-  """`num_layers` pre-LN `TransformerBlock`s and a final LayerNorm.
+  """`num_layers` `TransformerBlock`s, then a final LayerNorm.
 
   Attributes:
     num_layers: number of layers (0 gives only the final LayerNorm).
     num_heads: attention heads.
     mlp_dim: MLP hidden width.
     dropout_rate: dropout inside the layers.
+    norm_first, layer_norm_epsilon, activation, causal: of every layer (see
+      `TransformerBlock`).
+    final_norm: end with a LayerNorm (`final_norm`), as pre-LN encoders do;
+      post-LN encoders (BERT) end normalised and have none.
   """
   num_layers: int
   num_heads: int
   mlp_dim: int
   dropout_rate: float = 0.0
+  norm_first: bool = True
+  layer_norm_epsilon: float = 1e-6
+  activation: str = "gelu_tanh"
+  causal: bool = False
+  final_norm: bool = True
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None, *,
                train: bool) -> Array:
     """`[B, T, D]` tokens, bool `[B, T]` mask -> `[B, T, D]`."""
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                           name=f"layer_{i}")(x, mask, train=train)
-    return nn.LayerNorm(name="final_norm")(x)
+      x = TransformerBlock(
+          self.num_heads, self.mlp_dim, self.dropout_rate, self.norm_first,
+          self.layer_norm_epsilon, self.activation, self.causal,
+          name=f"layer_{i}")(x, mask, train=train)
+    if not self.final_norm:
+      return x
+    return nn.LayerNorm(epsilon=self.layer_norm_epsilon, name="final_norm")(x)

@@ -1,0 +1,189 @@
+"""Text encoders: token ids `[batch, length]` -> tokens `[batch, tokens, dim]`
+and a token mask `[batch, tokens]`."""
+
+from typing import ClassVar, Mapping, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from mmjax.models.layers.attention import TransformerEncoder
+from mmjax.models.registries import ENCODERS
+
+POOLS = ("none", "cls", "eos", "mean")
+POOLERS = ("none", "dense_tanh")
+
+
+def _check_text(inputs, max_length: int, type_vocab_size: int):
+  """(token_ids `[B, L]`, bool mask `[B, L]`, token_type_ids `[B, L]` or
+  None) of a text batch, checked."""
+  if not isinstance(inputs, Mapping) or "token_ids" not in inputs:
+    got = (sorted(inputs) if isinstance(inputs, Mapping)
+           else type(inputs).__name__)
+    raise ValueError(f"text encoder expects a mapping with 'token_ids' "
+                     f"[batch, length] and 'token_mask' [batch, length], got "
+                     f"{got}")
+  ids = jnp.asarray(inputs["token_ids"])
+  if ids.ndim != 2:
+    raise ValueError(f"text encoder expects token_ids [batch, length], got "
+                     f"shape {ids.shape}")
+  if ids.shape[1] > max_length:
+    raise ValueError(f"text encoder: token_ids have length {ids.shape[1]}, "
+                     f"more than max_length={max_length} positions")
+  mask = inputs.get("token_mask")
+  mask = (jnp.ones(ids.shape, bool) if mask is None
+          else jnp.asarray(mask).astype(bool))
+  if mask.shape != ids.shape:
+    raise ValueError(f"text encoder: token_mask has shape {mask.shape}, "
+                     f"token_ids {ids.shape}")
+  types = inputs.get("token_type_ids")
+  if types is not None:
+    if not type_vocab_size:
+      raise ValueError("text encoder: token_type_ids given, but "
+                       "type_vocab_size=0 (no token-type embeddings)")
+    types = jnp.asarray(types)
+    if types.shape != ids.shape:
+      raise ValueError(f"text encoder: token_type_ids have shape "
+                       f"{types.shape}, token_ids {ids.shape}")
+  return ids, mask, types
+
+
+@ENCODERS.register("text_transformer")
+class TextTransformer(nn.Module):
+  """A Transformer over token ids: BERT (Devlin et al. 2019, "BERT:
+  Pre-training of Deep Bidirectional Transformers for Language
+  Understanding") and CLIP's text tower (Radford et al. 2021, "Learning
+  Transferable Visual Models From Natural Language Supervision").
+
+  Token, learned position (and token-type) embeddings are summed, then run
+  through a `TransformerEncoder` whose self-attention sees only the real
+  tokens (`token_mask`). The defaults are a small mmjax model (pre-LN,
+  tanh-approximated GELU, epsilon 1e-6, no token types); the published
+  towers whose weights `mmjax.pretrained` loads are:
+    BERT: post-LN (`norm_first=False`), exact GELU, epsilon 1e-12,
+      `type_vocab_size=2`, `embedding_norm`, no `final_norm`; pool "cls"
+      with pooler "dense_tanh" is its `pooler_output`.
+    CLIP text: pre-LN, causal, quick GELU, epsilon 1e-5, `final_norm`
+      (`final_layer_norm`), no token types; pool "eos" is its
+      `pooler_output`.
+
+  Parameters: `token_embedding`, `position_embedding` (`embedding`
+  `[max_length, D]`), `type_embedding`, `embedding_norm`, `encoder`
+  (`layer_{i}`, `final_norm`), `pooler`.
+
+  Attributes:
+    vocab_size: number of token ids; ids must lie in [0, vocab_size).
+    hidden_dim: token width D.
+    num_layers: Transformer layers.
+    num_heads: attention heads (must divide hidden_dim).
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout on the embeddings and inside the Transformer
+      (training only).
+    max_length: rows of the position table: the longest input.
+    type_vocab_size: token types (BERT's segments); 0: no token-type
+      embeddings (CLIP).
+    norm_first: pre-LayerNorm (True) or post-LayerNorm layers (BERT).
+    layer_norm_epsilon: epsilon of every LayerNorm.
+    activation: MLP nonlinearity ("gelu_tanh", "gelu", "quick_gelu",
+      "relu").
+    causal: token t attends only to tokens at or before t (CLIP).
+    embedding_norm: a LayerNorm on the summed embeddings (BERT).
+    final_norm: a LayerNorm after the last layer (CLIP's
+      `final_layer_norm`).
+    pool: "none" (every token, mask = `token_mask`: a Hugging Face
+      `last_hidden_state`), "cls" (the first token), "eos" (the token at
+      the end-of-sequence position, see `eos_token_id`) or "mean" (the mean
+      of the real tokens).
+    pooler: on the pooled token: "none" or "dense_tanh" (`pooler`: Dense +
+      tanh, BERT's pooler).
+    eos_token_id: pool "eos" takes, per example, the first position whose
+      id is `eos_token_id`; -1: the position of the largest id (OpenAI
+      CLIP, whose end-of-text token has the largest id). Both as Hugging
+      Face's `CLIPTextModel` (which keeps the largest-id rule for configs
+      with `eos_token_id` 2). An example without the id pools position 0.
+  """
+  modality: ClassVar[str] = "text"
+  vocab_size: int = 1000
+  hidden_dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_dim: int = 256
+  dropout_rate: float = 0.0
+  max_length: int = 64
+  type_vocab_size: int = 0
+  norm_first: bool = True
+  layer_norm_epsilon: float = 1e-6
+  activation: str = "gelu_tanh"
+  causal: bool = False
+  embedding_norm: bool = False
+  final_norm: bool = True
+  pool: str = "none"
+  pooler: str = "none"
+  eos_token_id: int = -1
+
+  @nn.compact
+  def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Encodes right-padded token sequences.
+
+    Args:
+      inputs: `{"token_ids": int [batch, length], "token_mask": bool or int
+        [batch, length] (1 = real token; absent: all real), optional
+        "token_type_ids": int [batch, length] (absent: type 0)}`.
+      train: enables dropout.
+
+    Returns:
+      (tokens float32 `[batch, length, hidden_dim]` for pool "none" (padded
+      positions hold values but are masked), else `[batch, 1, hidden_dim]`;
+      token mask bool: `token_mask` for pool "none", else all True).
+
+    Raises:
+      ValueError: for inputs that are not such a mapping, mismatched
+        shapes, a length above `max_length`, token types without
+        `type_vocab_size`, or an unknown `pool`, `pooler` or
+        `activation`; or a `pooler` with pool "none".
+    """
+    if self.pool not in POOLS:
+      raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
+    if self.pooler not in POOLERS:
+      raise ValueError(f"pooler must be one of {POOLERS}, got {self.pooler!r}")
+    if self.pooler != "none" and self.pool == "none":
+      raise ValueError(f"pooler={self.pooler!r} needs a pooled output (pool "
+                       f"'cls', 'eos' or 'mean'), got pool 'none'")
+    ids, mask, types = _check_text(inputs, self.max_length,
+                                   self.type_vocab_size)
+    embed_init = nn.initializers.normal(0.02)
+    embed = lambda n, name: nn.Embed(n, self.hidden_dim,
+                                     embedding_init=embed_init, name=name)
+    x = embed(self.vocab_size, "token_embedding")(ids)
+    if self.type_vocab_size:
+      if types is None:
+        types = jnp.zeros_like(ids)
+      x = x + embed(self.type_vocab_size, "type_embedding")(types)
+    positions = embed(self.max_length, "position_embedding").embedding
+    x = x + positions[None, :ids.shape[1]]
+    if self.embedding_norm:
+      x = nn.LayerNorm(epsilon=self.layer_norm_epsilon,
+                       name="embedding_norm")(x)
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = TransformerEncoder(
+        self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+        norm_first=self.norm_first,
+        layer_norm_epsilon=self.layer_norm_epsilon,
+        activation=self.activation, causal=self.causal,
+        final_norm=self.final_norm, name="encoder")(x, mask, train=train)
+    x = x.astype(jnp.float32)
+    if self.pool == "none":
+      return x, mask
+    if self.pool == "cls":
+      pooled = x[:, :1]
+    elif self.pool == "eos":
+      hits = ids if self.eos_token_id < 0 else (ids == self.eos_token_id)
+      position = jnp.argmax(hits.astype(jnp.int32), axis=1)
+      pooled = jnp.take_along_axis(x, position[:, None, None], axis=1)
+    else:
+      weights = mask.astype(x.dtype)[..., None]
+      pooled = ((x * weights).sum(axis=1, keepdims=True)
+                / jnp.maximum(weights.sum(axis=1, keepdims=True), 1.0))
+    if self.pooler == "dense_tanh":
+      pooled = jnp.tanh(nn.Dense(self.hidden_dim, name="pooler")(pooled))
+    return pooled, jnp.ones(pooled.shape[:2], bool)

@@ -1,0 +1,187 @@
+"""`init_from`: encoder parameters from a Hugging Face checkpoint or from the
+latest Orbax checkpoint of another mmjax run.
+
+`config.model.encoders.<modality>.init_from` names either
+  - a Hugging Face checkpoint: a local `save_pretrained` directory or a hub
+    id (`mmjax.pretrained.checkpoint_files`), read by its family's mapping
+    (`mmjax.pretrained.families`); the encoder attributes the checkpoint
+    fixes must equal the config's (`pretrained_encoder_config` builds them);
+  - an mmjax workdir (it has `checkpoints/` and `config.json`): the
+    `<modality>_encoder` parameters of its latest checkpoint, e.g. the audio
+    encoder of an audio-only run into a fused model.
+"""
+
+import json
+import pathlib
+from typing import Any, Dict, Mapping, Tuple
+
+import flax
+import ml_collections
+import numpy as np
+
+from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
+from mmjax.models.registries import ENCODERS, module_config, split_options
+from mmjax.pretrained import checkpoint_files
+from mmjax.pretrained.families import find_family
+from mmjax.pretrained.weight_map import WeightError, WeightSource, assemble
+
+
+def is_mmjax_workdir(path: str) -> bool:
+  p = pathlib.Path(path).expanduser()
+  return (p / "checkpoints").is_dir() and (p / "config.json").is_file()
+
+
+def pretrained_encoder_config(init_from: str, encoder: str,
+                              **overrides: Any) -> ml_collections.ConfigDict:
+  """The encoder config (`{"name", **attributes, "init_from"}`) that fits the
+  Hugging Face checkpoint `init_from`: the registered defaults, the
+  attributes the checkpoint fixes, then `overrides` (e.g. `pool`).
+
+  Raises:
+    FileNotFoundError, ValueError: see `checkpoint_files`, `find_family`.
+  """
+  directory = checkpoint_files.resolve(init_from)
+  hf_config = checkpoint_files.load_config(directory)
+  family = find_family(hf_config.get("model_type", ""), encoder)
+  attributes = family.encoder_attributes(family.sub_config(hf_config))
+  return module_config(ENCODERS, encoder, **{**attributes, **overrides},
+                       init_from=str(init_from))
+
+
+def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
+                    expected: Mapping[str, Any], where: str) -> Dict[str, Any]:
+  """Encoder params from a Hugging Face checkpoint.
+
+  Args:
+    init_from: checkpoint directory or hub id.
+    encoder: the encoder's config, `{"name", **attributes}`.
+    expected: the encoder's params as initialised (arrays or shapes).
+    where: the config path for messages, e.g. "config.model.encoders.text".
+
+  Raises:
+    ValueError: naming every `<where>.<attribute>` that differs from the
+      checkpoint's, or an unsupported model type.
+    WeightError: naming missing, unexpected or mis-shaped weights.
+  """
+  directory = checkpoint_files.resolve(init_from)
+  hf_config = checkpoint_files.load_config(directory)
+  family = find_family(hf_config.get("model_type", ""), encoder["name"])
+  sub_config = family.sub_config(hf_config)
+  differing = {k: (encoder.get(k), v)
+               for k, v in family.encoder_attributes(sub_config).items()
+               if _normalise(encoder.get(k)) != _normalise(v)}
+  if differing:
+    lines = [f"{where}.{k}={mine!r}, the checkpoint has {theirs!r}"
+             for k, (mine, theirs) in sorted(differing.items())]
+    raise ValueError(f"{where}.init_from={init_from!r} does not fit the "
+                     "encoder config:\n  " + "\n  ".join(lines) + "\nBuild "
+                     "the encoder config with mmjax.pretrained."
+                     "pretrained_encoder_config.")
+  weights = checkpoint_files.load_weights(directory)
+  source = WeightSource(weights, str(directory), family.weight_prefix(weights))
+  try:
+    mapped = family.map_weights(source, sub_config)
+  except WeightError:
+    raise
+  except (ValueError, IndexError) as e:  # e.g. a reshape of a wrong shape
+    raise WeightError(f"{directory}: mapping failed at checkpoint weight "
+                      f"{source.last_taken!r}: {e}") from e
+  mapped = _drop_optional(mapped, expected, family.optional_params)
+  return assemble(mapped, expected, source,
+                  [q for p in family.ignore_prefixes
+                   for q in (p, source.prefix + p)])
+
+
+def load_workdir_encoder(workdir: str, modality: str, expected: Mapping[str, Any],
+                         where: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+  """The `<modality>_encoder` params and batch statistics (`{}` when it has
+  none) of the latest checkpoint in `workdir`.
+
+  Raises:
+    FileNotFoundError: when `workdir` has no finished checkpoint.
+    WeightError: when that run has no such encoder, or its parameter
+      paths or shapes differ (naming each path and both runs' encoder
+      configs).
+  """
+  from mmjax import checkpoint  # pylint: disable=g-import-not-at-top
+  directory = pathlib.Path(workdir).expanduser()
+  step, tree = checkpoint.restore_latest_tree(directory / "checkpoints")
+  name = f"{modality}_encoder"
+  params = tree["params"]
+  if name not in params:
+    raise WeightError(f"{where}.init_from={workdir!r}: the model of that run "
+                      f"has no {name} (it has {sorted(params)}; see "
+                      f"{directory / 'config.json'})")
+  got = flax.traverse_util.flatten_dict(params[name], sep="/")
+  want = flax.traverse_util.flatten_dict(flax.core.unfreeze(expected), sep="/")
+  problems = []
+  if set(want) - set(got):
+    problems.append(f"missing in that run: {sorted(set(want) - set(got))}")
+  if set(got) - set(want):
+    problems.append(f"not in this encoder: {sorted(set(got) - set(want))}")
+  problems += [f"{p}: {np.shape(got[p])} in that run, {tuple(want[p].shape)} "
+               f"here" for p in sorted(set(got) & set(want))
+               if tuple(np.shape(got[p])) != tuple(want[p].shape)]
+  if problems:
+    run_config = json.loads((directory / "config.json").read_text())
+    theirs = run_config.get("model", {}).get("encoders", {}).get(modality)
+    raise WeightError(f"{where}.init_from={workdir!r}: the {name} of its step "
+                      f"{step} checkpoint does not fit this encoder (that "
+                      f"run's encoder config: {theirs}):\n  - "
+                      + "\n  - ".join(problems))
+  return params[name], tree.get("batch_stats", {}).get(name, {})
+
+
+def initialize_encoders(config: ml_collections.ConfigDict, params: Mapping[str, Any],
+                        batch_stats: Mapping[str, Any]):
+  """Replaces the parameters (and batch statistics) of every encoder whose
+  config has `init_from`.
+
+  Args:
+    config: the experiment config.
+    params, batch_stats: the model's freshly initialised variables (arrays).
+
+  Returns:
+    (params, batch_stats, `{modality: init_from}` of what was loaded).
+
+  Raises:
+    see `load_hf_encoder` and `load_workdir_encoder`.
+  """
+  params, batch_stats = dict(params), dict(batch_stats)
+  loaded = {}
+  for m in config.modalities:
+    encoder = config.model.encoders[m].to_dict()
+    init_from = encoder.get("init_from", "")
+    if not init_from:
+      continue
+    name, where = f"{m}_encoder", f"config.model.encoders.{m}"
+    if is_mmjax_workdir(init_from):
+      params[name], stats = load_workdir_encoder(init_from, m, params[name], where)
+      if name in batch_stats:
+        batch_stats[name] = stats
+    else:
+      kwargs, _ = split_options(encoder)
+      params[name] = load_hf_encoder(init_from, kwargs, params[name], where)
+    loaded[m] = init_from
+  return params, batch_stats, loaded
+
+
+def _drop_optional(mapped: Mapping[str, Any], expected: Mapping[str, Any],
+                   optional) -> Dict[str, Any]:
+  """`mapped` without the paths under an `optional` prefix that `expected`
+  lacks (a pooler the encoder config did not choose)."""
+  if not optional:
+    return dict(mapped)
+  want = flax.traverse_util.flatten_dict(flax.core.unfreeze(expected), sep="/")
+  got = flax.traverse_util.flatten_dict(dict(mapped), sep="/")
+  return flax.traverse_util.unflatten_dict(
+      {k: v for k, v in got.items()
+       if k in want or not k.startswith(tuple(optional))}, sep="/")
+
+
+def _normalise(value):
+  if isinstance(value, (list, tuple)):
+    return tuple(_normalise(v) for v in value)
+  if isinstance(value, float):
+    return round(value, 12)
+  return value
