@@ -120,22 +120,40 @@ def test_a_wrong_mapping_breaks_parity(family, mutation, checkpoints):
 
 
 @pytest.mark.parametrize("family", FAMILY_NAMES)
-def test_missing_and_misshaped_weights_are_named(family, checkpoints, tmp_path):
-  """A checkpoint with one weight removed, or one weight of the wrong shape,
-  fails with a message naming that weight."""
+def test_missing_misshaped_and_unexpected_weights_are_named(family, checkpoints,
+                                                           tmp_path):
+  """A checkpoint with one weight removed, one of the wrong shape, or one the
+  family does not know fails with a message naming that weight."""
   from safetensors.numpy import load_file, save_file  # pylint: disable=g-import-not-at-top
   source = checkpoints(family)
   weights = load_file(str(source / "model.safetensors"))
   name = sorted(k for k in weights if "norm" in k.lower() and k.endswith(".weight"))[-1]
-  for variant, edit in [("missing", lambda w: w.pop(name)),
-                        ("misshaped", lambda w: w.__setitem__(
-                            name, np.zeros((*w[name].shape[:-1], w[name].shape[-1] + 1),
-                                           np.float32)))]:
+  unknown = name.rsplit(".", 2)[0] + ".unknown_projection.weight"
+  for variant, edit, named in [
+      ("missing", lambda w: w.pop(name), name),
+      ("misshaped", lambda w: w.__setitem__(name, np.zeros(
+          (*w[name].shape[:-1], w[name].shape[-1] + 1), np.float32)), name),
+      ("unexpected", lambda w: w.__setitem__(unknown, np.ones(3, np.float32)),
+       unknown)]:
     directory = tmp_path / variant
     directory.mkdir()
     (directory / "config.json").write_text((source / "config.json").read_text())
     edited = dict(weights)
     edit(edited)
     save_file(edited, str(directory / "model.safetensors"))
-    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=named.replace(".", r"\.")):
       mmjax_outputs(family, directory)
+
+
+def test_pytorch_bin_checkpoints_load_like_safetensors(checkpoints, tmp_path):
+  """`pytorch_model.bin` (read with `torch.load(weights_only=True)`) gives the
+  same encoder as the same weights in model.safetensors."""
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  source = checkpoints("bert")
+  weights = load_file(str(source / "model.safetensors"))
+  torch.save({k: torch.from_numpy(v) for k, v in weights.items()},
+             tmp_path / "pytorch_model.bin")
+  (tmp_path / "config.json").write_text((source / "config.json").read_text())
+  from_bin = mmjax_outputs("bert", tmp_path)
+  for output, value in mmjax_outputs("bert", source).items():
+    np.testing.assert_array_equal(from_bin[output], value)
