@@ -43,9 +43,11 @@ def parse_arg(arg: Optional[str], **defaults: str) -> Dict[str, str]:
 
 
 def training_recipe(c: ml_collections.ConfigDict) -> None:
-  """Adds the optimizer, schedule, batch and logging keys shared by every
-  experiment (AdamW, warmup + cosine, global batch size 64)."""
+  """Adds the objective, optimizer, schedule, batch and logging keys shared
+  by every experiment (classification, AdamW, warmup + cosine, global batch
+  size 64). Call it after `c.model` is set: it adds `c.model.embed_dim`."""
   c.seed = 0
+  objective(c)
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 2e-3
@@ -74,6 +76,22 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.eval_every_steps = 400
   c.checkpoint_every_steps = 400
   c.keep_checkpoints = 2
+
+
+def objective(c: ml_collections.ConfigDict) -> None:
+  """Adds `c.objective` (`mmjax.objectives`: "classification", or
+  "contrastive" for a CLIP-style dual encoder over the two modalities of
+  `c.modalities`) and the keys of the contrastive objective, unused by
+  classification: `c.model.embed_dim` (the shared embedding width, when
+  `c.model` exists) and `c.zero_shot`: `template`, the text of a class for
+  zero-shot classification ("{}" formatted with its name, e.g. "a photo of
+  a {}."), and `pp`, the pp spec of those texts ("" = the text modality's
+  `c.pp_eval` spec; set it when that spec does not start from one string,
+  e.g. after a `select_text` op)."""
+  c.objective = "classification"
+  if "model" in c:
+    c.model.embed_dim = 128
+  c.zero_shot = ml_collections.ConfigDict({"template": "{}", "pp": ""})
 
 
 def modality_balancing(c: ml_collections.ConfigDict) -> None:

@@ -3,6 +3,7 @@
 Tests about real data fail (never skip) when ../shared/data is missing.
 """
 
+import os
 import pathlib
 
 import pytest
@@ -13,10 +14,16 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.fixture(scope="session", autouse=True)
 def jax_compilation_cache(tmp_path_factory):
-  """Many tests compile the same steps; a persistent cache compiles once."""
+  """Many tests compile the same steps; a persistent cache compiles once,
+  shared by the pytest-xdist workers (their temporary directories have a
+  common parent; JAX writes cache entries atomically)."""
   import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_compilation_cache_dir",
-                    str(tmp_path_factory.mktemp("jax_cache")))
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent
+  cache = root / "jax_cache"
+  cache.mkdir(exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(cache))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 

@@ -78,7 +78,8 @@ def test_every_config_file_trains(config_file, prepared_data_dir, tmp_path):
                if not k.startswith("model.")}
   overrides.update(TINY_MODELS[config_file])
   overrides.update({"data.data_dir": str(prepared_data_dir),
-                    "num_train_steps": 4, "eval_splits": ("test",)})
+                    "num_train_steps": 4,
+                    "eval_splits": ("validation",)})
   for key, value in overrides.items():
     *parents, leaf = key.split(".")
     node = c
@@ -86,6 +87,6 @@ def test_every_config_file_trains(config_file, prepared_data_dir, tmp_path):
       node = node[p]
     node[leaf] = value
   results = loop.train_and_evaluate(c, str(tmp_path))
-  assert results["test"]["num_examples"] == 2000
+  assert results["validation"]["num_examples"] == 1000
   assert 0.0 <= results["test"]["accuracy"] <= 1.0
   assert (tmp_path / "checkpoints" / "4").is_dir()

@@ -90,7 +90,8 @@ def run_launch(workdir, data_dir, devices):
              JAX_PLATFORMS="cpu")
   overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=6,
                    log_every_steps=1, eval_every_steps=100,
-                   checkpoint_every_steps=100, eval_splits="('test',)")
+                   checkpoint_every_steps=100,
+                   eval_splits="('validation',)")
   overrides["data.data_dir"] = str(data_dir)
   cmd = [sys.executable, "launch.py", "--config",
          f"configs/av_digits.py:{CONFIG_ARG}", "--workdir", str(workdir),
@@ -125,7 +126,7 @@ def test_one_and_eight_devices_train_alike(prepared_data_dir, tmp_path):
   for step in one:
     assert eight[step]["loss"] == pytest.approx(one[step]["loss"], rel=LOSS_RTOL)
   assert one[6]["loss"] != one[1]["loss"]
-  assert (results_eight["test"]["num_examples"]
-          == results_one["test"]["num_examples"] == 2000)
-  assert results_eight["test"]["accuracy"] == pytest.approx(
-      results_one["test"]["accuracy"], abs=1 / 2000)
+  assert (results_eight["validation"]["num_examples"]
+          == results_one["validation"]["num_examples"] == 1000)
+  assert results_eight["validation"]["accuracy"] == pytest.approx(
+      results_one["validation"]["accuracy"], abs=1 / 1000)

@@ -1,8 +1,14 @@
-"""Dataset registry: `config.data.name` -> a prepared TFDS builder."""
+"""Dataset registry: `config.data.name` -> a prepared TFDS builder.
+
+Importing this module also registers the text pp ops of
+`mmjax.data.text_ops` (`select_text`, `random_text`), so that the configs of
+the datasets below can name them.
+"""
 
 import ml_collections
 import tensorflow_datasets as tfds
 
+from mmjax.data import text_ops  # noqa: F401  (registers its pp ops)
 from mmjax.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -31,3 +37,32 @@ def _av_digits(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuild
   return av_digits.get_builder(
       av_digits.resolve_manual_dir(data_config.manual_dir),
       av_digits.resolve_data_dir(data_config.data_dir), spec)
+
+
+@DATASETS.register("emoji_image_text")
+def _emoji_image_text(
+    data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """`mmjax.data.emoji`: emoji pictures and their CLDR names (image + text).
+
+  Keys of `data_config` (all but `name` optional):
+    manual_dir: the raw files (emoji/ of ../shared/data); "" or None ->
+      MMJAX_MANUAL_DIR, else <repo>/../shared/data.
+    data_dir: TFDS data directory; "" or None -> MMJAX_DATA_DIR, else
+      ~/tensorflow_datasets.
+    image_size: S of the images uint8 [S, S, 3] (default 64).
+    split_fractions: (train, validation, test) of the emoji, per subgroup,
+      split by base emoji (default (0.7, 0.1, 0.2)).
+    split_seed: the split's seed (default 0).
+    vocab_size: the vocabulary size of the byte-level BPE tokenizer trained
+      on the train split and saved in `{dataset_dir}/tokenizer` (default
+      8000).
+  Each combination is prepared once into its own config directory.
+  """
+  from mmjax.data import emoji  # pylint: disable=g-import-not-at-top
+  return emoji.get_builder(
+      data_config.get("manual_dir"), data_config.get("data_dir"),
+      image_size=data_config.get("image_size", 64),
+      split_fractions=tuple(data_config.get("split_fractions",
+                                            (0.7, 0.1, 0.2))),
+      split_seed=data_config.get("split_seed", 0),
+      vocab_size=data_config.get("vocab_size", 8000))

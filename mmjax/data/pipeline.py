@@ -7,6 +7,11 @@ Batches leave the pipeline as numpy arrays of the process-local batch
 Training order is a pure function of (seed, process index, step): resuming at
 step `s` skips exactly the `s * local_batch` examples already consumed, so a
 resumed run sees the same batches as an uninterrupted one.
+
+A pp spec may name files prepared with the dataset through `{dataset_dir}`,
+which `train_batches` / `eval_batches` replace by the builder's `data_dir`
+(see `resolve_dataset_dir`), e.g. `tokenize(tokenizer="{dataset_dir}/
+tokenizer", max_length=16)` for the tokenizer `emoji_image_text` prepares.
 """
 
 import math
@@ -44,6 +49,29 @@ def _process_split(builder: tfds.core.DatasetBuilder, split: str,
                             read_config=tfds.ReadConfig(options=_options()))
 
 
+DATASET_DIR = "{dataset_dir}"
+
+
+def resolve_dataset_dir(spec: str, builder: tfds.core.DatasetBuilder) -> str:
+  """`spec` with each `{dataset_dir}` replaced by `builder.data_dir`.
+
+  A plain text replacement (not `str.format`), so other braces of a spec,
+  such as a dict literal argument, are left alone; write `{dataset_dir}`
+  inside an op's string argument.
+
+  Raises:
+    ValueError: if the spec uses `{dataset_dir}` and the directory's path
+      holds a character that would break the spec (`|`, a quote or `\\`).
+  """
+  if DATASET_DIR not in spec:
+    return spec
+  data_dir = os.fspath(builder.data_dir)
+  if any(c in data_dir for c in "|'\"\\"):
+    raise ValueError(f"cannot put the dataset directory {data_dir!r} into "
+                     f"the pp spec {spec!r}: its path holds | ' \" or \\")
+  return spec.replace(DATASET_DIR, data_dir)
+
+
 def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
   """`(position, example) -> {modality: tensor, label: int32}` with pp ops."""
   ops = {m: preprocess.parse(pp.get(m, "")) for m in modalities}
@@ -69,7 +97,8 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
       `label` features.
     split: TFDS split name, e.g. "train".
     modalities: feature names to keep, e.g. ("image", "audio").
-    pp: `{modality: pp spec}` (see `mmjax.data.preprocess.parse`).
+    pp: `{modality: pp spec}` (see `mmjax.data.preprocess.parse`);
+      `{dataset_dir}` in a spec becomes `builder.data_dir`.
     global_batch_size: examples per step over all processes.
     seed: shuffling and augmentation seed.
     start_step: steps already trained (on resume).
@@ -83,6 +112,7 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   ds = ds.shuffle(num_examples, seed=seed + jax.process_index(),
                   reshuffle_each_iteration=True).repeat()
   ds = ds.enumerate().skip(start_step * local_batch)
+  pp = {m: resolve_dataset_dir(spec, builder) for m, spec in pp.items()}
   ds = ds.map(_preprocess_fn(modalities, pp, seed),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(local_batch, drop_remainder=True).prefetch(2)
@@ -104,6 +134,7 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   local_batch = global_batch_size // jax.process_count()
   total = builder.info.splits[split].num_examples
   num_batches = math.ceil(math.ceil(total / jax.process_count()) / local_batch)
+  pp = {m: resolve_dataset_dir(spec, builder) for m, spec in pp.items()}
   fn = _preprocess_fn(modalities, pp, seed=0)
   ds = _process_split(builder, split, drop_remainder=False).enumerate().map(fn)
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0)})

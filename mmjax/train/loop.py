@@ -3,6 +3,10 @@
 `train_and_evaluate(config, workdir)` trains the model and data named by the
 config, evaluates on validation during training and on every split at the
 end, and resumes from the latest checkpoint in `workdir` when there is one.
+What differs between objectives (`config.objective`, `mmjax.objectives`) is
+picked by name in three small tables, not here: the model
+(`build_model`), the train step's loss (`steps.OBJECTIVE_LOSSES`) and the
+evaluator (`evaluate.make_evaluator`).
 """
 
 import json
@@ -53,9 +57,7 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
-  eval_step = steps.make_eval_step(mesh, config.model.num_classes,
-                                   config.dtype)
-  evaluator = evaluate.SplitEvaluator(builder, config, mesh, eval_step)
+  evaluator = evaluate.make_evaluator(builder, config, mesh)
   return mesh, builder, state, manager, evaluator
 
 
@@ -120,8 +122,7 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
       t_eval_start = time.perf_counter()
       val, _ = evaluator.evaluate(state, "validation")
       writer.write(step, "validation", val)
-      bar.write(f"step {step}: validation accuracy {val['accuracy']:.4f}, "
-                f"loss {val['loss']:.4f}")
+      bar.write(f"step {step}: validation {evaluator.progress_line(val)}")
       t_window = time.perf_counter()
       t_eval += t_window - t_eval_start
     if step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
@@ -141,7 +142,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   """Trains and evaluates; returns `{split: metrics}` as in results.json.
 
   Writes into `workdir`: config.json, checkpoints/, metrics.jsonl,
-  tensorboard/, results.json and confusion_<split>.{png,json}.
+  tensorboard/, results.json and confusion_<split>.{png,json} (contrastive:
+  zero_shot_confusion_<split>.{png,json} when zero-shot applies).
 
   Raises:
     ValueError / KeyError: for an invalid config (naming the key).
@@ -196,8 +198,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   manager.close()
   if writers.is_chief():
     for split, m in results.items():
-      print(f"{split:>10}: accuracy {m['accuracy']:.4f}  macro F1 "
-            f"{m['macro_f1']:.4f}  ({m['num_examples']} examples)")
+      print(f"{split:>10}: {evaluator.result_line(m)}")
   return results
 
 
@@ -218,12 +219,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
   workdir = pathlib.Path(workdir)
   builder, state, manager, evaluator, step = restore_for_evaluation(
       config, workdir)
-  out_dir = new_output_dir(workdir / "evaluations" / builder.builder_config.name)
+  out_dir = new_output_dir(workdir / "evaluations" / (
+      builder.builder_config.name if builder.builder_config else builder.name))
   evaluate.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
                              builder.info.features["label"].names)
   if writers.is_chief():
     writers.write_json_atomic(out_dir / "source.json", {
-        "checkpoint_step": step, "manual_dir": str(config.data.manual_dir),
+        "checkpoint_step": step, "manual_dir": str(config.data.get("manual_dir", "")),
         "dataset": builder.info.full_name, "data_dir": str(builder.data_dir)})
   manager.close()
   return out_dir

@@ -29,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from mmjax import parallel
+from mmjax import objectives, parallel
 from mmjax.analysis import corruptions as corruptions_lib
 from mmjax.analysis import mutual_information, plots, robustness_metrics
 from mmjax.analysis import similarity
@@ -149,9 +149,18 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
   Raises:
     FileNotFoundError: when `workdir` has no checkpoint, or the reference
       workdir no robustness.json.
-    ValueError: when the checkpoint does not match the config's model, or
-      for an unknown corruption name (the message lists the known ones).
+    ValueError: when the checkpoint does not match the config's model, for
+      an unknown corruption name (the message lists the known ones), or for
+      config.objective other than "classification" (every measure here is
+      a classifier's accuracy).
   """
+  objective = objectives.get(config)
+  if objective != "classification":
+    raise ValueError(
+        f"--mode=robustness measures a classifier's accuracy under missing "
+        f"modalities and corruptions; config.objective={objective!r} is not "
+        f"supported (its evaluation is --mode=evaluate: retrieval and "
+        f"zero-shot metrics)")
   workdir = pathlib.Path(workdir)
   if corruptions is None:
     corruptions = tuple(corruptions_lib.CORRUPTIONS)

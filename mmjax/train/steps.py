@@ -1,19 +1,22 @@
 """jit-compiled, data-parallel train and eval steps.
 
+One train step serves every objective (`mmjax.objectives`): only its loss
+function differs, picked from `OBJECTIVE_LOSSES` by name.
+
 Batches are global arrays sharded along the mesh's `data` axis and the
 train_state is replicated, so XLA inserts the gradient all-reduce; the same
 step runs on one device or many with identical results up to float32
 reduction order. The train_state buffer is donated to save memory.
 """
 
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from mmjax import parallel
+from mmjax import objectives, parallel
 from mmjax.train import balancing, losses, metrics
 from mmjax.train.state import TrainState
 
@@ -35,25 +38,92 @@ def _compute_dtype(dtype: str):
   return jnp.dtype(dtype)
 
 
+def classification_loss(label_smoothing: float, modalities: Sequence[str]
+                        ) -> Callable[[jax.Array, Batch],
+                                      Tuple[jax.Array, Dict[str, jax.Array]]]:
+  """The loss of config.objective "classification".
+
+  Returns:
+    `fn(logits, batch) -> (loss, metrics)`: from float32 logits `[batch,
+    num_classes]` and int32 `batch["label"]` `[batch]`, the mean softmax
+    cross-entropy (nats, float32 scalar) and `{"accuracy"}`.
+  """
+  del modalities
+
+  def fn(logits, batch):
+    loss = losses.cross_entropy(logits, batch["label"], label_smoothing)
+    return loss.mean(), {
+        "accuracy": (logits.argmax(-1) == batch["label"]).mean()}
+  return fn
+
+
+def contrastive_loss(label_smoothing: float, modalities: Sequence[str]
+                     ) -> Callable[[Any, Batch],
+                                   Tuple[jax.Array, Dict[str, jax.Array]]]:
+  """The loss of config.objective "contrastive": symmetric InfoNCE over the
+  global batch (`losses.contrastive_loss`) of the two modalities (a, b).
+
+  Returns:
+    `fn(output, batch) -> (loss, metrics)`: from a
+    `mmjax.models.contrastive.ContrastiveOutput` (float32 `[batch, dim]`
+    per modality, scalar logit scale), the loss (nats, float32 scalar) and
+    float32 scalars `logit_scale`, `temperature` (1 / logit_scale),
+    `accuracy_<a>_to_<b>` (fraction of rows whose largest logit is their
+    pair) and `accuracy_<b>_to_<a>` (the same per column), in-batch.
+
+  Raises:
+    ValueError: unless `modalities` names exactly two modalities.
+  """
+  if len(modalities) != 2:
+    raise ValueError(f"config.objective='contrastive' needs exactly two "
+                     f"modalities, got {tuple(modalities)}")
+  a, b = modalities
+
+  def fn(output, batch):
+    del batch
+    loss, logits = losses.contrastive_loss(
+        output.embeddings[a], output.embeddings[b], output.logit_scale,
+        label_smoothing)
+    pairs = jnp.arange(logits.shape[0])
+    return loss, {
+        "logit_scale": output.logit_scale,
+        "temperature": 1.0 / output.logit_scale,
+        f"accuracy_{a}_to_{b}": (logits.argmax(1) == pairs).mean(),
+        f"accuracy_{b}_to_{a}": (logits.argmax(0) == pairs).mean(),
+    }
+  return fn
+
+
+# `config.objective` -> `loss(label_smoothing, modalities)`, which returns
+# `fn(model output (float32), batch) -> (scalar loss, {metric: scalar})`.
+OBJECTIVE_LOSSES = {"classification": classification_loss,
+                    "contrastive": contrastive_loss}
+
+
 def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                     schedule: optax.Schedule, dtype: str = "float32",
                     modalities: Sequence[str] = (),
                     modality_dropout: Optional[Mapping[str, float]] = None,
                     aux_loss_weight: float = 0.0,
-                    gradient_modulation: Optional[Mapping] = None) -> Callable[
+                    gradient_modulation: Optional[Mapping] = None,
+                    objective: str = "classification") -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
   Randomness (rng streams "dropout" and "augment", the latter for on-device
   augmentation such as SpecAugment) is `fold_in(key(seed), step)`: a
   function of the step alone, so a resumed run repeats exactly the
-  uninterrupted one. The objective is the mean cross-entropy plus every
+  uninterrupted one. The minimised loss is the loss of `objective`
+  (`OBJECTIVE_LOSSES`: the mean cross-entropy for "classification", the
+  symmetric InfoNCE over the global batch for "contrastive") plus every
   value the model sows into its "losses" collection; BatchNorm statistics
   ("batch_stats") are updated from the batch.
 
-  The metrics are replicated float32 scalars: `loss` (mean cross-entropy,
-  nats, without the extra losses), `accuracy`, `learning_rate`, `grad_norm`
-  (global L2 norm).
+  The metrics are replicated float32 scalars: `loss` (the objective's loss,
+  nats, without the extra losses), the objective's metrics (`accuracy` for
+  classification; `logit_scale`, `temperature` and the in-batch accuracy of
+  both directions for contrastive), `learning_rate`, `grad_norm` (global L2
+  norm).
 
   Mixed precision (`dtype` "bfloat16" or "float16"): the parameters and the
   floating-point inputs are cast to `dtype` for the forward and backward
@@ -74,10 +144,12 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
   `step < end_step` (always when `end_step` < 0).
 
   Raises:
-    ValueError: for a `dtype` outside `DTYPES`, or an unknown
+    ValueError: for a `dtype` outside `DTYPES`, an unknown objective or
       gradient_modulation name.
   """
   compute_dtype = _compute_dtype(dtype)
+  objective_loss = OBJECTIVE_LOSSES[objectives.check(objective)](
+      label_smoothing, tuple(modalities))
   dropout = {m: p for m, p in (modality_dropout or {}).items()
              if m in modalities and p > 0}
   modulation = {"name": "none", "alpha": 0.5, "noise": True, "end_step": -1,
@@ -99,12 +171,12 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
     def loss_fn(params):
       variables = state.variables(cast_floating(params, compute_dtype))
       inputs = cast_floating(dict(batch), compute_dtype)
-      logits, updates = state.apply_fn(
+      outputs, updates = state.apply_fn(
           variables, inputs, present, train=True, rngs=rngs,
           mutable=["batch_stats", "losses", "modality_logits"])
-      logits = logits.astype(jnp.float32)
+      outputs = cast_floating(outputs, jnp.float32)
       updates = cast_floating(updates, jnp.float32)
-      loss = losses.cross_entropy(logits, batch["label"], label_smoothing)
+      loss, objective_metrics = objective_loss(outputs, batch)
       extra = sum((jnp.sum(x) for x in jax.tree.leaves(updates.get("losses", {}))),
                   jnp.zeros((), jnp.float32))
       modality_logits = {m: v[0] for m, v in
@@ -113,10 +185,10 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                                        label_smoothing)
       if aux and aux_loss_weight > 0:
         extra = extra + aux_loss_weight * sum(aux.values())
-      return loss.mean() + extra, (logits, updates.get("batch_stats", {}),
-                                   loss.mean(), modality_logits, aux)
+      return loss + extra, (objective_metrics, updates.get("batch_stats", {}),
+                            loss, modality_logits, aux)
 
-    (_, (logits, batch_stats, loss, modality_logits, aux)), grads = (
+    (_, (objective_metrics, batch_stats, loss, modality_logits, aux)), grads = (
         jax.value_and_grad(loss_fn, has_aux=True)(state.params))
     step_metrics = {f"aux_loss_{m}": v for m, v in aux.items()}
     if modulation["name"] == "ogm_ge" and modality_logits:
@@ -140,7 +212,7 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
         batch_stats=batch_stats)
     step_metrics.update({
         "loss": loss,
-        "accuracy": (logits.argmax(-1) == batch["label"]).mean(),
+        **objective_metrics,
         "learning_rate": schedule(state.step),
         "grad_norm": optax.global_norm(grads),
     })
@@ -156,13 +228,14 @@ def make_train_step_from_config(mesh: Mesh, config,
                                     [TrainState, Batch], Tuple[TrainState, Dict]]:
   """`make_train_step` with every option read from an experiment config
   (seed, label_smoothing, dtype, modalities, modality_dropout,
-  aux_loss_weight, gradient_modulation)."""
+  aux_loss_weight, gradient_modulation, objective)."""
   return make_train_step(
       mesh, seed=config.seed, label_smoothing=config.label_smoothing,
       schedule=schedule, dtype=config.dtype, modalities=config.modalities,
       modality_dropout=config.modality_dropout,
       aux_loss_weight=config.aux_loss_weight,
-      gradient_modulation=config.gradient_modulation)
+      gradient_modulation=config.gradient_modulation,
+      objective=objectives.get(config))
 
 
 def make_eval_step(mesh: Mesh, num_classes: int,
@@ -197,3 +270,53 @@ def make_eval_step(mesh: Mesh, num_classes: int,
   return jax.jit(eval_step,
                  in_shardings=(parallel.replicated(mesh), data, data),
                  out_shardings=parallel.replicated(mesh))
+
+
+def make_embed_step(mesh: Mesh, dtype: str = "float32") -> Callable[
+    [TrainState, Batch], Dict]:
+  """Returns `embed_step(state, batch) -> outputs`, jitted, for the
+  contrastive model's evaluation.
+
+  `batch` must carry `mask` (float32 `[batch]`, 0 for padding) and `label`.
+  The outputs are replicated (gathered to every device and process):
+  `{"embeddings": {modality: float32 [batch, embed_dim]}, "logit_scale":
+  float32 scalar, "mask": float32 [batch], "label": int32 [batch]}`, rows in
+  the global batch's order; padding rows are there, to be dropped with
+  `mask`. The forward pass runs in `dtype` as in `make_train_step`.
+  """
+  compute_dtype = _compute_dtype(dtype)
+
+  def embed_step(state: TrainState, batch: Batch):
+    params = cast_floating(state.params, compute_dtype)
+    inputs = {k: v for k, v in batch.items() if k not in ("mask", "label")}
+    output = cast_floating(state.apply_fn(
+        state.variables(params), cast_floating(inputs, compute_dtype),
+        train=False), jnp.float32)
+    return {"embeddings": output.embeddings,
+            "logit_scale": output.logit_scale,
+            "mask": batch["mask"], "label": batch["label"]}
+
+  return jax.jit(embed_step,
+                 in_shardings=(parallel.replicated(mesh),
+                               parallel.data_sharding(mesh)),
+                 out_shardings=parallel.replicated(mesh))
+
+
+def make_modality_embed_fn(mesh: Mesh, modality: str,
+                           dtype: str = "float32") -> Callable[
+                               [TrainState, Any], jax.Array]:
+  """Returns `embed(state, inputs) -> float32 [n, embed_dim]`, jitted: the
+  contrastive model's embeddings of one modality's inputs (e.g. the class
+  texts of zero-shot classification), replicated on every device (any `n`,
+  no sharding)."""
+  compute_dtype = _compute_dtype(dtype)
+
+  def embed(state: TrainState, inputs):
+    params = cast_floating(state.params, compute_dtype)
+    return state.apply_fn(state.variables(params),
+                          cast_floating(inputs, compute_dtype), modality,
+                          train=False, method="embed").astype(jnp.float32)
+
+  replicated = parallel.replicated(mesh)
+  return jax.jit(embed, in_shardings=(replicated, replicated),
+                 out_shardings=replicated)

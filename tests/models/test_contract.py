@@ -218,16 +218,17 @@ def make_encoder(name):
 
 
 @pytest.mark.parametrize("name", ENCODER_NAMES)
-def test_encoder_tokens_mask_jit_and_gradients(name):
+def test_encoder_tokens_mask_and_gradients(name):
   encoder = make_encoder(name)
   x = encoder_input(type(encoder))
   variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
-  tokens, mask = encoder.apply(variables, x, train=False)
+  # Under jit only: an eager apply (op by op) of the larger encoders took
+  # 7-10 s each on the 2-core CI machine, most of this test's time.
+  tokens, mask = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(
+      variables, x)
   assert tokens.ndim == 3 and tokens.shape[0] == 2 and tokens.dtype == jnp.float32
   assert mask.shape == tokens.shape[:2] and mask.dtype == jnp.bool_
   assert np.isfinite(tokens).all()
-  jitted, _ = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(variables, x)
-  np.testing.assert_allclose(jitted, tokens, atol=1e-5, rtol=1e-5)
 
   def loss(params):
     out, _ = encoder.apply({**variables, "params": params}, x, train=True,
@@ -256,4 +257,30 @@ def test_encoder_examples_are_independent_at_evaluation(name):
     other = x.at[1].set(x[1] * 5.0 + 0.3)
   changed, _ = apply(variables, other)
   np.testing.assert_allclose(changed[0], tokens[0], atol=1e-5, rtol=1e-5)
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ENCODER_NAMES if ENCODERS.get(n).modality == "text"])
+def test_text_encoder_ignores_ids_at_padded_positions(name):
+  """Other ids where `token_mask` is False change neither the tokens at real
+  positions nor a pooled token; per-position encoders return `token_mask`."""
+  encoder = make_encoder(name)
+  x = encoder_input(type(encoder))
+  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
+  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  tokens, mask = apply(variables, x)
+  if tokens.shape[1] == x["token_ids"].shape[1]:
+    np.testing.assert_array_equal(mask, x["token_mask"])
+  assert np.asarray(mask).any()
+  ids = x["token_ids"]
+  other_padding = jnp.where(x["token_mask"], ids, (ids + 37) % 100)
+  changed, changed_mask = apply(variables, dict(x, token_ids=other_padding))
+  np.testing.assert_array_equal(changed_mask, mask)
+  np.testing.assert_allclose(np.asarray(changed)[np.asarray(mask)],
+                             np.asarray(tokens)[np.asarray(mask)],
+                             atol=1e-5, rtol=1e-5)
+  # A real token changed does change the output (the test can fail).
+  other_real = ids.at[1, 0].set((ids[1, 0] + 37) % 100)
+  changed, _ = apply(variables, dict(x, token_ids=other_real))
   assert not np.allclose(changed[1], tokens[1], atol=1e-4)

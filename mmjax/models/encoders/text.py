@@ -1,11 +1,12 @@
 """Text encoders: token ids `[batch, length]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import ClassVar, Mapping, Tuple
+from typing import ClassVar, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.fusion.base import masked_mean
 from mmjax.models.layers.attention import TransformerEncoder
 from mmjax.models.registries import ENCODERS
 
@@ -13,9 +14,9 @@ POOLS = ("none", "cls", "eos", "mean")
 POOLERS = ("none", "dense_tanh")
 
 
-def _check_text(inputs, max_length: int, type_vocab_size: int):
+def _check_text(inputs, max_length: Optional[int], type_vocab_size: int):
   """(token_ids `[B, L]`, bool mask `[B, L]`, token_type_ids `[B, L]` or
-  None) of a text batch, checked."""
+  None) of a text batch, checked; `max_length` None: any length."""
   if not isinstance(inputs, Mapping) or "token_ids" not in inputs:
     got = (sorted(inputs) if isinstance(inputs, Mapping)
            else type(inputs).__name__)
@@ -26,7 +27,7 @@ def _check_text(inputs, max_length: int, type_vocab_size: int):
   if ids.ndim != 2:
     raise ValueError(f"text encoder expects token_ids [batch, length], got "
                      f"shape {ids.shape}")
-  if ids.shape[1] > max_length:
+  if max_length is not None and ids.shape[1] > max_length:
     raise ValueError(f"text encoder: token_ids have length {ids.shape[1]}, "
                      f"more than max_length={max_length} positions")
   mask = inputs.get("token_mask")
@@ -187,3 +188,58 @@ class TextTransformer(nn.Module):
     if self.pooler == "dense_tanh":
       pooled = jnp.tanh(nn.Dense(self.hidden_dim, name="pooler")(pooled))
     return pooled, jnp.ones(pooled.shape[:2], bool)
+
+
+@ENCODERS.register("bag_of_embeddings")
+class BagOfEmbeddings(nn.Module):
+  """The mean of the real tokens' embeddings, one token per example: the
+  fastText baseline (Joulin et al. 2017, "Bag of Tricks for Efficient Text
+  Classification") and the deep averaging network's input (Iyyer et al.
+  2015, "Deep Unordered Composition Rivals Syntactic Methods for Text
+  Classification"). Word order is ignored.
+
+  Parameters: `token_embedding` (`embedding` `[vocab_size, embed_dim]`),
+  `projection` (when `projection_dim` > 0).
+
+  Attributes:
+    vocab_size: number of token ids; ids must lie in [0, vocab_size).
+    embed_dim: embedding width.
+    dropout_rate: dropout on the mean (training only).
+    max_length: the longest input accepted.
+    projection_dim: > 0: a Dense layer of that width on the mean (after
+      dropout); 0: the mean itself is the output.
+  """
+  modality: ClassVar[str] = "text"
+  vocab_size: int = 1000
+  embed_dim: int = 128
+  dropout_rate: float = 0.0
+  max_length: int = 64
+  projection_dim: int = 0
+
+  @nn.compact
+  def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
+               train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """Averages right-padded (or any masked) token sequences.
+
+    Args:
+      inputs: `{"token_ids": int [batch, length], "token_mask": bool or int
+        [batch, length] (1 = real token; absent: all real)}`.
+      train: enables dropout.
+
+    Returns:
+      (tokens float32 `[batch, 1, projection_dim or embed_dim]`, zeros for
+      an example without real tokens; token mask bool `[batch, 1]`, all
+      True).
+
+    Raises:
+      ValueError: for inputs that are not such a mapping, mismatched
+        shapes, a length above `max_length` or `token_type_ids`.
+    """
+    ids, mask, _ = _check_text(inputs, self.max_length, 0)
+    x = nn.Embed(self.vocab_size, self.embed_dim,
+                 name="token_embedding")(ids).astype(jnp.float32)
+    x = masked_mean(x, mask)[:, None]
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    if self.projection_dim:
+      x = nn.Dense(self.projection_dim, name="projection")(x)
+    return x, jnp.ones(x.shape[:2], bool)
