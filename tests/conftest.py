@@ -48,3 +48,17 @@ def prepared_data_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   data_dir = tmp_path_factory.mktemp("tensorflow_datasets")
   av_digits.get_builder(real_manual_dir, data_dir, splits.SplitSpec())
   return data_dir
+
+
+# The tiny emoji_image_text settings the tests prepare (the configs' own are
+# image_size 64, vocab_size 8000).
+EMOJI_TINY = {"image_size": 32, "vocab_size": 2000}
+
+
+@pytest.fixture(scope="session")
+def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
+  """A TFDS data_dir holding emoji_image_text at EMOJI_TINY, prepared once."""
+  from mmjax.data import emoji  # pylint: disable=g-import-not-at-top
+  data_dir = tmp_path_factory.mktemp("tfds_emoji")
+  emoji.get_builder(real_manual_dir, data_dir, **EMOJI_TINY)
+  return data_dir

@@ -88,7 +88,7 @@ CONFIG_ARG = "image=resnet"
 def run_launch(workdir, data_dir, devices):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=6,
+  overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=NUM_STEPS,
                    log_every_steps=1, eval_every_steps=100,
                    checkpoint_every_steps=100,
                    eval_splits="('validation',)")
@@ -109,23 +109,28 @@ def run_launch(workdir, data_dir, devices):
 
 
 # Float32 sums in a different order: the measured max relative difference of
-# the per-step training loss, 1 vs 8 CPU devices, 6 steps of the tiny config,
-# was 1.0e-7 with the GroupNorm CNN (2026-11-23) and 4.3e-6 with the
-# BatchNorm ResNet image encoder used here (its batch means are sums over the
-# global batch in another order; 2026-11-26). 1e-5 leaves room for XLA's
-# reduction order, not for a real divergence: a wrong gradient all-reduce, or
-# batch statistics of each device's 4 examples instead of the global 32,
-# change the loss in the 2nd-3rd digit.
+# the per-step training loss, 1 vs 8 CPU devices, tiny config with the
+# BatchNorm ResNet image encoder (its batch means are sums over the global
+# batch in another order), is 1e-7 over steps 1-3 (2026-11-27, this
+# machine). Later steps amplify it, machine-dependently: Adam divides each
+# gradient entry by its own running RMS, so entries near zero turn float
+# noise into full-size updates (step 6: 4.3e-6 on the CI machine on
+# 2026-11-26, 4.7e-5 here). Steps 1-3 see two updates, so they check the
+# gradient all-reduce; 1e-5 leaves room for XLA's reduction order, not for a
+# real divergence: a wrong gradient all-reduce, or batch statistics of each
+# device's 4 examples instead of the global 32, change the loss in the
+# 2nd-3rd digit.
 LOSS_RTOL = 1e-5
+NUM_STEPS = 3
 
 
 def test_one_and_eight_devices_train_alike(prepared_data_dir, tmp_path):
   one, results_one = run_launch(tmp_path / "one", prepared_data_dir, 1)
   eight, results_eight = run_launch(tmp_path / "eight", prepared_data_dir, 8)
-  assert sorted(one) == sorted(eight) == [1, 2, 3, 4, 5, 6]
+  assert sorted(one) == sorted(eight) == [1, 2, 3]
   for step in one:
     assert eight[step]["loss"] == pytest.approx(one[step]["loss"], rel=LOSS_RTOL)
-  assert one[6]["loss"] != one[1]["loss"]
+  assert one[3]["loss"] != one[1]["loss"]
   assert (results_eight["validation"]["num_examples"]
           == results_one["validation"]["num_examples"] == 1000)
   assert results_eight["validation"]["accuracy"] == pytest.approx(

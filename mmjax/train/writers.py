@@ -68,6 +68,10 @@ class MetricWriter:
       writer.close()
 
 
+MAX_ANNOTATED_CLASSES = 30
+MAX_FIGURE_INCHES = 18.0
+
+
 def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
                           class_names: Sequence[str],
                           title: Optional[str] = None) -> None:
@@ -85,16 +89,24 @@ def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
                     {"classes": list(class_names), "matrix": counts.tolist(),
                      "rows": "true", "columns": "predicted"})
   n = len(class_names)
-  fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.55 * n))
+  # Counts written in the cells up to MAX_ANNOTATED_CLASSES; beyond, the
+  # figure stops growing (a 99-class matrix at 0.55 in a cell was 55 inches
+  # square, 10,000 text labels and most of a short run's evaluation time).
+  side = min(0.8 + 0.55 * n, MAX_FIGURE_INCHES)
+  fig, ax = plt.subplots(figsize=(side + 0.2, side))
   ax.imshow(counts, cmap="Blues")
-  ax.set(xticks=range(n), yticks=range(n), xticklabels=class_names,
-         yticklabels=class_names, xlabel="predicted", ylabel="true",
+  fontsize = 8 if n <= MAX_ANNOTATED_CLASSES else max(
+      2.0, 8 * MAX_ANNOTATED_CLASSES / n)
+  ax.set(xticks=range(n), yticks=range(n), xlabel="predicted", ylabel="true",
          title=title or path_stem.name)
-  threshold = counts.max() / 2
-  for i in range(n):
-    for j in range(n):
-      ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
-              color="white" if counts[i, j] > threshold else "black")
+  ax.set_xticklabels(class_names, fontsize=fontsize, rotation=90)
+  ax.set_yticklabels(class_names, fontsize=fontsize)
+  if n <= MAX_ANNOTATED_CLASSES:
+    threshold = counts.max() / 2
+    for i in range(n):
+      for j in range(n):
+        ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
+                color="white" if counts[i, j] > threshold else "black")
   fig.tight_layout()
   tmp = path_stem.with_name(f".{path_stem.name}.tmp.png")
   fig.savefig(tmp, dpi=100)

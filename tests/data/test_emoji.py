@@ -22,27 +22,26 @@ from mmjax.data import pipeline
 from mmjax.data import preprocess
 from mmjax.data import text_ops
 from mmjax.data.errors import DataError
+from tests.conftest import EMOJI_TINY
 
 transformers = pytest.importorskip("transformers")
 
-IMAGE_SIZE = 32
-VOCAB_SIZE = 2000
+IMAGE_SIZE = EMOJI_TINY["image_size"]
+VOCAB_SIZE = EMOJI_TINY["vocab_size"]
 SEED = tf.constant([3, 4], tf.int64)
 TOKENIZE = 'tokenize(tokenizer="{dataset_dir}/tokenizer", max_length=%d)'
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("tfds_emoji")
+def data_dir(prepared_emoji_dir):
+  """Shared with tests/test_configs.py (prepared once per pytest worker)."""
+  return prepared_emoji_dir
 
 
 @pytest.fixture(scope="module")
 def builder(real_manual_dir, data_dir):
-  start = time.perf_counter()
-  b = emoji.get_builder(real_manual_dir, data_dir, image_size=IMAGE_SIZE,
-                        vocab_size=VOCAB_SIZE)
-  print(f"\nemoji_image_text prepared in {time.perf_counter() - start:.1f} s")
-  return b
+  return emoji.get_builder(real_manual_dir, data_dir, image_size=IMAGE_SIZE,
+                           vocab_size=VOCAB_SIZE)
 
 
 @pytest.fixture(scope="module")

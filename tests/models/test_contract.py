@@ -43,6 +43,13 @@ def init_block(block, tokens=TOKENS, masks=MASKS, present=ALL_PRESENT):
 
 
 @functools.lru_cache(maxsize=None)
+def default_variables(name):
+  """The block's variables for TOKENS, MASKS, ALL_PRESENT, initialized once
+  per block for all the tests below (the init compiles once)."""
+  return init_block(make_block(name))
+
+
+@functools.lru_cache(maxsize=None)
 def jit_apply(name):
   """The block's apply (train=False), jitted once per block: eager Flax
   dispatches op by op and is far slower on CPU for these tests."""
@@ -64,7 +71,7 @@ def assert_outputs_close(a: FusionOutput, b: FusionOutput, rows=slice(None),
 @pytest.mark.parametrize("name", FUSION_NAMES)
 def test_fusion_output_shapes_and_sown_embedding(name):
   block = make_block(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   out, state = jax.jit(lambda v: block.apply(
       v, TOKENS, MASKS, ALL_PRESENT, train=False, mutable=["intermediates"]))(
           variables)
@@ -84,10 +91,9 @@ def test_fusion_output_shapes_and_sown_embedding(name):
 @pytest.mark.parametrize("name", FUSION_NAMES)
 def test_fusion_under_jit_matches_eager(name):
   block = make_block(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   eager = block.apply(variables, TOKENS, MASKS, AUDIO_MISSING, train=False)
-  jitted = jax.jit(lambda v, t, m, p: block.apply(v, t, m, p, train=False))(
-      variables, TOKENS, MASKS, AUDIO_MISSING)
+  jitted = jit_apply(name)(variables, TOKENS, MASKS, AUDIO_MISSING)
   assert_outputs_close(eager, jitted)
 
 
@@ -96,7 +102,7 @@ def test_fusion_masked_content_cannot_leak(name):
   """Missing modalities and padded tokens: any content, even NaN, is ignored,
   in the output and in the gradients; real content is not."""
   block, apply = make_block(name), jit_apply(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   reference = apply(variables, TOKENS, MASKS, AUDIO_MISSING)
   invalid = {m: ~(MASKS[m] & (AUDIO_MISSING[m][:, None] > 0))[..., None]
              for m in TOKENS}
@@ -124,7 +130,7 @@ def test_fusion_masked_content_cannot_leak(name):
 def test_fusion_missing_modality_is_ignored_per_example(name):
   """Changing audio changes the examples that have it, and only those."""
   block, apply = make_block(name), jit_apply(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   reference = apply(variables, TOKENS, MASKS, AUDIO_MISSING)
   other_audio = dict(TOKENS, audio=TOKENS["audio"] * -2.0 + 0.5)
   out = apply(variables, other_audio, MASKS, AUDIO_MISSING)
@@ -142,7 +148,7 @@ def test_fusion_with_one_modality_and_with_none_present(name):
   assert out.embedding.shape[0] == BATCH
   assert np.isfinite(out.embedding).all()
 
-  variables = init_block(block)
+  variables = default_variables(name)
   none = {m: jnp.zeros(BATCH) for m in TOKENS}
   out = jit_apply(name)(variables, TOKENS, MASKS, none)
   for x in outputs(out):
@@ -167,7 +173,7 @@ def test_fusion_attention_agrees_with_einsum_reference(name, monkeypatch):
   """Attention blocks give the same output with `jax.nn.dot_product_attention`
   replaced by the einsum reference (blocks without attention trivially so)."""
   block = make_block(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   fused = jit_apply(name)(variables, TOKENS, MASKS, AUDIO_MISSING)
   monkeypatch.setattr(attention, "attend", reference_attend)
   # A fresh trace, so that the patched function is the one compiled.
@@ -181,7 +187,7 @@ def test_fusion_gradient_reaches_every_modality(name):
   """The training loss has a gradient with respect to every modality's tokens,
   so it reaches the parameters of every modality's encoder."""
   block = make_block(name)
-  variables = init_block(block)
+  variables = default_variables(name)
   labels = jnp.arange(BATCH) % NUM_CLASSES
   head = jax.random.normal(jax.random.key(5), (512, NUM_CLASSES))
 
@@ -217,15 +223,23 @@ def make_encoder(name):
   return ENCODERS.get(name)(**config)
 
 
-@pytest.mark.parametrize("name", ENCODER_NAMES)
-def test_encoder_tokens_mask_and_gradients(name):
+@functools.lru_cache(maxsize=None)
+def encoder_setup(name):
+  """(encoder, input, variables, jitted apply with train=False), built once
+  per encoder and shared by the tests below, so that each encoder's init and
+  apply compile once (compilation is most of these tests' time on CPU; an
+  eager apply of the larger encoders took 7-10 s on the 2-core CI machine)."""
   encoder = make_encoder(name)
   x = encoder_input(type(encoder))
   variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
-  # Under jit only: an eager apply (op by op) of the larger encoders took
-  # 7-10 s each on the 2-core CI machine, most of this test's time.
-  tokens, mask = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(
-      variables, x)
+  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  return encoder, x, variables, apply
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_tokens_mask_and_gradients(name):
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, mask = apply(variables, x)
   assert tokens.ndim == 3 and tokens.shape[0] == 2 and tokens.dtype == jnp.float32
   assert mask.shape == tokens.shape[:2] and mask.dtype == jnp.bool_
   assert np.isfinite(tokens).all()
@@ -246,10 +260,7 @@ def test_encoder_tokens_mask_and_gradients(name):
 @pytest.mark.parametrize("name", ENCODER_NAMES)
 def test_encoder_examples_are_independent_at_evaluation(name):
   """An example's tokens do not depend on the rest of the batch (train=False)."""
-  encoder = make_encoder(name)
-  x = encoder_input(type(encoder))
-  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
-  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  _, x, variables, apply = encoder_setup(name)
   tokens, _ = apply(variables, x)
   if isinstance(x, dict):  # text: other ids for example 1
     other = dict(x, token_ids=x["token_ids"].at[1].add(100))
@@ -265,10 +276,7 @@ def test_encoder_examples_are_independent_at_evaluation(name):
 def test_text_encoder_ignores_ids_at_padded_positions(name):
   """Other ids where `token_mask` is False change neither the tokens at real
   positions nor a pooled token; per-position encoders return `token_mask`."""
-  encoder = make_encoder(name)
-  x = encoder_input(type(encoder))
-  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
-  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  _, x, variables, apply = encoder_setup(name)
   tokens, mask = apply(variables, x)
   if tokens.shape[1] == x["token_ids"].shape[1]:
     np.testing.assert_array_equal(mask, x["token_mask"])
