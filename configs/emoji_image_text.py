@@ -39,10 +39,7 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   c.objective = "contrastive"
   c.model.embed_dim = 128
   c.zero_shot.template = "{}"
+  emoji_subgroup.training_schedule(c)
   c.batch_size = 128  # in-batch negatives
-  c.num_train_steps = 1500
-  c.optimizer.warmup_steps = 100
-  c.eval_every_steps = 500
-  c.checkpoint_every_steps = 500
   c.lock()
   return c

@@ -17,7 +17,6 @@ content is prepared into its own TFDS config directory, named e.g.
 """
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -27,13 +26,12 @@ import time
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 from absl import logging
-from etils import epath
 import numpy as np
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mmjax.data import sources
 from mmjax.data.errors import DataError
+from mmjax.data.local_builder import LocalFilesBuilder
 from mmjax.data.splits import make_pairs
 from mmjax.data.splits import Pair
 from mmjax.data.splits import SplitSpec
@@ -68,16 +66,6 @@ _CITATION = """\
   booktitle = {ECCV Workshops}, year = {2018},
 }
 """
-
-
-@functools.lru_cache(maxsize=None)
-def _hide_gpus_from_tensorflow() -> None:
-  # TF only reads and writes files here; a GPU it grabbed would be unavailable
-  # to JAX. Fails harmlessly once TF has initialised its devices.
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except (RuntimeError, ValueError) as e:
-    logging.warning("Could not hide GPUs from TensorFlow: %s", e)
 
 
 def resolve_manual_dir(configured: Optional[PathLike]) -> Path:
@@ -210,7 +198,7 @@ class AvDigitsConfig(tfds.core.BuilderConfig):
         **dataclasses.asdict(spec))
 
 
-class AvDigits(tfds.core.GeneratorBasedBuilder):
+class AvDigits(LocalFilesBuilder):
   """MNIST images paired with FSDD recordings of the same digit.
 
   Features per example:
@@ -234,17 +222,6 @@ class AvDigits(tfds.core.GeneratorBasedBuilder):
       "Nothing is downloaded; the raw files are read from the manual "
       "directory (MMJAX_MANUAL_DIR or ../shared/data by default).\n" +
       sources.LAYOUT)
-
-  def __init__(self, **kwargs):
-    _hide_gpus_from_tensorflow()
-    super().__init__(**kwargs)
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    # TFDS 4.9.10's own code_path needs `importlib_resources`, which it does
-    # not declare on Python >= 3.9 (tensorflow/datasets#11212).
-    return epath.Path(__file__)
 
   @property
   def _spec(self) -> SplitSpec:

@@ -85,18 +85,17 @@ import time
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from mmjax.data import emoji_sources
 from mmjax.data import text_ops  # noqa: F401  (registers select_text, ...)
-from mmjax.data.av_digits import _hide_gpus_from_tensorflow
 from mmjax.data.av_digits import resolve_data_dir
 from mmjax.data.av_digits import resolve_manual_dir
 from mmjax.data.emoji_sources import Emoji
 from mmjax.data.emoji_sources import PathLike
 from mmjax.data.errors import DataError
+from mmjax.data.local_builder import LocalFilesBuilder
 
 TOKENIZER_DIR = "tokenizer"
 SPLITS = ("train", "validation", "test")
@@ -291,7 +290,7 @@ class EmojiConfig(tfds.core.BuilderConfig):
         manual_fingerprint=manual_fingerprint)
 
 
-class EmojiImageText(tfds.core.GeneratorBasedBuilder):
+class EmojiImageText(LocalFilesBuilder):
   """Emoji pictures with their CLDR names (see the module docstring).
 
   Without a config, `EmojiConfig()` (64 x 64, 0.7/0.1/0.2, seed 0, 8000
@@ -310,16 +309,6 @@ class EmojiImageText(tfds.core.GeneratorBasedBuilder):
       "Nothing is downloaded; the raw files are read from the manual "
       "directory (MMJAX_MANUAL_DIR or ../shared/data by default).\n"
       + emoji_sources.LAYOUT)
-
-  def __init__(self, **kwargs):
-    _hide_gpus_from_tensorflow()
-    super().__init__(**kwargs)
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    # As in av_digits: TFDS 4.9.10's own needs `importlib_resources`.
-    return epath.Path(__file__)
 
   @property
   def _config(self) -> EmojiConfig:
