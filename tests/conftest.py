@@ -62,3 +62,59 @@ def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   data_dir = tmp_path_factory.mktemp("tfds_emoji")
   emoji.get_builder(real_manual_dir, data_dir, **EMOJI_TINY)
   return data_dir
+
+
+# A tiny manifest for multimodal_manifest (configs/manifest.py): 40 rows, 2
+# labels x 20, image + audio + text, no split column (so 16 / 2 / 2 rows of
+# each label: 4 validation examples).
+MANIFEST_TINY = {"num_rows": 40, "labels": ("cat", "dog"), "image_size": 16,
+                 "num_validation": 4}
+
+
+def write_tiny_manifest(root: pathlib.Path, num_rows: int = 40,
+                        labels=("cat", "dog"), image_size: int = 16
+                        ) -> pathlib.Path:
+  """Writes `root/data.csv` and the files it names; returns the manifest.
+
+  Row i (0-based): label `labels[i % len(labels)]`; `images/{i}.png`, uint8
+  RGB [image_size, image_size, 3] of seeded noise; `audio/{i}.wav`, 0.1 s of
+  seeded int16 noise at 8000 Hz (16000 Hz for every 5th row); text "a
+  {label} number {i}".
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  import soundfile as sf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  (root / "images").mkdir(parents=True, exist_ok=True)
+  (root / "audio").mkdir(exist_ok=True)
+  lines = ["image,audio,text,label"]
+  for i in range(num_rows):
+    label = labels[i % len(labels)]
+    pixels = rng.integers(0, 256, (image_size, image_size, 3), np.uint8)
+    PIL.Image.fromarray(pixels).save(root / "images" / f"{i}.png")
+    rate = 16000 if i % 5 == 0 else 8000
+    noise = rng.integers(-3000, 3000, rate // 10, dtype=np.int16)
+    sf.write(root / "audio" / f"{i}.wav", noise, rate, subtype="PCM_16")
+    lines.append(f"images/{i}.png,audio/{i}.wav,a {label} number {i},{label}")
+  manifest = root / "data.csv"
+  manifest.write_text("\n".join(lines) + "\n")
+  return manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tmp_path_factory) -> pathlib.Path:
+  """The tiny manifest of MANIFEST_TINY (do not modify it)."""
+  return write_tiny_manifest(tmp_path_factory.mktemp("manifest"),
+                             MANIFEST_TINY["num_rows"],
+                             MANIFEST_TINY["labels"],
+                             MANIFEST_TINY["image_size"])
+
+
+@pytest.fixture(scope="session")
+def prepared_manifest_dir(tmp_path_factory, tiny_manifest) -> pathlib.Path:
+  """A TFDS data_dir holding the tiny manifest prepared once (images kept at
+  their size, 8000 Hz, default split)."""
+  from mmjax.data import manifest  # pylint: disable=g-import-not-at-top
+  data_dir = tmp_path_factory.mktemp("tfds_manifest")
+  manifest.get_builder(tiny_manifest, data_dir)
+  return data_dir

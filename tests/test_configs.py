@@ -15,7 +15,7 @@ from mmjax.models.multimodal import build_model
 from mmjax.models.registries import (ENCODER_OPTIONS, ENCODERS, FUSION,
                                      module_config, module_defaults)
 from mmjax.train import loop
-from tests.conftest import EMOJI_TINY
+from tests.conftest import EMOJI_TINY, MANIFEST_TINY
 from tests.train.conftest import TINY_OVERRIDES
 
 CONFIG_FILES = sorted(p.stem for p in (
@@ -80,10 +80,22 @@ TINY_MODELS = {
         "model.fusion.num_layers": 1},
     "emoji_subgroup": _TINY_EMOJI,
     "emoji_image_text": {**_TINY_EMOJI, "model.embed_dim": 16},
+    "manifest": {
+        "data.image_size": 0,  # the tiny manifest's own 16 x 16
+        "model.encoders.image.features": (8, 16),
+        "model.encoders.image.embed_dim": 32,
+        "model.encoders.audio.features": (8, 16),
+        "model.encoders.audio.embed_dim": 32,
+        "model.encoders.text.embed_dim": 32},
 }
 # Per dataset: the fixture that prepares it and its validation split's size.
 PREPARED = {"av_digits": ("prepared_data_dir", 1000),
-            "emoji_image_text": ("prepared_emoji_dir", 334)}
+            "emoji_image_text": ("prepared_emoji_dir", 334),
+            "multimodal_manifest": ("prepared_manifest_dir",
+                                    MANIFEST_TINY["num_validation"])}
+# Per config file that needs one: (the fixture whose value fills the
+# config-file argument, the argument's format).
+CONFIG_ARGS = {"manifest": ("tiny_manifest", "manifest={}")}
 
 
 def _set(config, key, value):
@@ -98,7 +110,11 @@ def _set(config, key, value):
 def test_every_config_file_trains(config_file, request, tmp_path):
   assert config_file in TINY_MODELS, (
       f"configs/{config_file}.py has no tiny settings in TINY_MODELS")
-  c = importlib.import_module(f"configs.{config_file}").get_config()
+  arg = None
+  if config_file in CONFIG_ARGS:
+    arg_fixture, arg_format = CONFIG_ARGS[config_file]
+    arg = arg_format.format(request.getfixturevalue(arg_fixture))
+  c = importlib.import_module(f"configs.{config_file}").get_config(arg)
   fixture, num_validation = PREPARED[c.data.name]
   overrides = {k: v for k, v in TINY_OVERRIDES.items()
                if not k.startswith("model.") and not (

@@ -66,3 +66,45 @@ def _emoji_image_text(
                                             (0.7, 0.1, 0.2))),
       split_seed=data_config.get("split_seed", 0),
       vocab_size=data_config.get("vocab_size", 8000))
+
+
+@DATASETS.register("multimodal_manifest")
+def _multimodal_manifest(
+    data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """`mmjax.data.manifest`: the user's own examples, listed in a CSV or
+  JSON-lines manifest with one column per modality (image, audio, text),
+  a `label` and an optional `split`.
+
+  Keys of `data_config` (all but `name` and `manifest` optional):
+    manifest: path of the `.csv` / `.jsonl` manifest (required; file paths
+      in it are relative to its folder).
+    data_dir: TFDS data directory; "" or None -> MMJAX_DATA_DIR, else
+      ~/tensorflow_datasets.
+    image_size: S to resize the images to uint8 [S, S, 3] with Pillow; 0 or
+      None keeps the files' own size, which all images must then share
+      (default None).
+    sample_rate: Hz of the stored int16 audio; files at another rate are
+      resampled (default 8000).
+    split_fractions: (train, validation, test) of each label's rows when
+      the manifest has no `split` column (default (0.8, 0.1, 0.1)).
+    split_seed: the seed of that stratified split (default 0).
+  Each manifest content (and the sizes and times of its files) and each
+  combination of settings is prepared once into its own config directory.
+
+  Raises:
+    ValueError: naming `config.data.manifest` when it is empty.
+  """
+  from mmjax.data import manifest  # pylint: disable=g-import-not-at-top
+  if not data_config.get("manifest"):
+    raise ValueError(
+        "config.data.manifest is empty: name your manifest in the "
+        "config-file argument, e.g. --config "
+        "configs/manifest.py:manifest=/path/to/data.csv (which also reads "
+        "its modalities and number of classes).")
+  return manifest.get_builder(
+      data_config.manifest, data_config.get("data_dir"),
+      image_size=data_config.get("image_size") or None,
+      sample_rate=data_config.get("sample_rate", 8000),
+      split_fractions=tuple(data_config.get("split_fractions",
+                                            (0.8, 0.1, 0.1))),
+      split_seed=data_config.get("split_seed", 0))
