@@ -108,3 +108,18 @@ def modality_balancing(c: ml_collections.ConfigDict) -> None:
       "noise": True,  # GE: Gaussian noise of the gradient's std
       "end_step": -1,  # modulate while step < end_step; -1: every step
   })
+
+
+def text_encoder_sizes(vocab_size: int, max_length: int) -> dict:
+  """`{text encoder: config overrides}`: the text encoders' sizes over a
+  tokenizer of `vocab_size` ids and texts of at most `max_length` tokens
+  (128-wide embeddings; 2-layer Transformer)."""
+  return {
+      "bag_of_embeddings": {"vocab_size": vocab_size, "embed_dim": 128,
+                            "max_length": max_length},
+      "gru": {"vocab_size": vocab_size, "embed_dim": 128, "hidden_dim": 64},
+      "lstm": {"vocab_size": vocab_size, "embed_dim": 128, "hidden_dim": 64},
+      "text_transformer": {"vocab_size": vocab_size, "hidden_dim": 128,
+                           "num_layers": 2, "num_heads": 4, "mlp_dim": 256,
+                           "max_length": max_length},
+  }

@@ -29,13 +29,7 @@ _ENCODERS = {
     "cnn": {"features": (32, 64, 128, 128), "embed_dim": 128},
     "vit": {"patch_size": (8, 8), "hidden_dim": 128, "num_layers": 4,
             "num_heads": 4, "mlp_dim": 256},
-    "bag_of_embeddings": {"vocab_size": VOCAB_SIZE, "embed_dim": 128,
-                          "max_length": MAX_TOKENS},
-    "gru": {"vocab_size": VOCAB_SIZE, "embed_dim": 128, "hidden_dim": 64},
-    "lstm": {"vocab_size": VOCAB_SIZE, "embed_dim": 128, "hidden_dim": 64},
-    "text_transformer": {"vocab_size": VOCAB_SIZE, "hidden_dim": 128,
-                         "num_layers": 2, "num_heads": 4, "mlp_dim": 256,
-                         "max_length": MAX_TOKENS},
+    **base.text_encoder_sizes(VOCAB_SIZE, MAX_TOKENS),
 }
 
 

@@ -40,15 +40,7 @@ VOCAB_SIZE = manifest_lib.VOCAB_SIZE
 TOKENIZE = (f'tokenize(tokenizer="{{dataset_dir}}/tokenizer", '
             f"max_length={MAX_TOKENS})")
 
-_TEXT_ENCODERS = {
-    "bag_of_embeddings": {"vocab_size": VOCAB_SIZE, "embed_dim": 128,
-                          "max_length": MAX_TOKENS},
-    "gru": {"vocab_size": VOCAB_SIZE, "embed_dim": 128, "hidden_dim": 64},
-    "lstm": {"vocab_size": VOCAB_SIZE, "embed_dim": 128, "hidden_dim": 64},
-    "text_transformer": {"vocab_size": VOCAB_SIZE, "hidden_dim": 128,
-                         "num_layers": 2, "num_heads": 4, "mlp_dim": 256,
-                         "max_length": MAX_TOKENS},
-}
+_TEXT_ENCODERS = base.text_encoder_sizes(VOCAB_SIZE, MAX_TOKENS)
 
 
 def encoder_config(modality: str, name: str) -> ml_collections.ConfigDict:
