@@ -22,16 +22,15 @@ import json
 import os
 from pathlib import Path
 import re
-import time
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
-from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
 from mmjax.data import sources
 from mmjax.data.errors import DataError
 from mmjax.data.local_builder import LocalFilesBuilder
+from mmjax.data.local_builder import prepare_once
 from mmjax.data.splits import make_pairs
 from mmjax.data.splits import Pair
 from mmjax.data.splits import SplitSpec
@@ -312,11 +311,4 @@ def get_builder(manual_dir: Optional[PathLike] = None,
   data_dir = resolve_data_dir(data_dir)
   config = AvDigitsConfig.from_spec(spec, fingerprint(manual_dir))
   builder = AvDigits(data_dir=os.fspath(data_dir), config=config)
-  if not builder.is_prepared():
-    start = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=os.fspath(manual_dir), try_download_gcs=False))
-    logging.info("Prepared %s in %.1f s.", builder.data_dir,
-                 time.perf_counter() - start)
-  return builder
+  return prepare_once(builder, manual_dir)

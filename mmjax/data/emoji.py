@@ -96,6 +96,7 @@ from mmjax.data.emoji_sources import Emoji
 from mmjax.data.emoji_sources import PathLike
 from mmjax.data.errors import DataError
 from mmjax.data.local_builder import LocalFilesBuilder
+from mmjax.data.local_builder import prepare_once
 
 TOKENIZER_DIR = "tokenizer"
 SPLITS = ("train", "validation", "test")
@@ -479,14 +480,7 @@ def get_builder(manual_dir: Optional[PathLike] = None,
   config = EmojiConfig.make(image_size, split_fractions, split_seed,
                             vocab_size, emoji_sources.fingerprint(manual_dir))
   builder = EmojiImageText(data_dir=os.fspath(data_dir), config=config)
-  if not builder.is_prepared():
-    start = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(
-            manual_dir=os.fspath(manual_dir), try_download_gcs=False))
-    logging.info("Prepared %s in %.1f s.", builder.data_dir,
-                 time.perf_counter() - start)
-  return builder
+  return prepare_once(builder, manual_dir)
 
 
 def tokenizer_dir(builder: tfds.core.DatasetBuilder) -> Path:

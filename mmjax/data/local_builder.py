@@ -3,6 +3,9 @@ manual directory and download nothing (`av_digits`, `emoji_image_text`)."""
 
 import functools
 import inspect
+import os
+import time
+from typing import Optional
 
 from absl import logging
 from etils import epath
@@ -40,3 +43,24 @@ class LocalFilesBuilder(tfds.core.GeneratorBasedBuilder,
     # TFDS 4.9.10's own code_path needs `importlib_resources`, which it does
     # not declare on Python >= 3.9 (tensorflow/datasets#11212).
     return epath.Path(inspect.getfile(cls))
+
+
+def prepare_once(builder: tfds.core.DatasetBuilder,
+                 manual_dir: Optional[os.PathLike] = None
+                 ) -> tfds.core.DatasetBuilder:
+  """Prepares `builder` (reading raw files from `manual_dir`, downloading
+  nothing) unless its config is already prepared, and returns it.
+
+  Raises:
+    Whatever the builder's generation raises (mmjax builders: `DataError`
+    naming the file at fault).
+  """
+  if not builder.is_prepared():
+    start = time.perf_counter()
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=os.fspath(manual_dir) if manual_dir else None,
+            try_download_gcs=False))
+    logging.info("Prepared %s in %.1f s.", builder.data_dir,
+                 time.perf_counter() - start)
+  return builder

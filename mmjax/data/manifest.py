@@ -78,6 +78,7 @@ from mmjax.data.av_digits import resolve_data_dir
 from mmjax.data.emoji import check_fractions
 from mmjax.data.errors import DataError
 from mmjax.data.local_builder import LocalFilesBuilder
+from mmjax.data.local_builder import prepare_once
 
 MODALITIES = ("image", "audio", "text")
 LABEL = "label"
@@ -691,10 +692,4 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
                                split_fractions, split_seed)
   builder = MultimodalManifest(data_dir=os.fspath(resolve_data_dir(data_dir)),
                                config=config)
-  if not builder.is_prepared():
-    start = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-    logging.info("Prepared %s in %.1f s.", builder.data_dir,
-                 time.perf_counter() - start)
-  return builder
+  return prepare_once(builder)
