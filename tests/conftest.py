@@ -118,3 +118,19 @@ def prepared_manifest_dir(tmp_path_factory, tiny_manifest) -> pathlib.Path:
   data_dir = tmp_path_factory.mktemp("tfds_manifest")
   manifest.get_builder(tiny_manifest, data_dir)
   return data_dir
+
+
+# The small av_digit_clips settings the tests prepare on the real data (one
+# round of clips, the sync task so that both positives and negatives exist).
+CLIPS_TINY = {"task": "sync", "clips_per_pair": 1}
+
+
+@pytest.fixture(scope="session")
+def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
+  """A TFDS data_dir holding av_digit_clips at CLIPS_TINY (default split
+  spec), prepared once (~25 s)."""
+  from mmjax.data import av_digit_clips, splits  # pylint: disable=g-import-not-at-top
+  data_dir = tmp_path_factory.mktemp("tfds_clips")
+  av_digit_clips.get_builder(real_manual_dir, data_dir, splits.SplitSpec(),
+                             **CLIPS_TINY)
+  return data_dir

@@ -10,12 +10,12 @@ import pathlib
 
 import pytest
 
-from configs import av_digits, base, emoji_subgroup
+from configs import av_digit_clips, av_digits, base, emoji_subgroup
 from mmjax.models.multimodal import build_model
 from mmjax.models.registries import (ENCODER_OPTIONS, ENCODERS, FUSION,
                                      module_config, module_defaults)
 from mmjax.train import loop
-from tests.conftest import EMOJI_TINY, MANIFEST_TINY
+from tests.conftest import CLIPS_TINY, EMOJI_TINY, MANIFEST_TINY
 from tests.train.conftest import TINY_OVERRIDES
 
 CONFIG_FILES = sorted(p.stem for p in (
@@ -44,7 +44,7 @@ def test_every_fusion_block_is_a_config(name):
 
 # The config file that selects each modality's encoder by its argument.
 CONFIG_OF_MODALITY = {"image": av_digits, "audio": av_digits,
-                      "text": emoji_subgroup}
+                      "text": emoji_subgroup, "video": av_digit_clips}
 
 
 @pytest.mark.parametrize("name", list(ENCODERS.names()))
@@ -70,6 +70,14 @@ _TINY_EMOJI = {
 }
 TINY_MODELS = {
     "av_digits": {},
+    "av_digit_clips": {
+        "data.clips_per_pair": CLIPS_TINY["clips_per_pair"],
+        "model.encoders.video.image_encoder.features": (8,),
+        "model.encoders.video.image_encoder.embed_dim": 16,
+        "model.encoders.video.dim": 16, "model.encoders.video.mlp_dim": 32,
+        "model.encoders.audio.features": (8, 16),
+        "model.encoders.audio.embed_dim": 16,
+        "model.fusion.dim": 16, "model.fusion.mlp_dim": 32},
     "av_digits_transformer": {
         "model.encoders.image.hidden_dim": 16, "model.encoders.image.mlp_dim": 32,
         "model.encoders.image.num_layers": 1,
@@ -90,6 +98,7 @@ TINY_MODELS = {
 }
 # Per dataset: the fixture that prepares it and its validation split's size.
 PREPARED = {"av_digits": ("prepared_data_dir", 1000),
+            "av_digit_clips": ("prepared_clips_dir", 500),
             "emoji_image_text": ("prepared_emoji_dir", 334),
             "multimodal_manifest": ("prepared_manifest_dir",
                                     MANIFEST_TINY["num_validation"])}

@@ -43,7 +43,7 @@ DEFAULT_DATA_DIR = Path("~/tensorflow_datasets")
 MANUAL_DIR_ENV = "MMJAX_MANUAL_DIR"
 DATA_DIR_ENV = "MMJAX_DATA_DIR"
 
-_CITATION = """\
+CITATION = """\
 @misc{fsdd,
   author = {Zohar Jackson and C{\\'e}sar Souza and Jason Flaks and Yuxin Pan
             and Hereman Nicolas and Adhish Thite},
@@ -244,7 +244,7 @@ class AvDigits(LocalFilesBuilder):
         }),
         supervised_keys=None,
         homepage=sources.FSDD_URL,
-        citation=_CITATION,
+        citation=CITATION,
     )
 
   def _check_fingerprint(self, manual_dir: Path) -> None:

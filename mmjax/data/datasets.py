@@ -39,6 +39,48 @@ def _av_digits(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuild
       av_digits.resolve_data_dir(data_config.data_dir), spec)
 
 
+@DATASETS.register("av_digit_clips")
+def _av_digit_clips(
+    data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """`mmjax.data.av_digit_clips`: two-digit Moving-MNIST clips (video) with
+  FSDD soundtracks (audio), 2 s, 16 frames of 64x64, 16000 samples.
+
+  Keys of `data_config` (all but `name` optional):
+    manual_dir, data_dir: as for `av_digits` ("" or None -> MMJAX_MANUAL_DIR
+      / MMJAX_DATA_DIR, else ../shared/data / ~/tensorflow_datasets).
+    pairing_seed, test_speakers, validation_indices, test_indices,
+      image_fractions, validation_speakers: the `splits.SplitSpec`, as for
+      `av_digits` (defaults: SplitSpec's, the official split, seed 0).
+    task: "sequence" (label 10 * d1 + d2, 100 classes) or "sync" (label 1
+      if audio and video are synchronized, else 0) (default "sequence").
+    clips_per_pair: rounds over each split's image-recording pairs; each
+      round makes len(pairs) // 2 clips (default 2).
+    swap_fraction: share in [0, 1] of the "sync" negatives whose spoken
+      digits are swapped rather than shifted to other slots (default 0.5).
+  Each combination is prepared once into its own config directory.
+
+  Raises:
+    ValueError: naming a bad task, clips_per_pair or swap_fraction.
+  """
+  from mmjax.data import av_digit_clips, splits  # pylint: disable=g-import-not-at-top
+  default = splits.SplitSpec()
+  spec = splits.SplitSpec(
+      seed=data_config.get("pairing_seed", default.seed),
+      test_speakers=tuple(data_config.get("test_speakers", ())),
+      validation_indices=tuple(data_config.get("validation_indices",
+                                               default.validation_indices)),
+      test_indices=tuple(data_config.get("test_indices",
+                                         default.test_indices)),
+      image_fractions=tuple(data_config.get("image_fractions",
+                                            default.image_fractions)),
+      validation_speakers=tuple(data_config.get("validation_speakers", ())))
+  return av_digit_clips.get_builder(
+      data_config.get("manual_dir"), data_config.get("data_dir"), spec,
+      task=data_config.get("task", "sequence"),
+      clips_per_pair=data_config.get("clips_per_pair", 2),
+      swap_fraction=data_config.get("swap_fraction", 0.5))
+
+
 @DATASETS.register("emoji_image_text")
 def _emoji_image_text(
     data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:

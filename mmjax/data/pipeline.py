@@ -72,13 +72,24 @@ def resolve_dataset_dir(spec: str, builder: tfds.core.DatasetBuilder) -> str:
   return spec.replace(DATASET_DIR, data_dir)
 
 
+# The pp key of the ops that see the whole example (all its features) before
+# the per-modality ops, e.g. `sample_clip`, which cuts the same time window
+# from a video and its soundtrack (`mmjax.data.video_ops`).
+EXAMPLE_PP_KEY = "example"
+
+
 def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
-  """`(position, example) -> {modality: tensor, label: int32}` with pp ops."""
+  """`(position, example) -> {modality: tensor, label: int32}` with pp ops:
+  `pp["example"]` on the whole example first (if given), then `pp[m]` on
+  each modality m."""
   ops = {m: preprocess.parse(pp.get(m, "")) for m in modalities}
+  example_ops = preprocess.parse(pp.get(EXAMPLE_PP_KEY, ""))
 
   def fn(position, example):
     example_seed = tf.random.experimental.stateless_fold_in(
         tf.constant([seed, jax.process_index()], tf.int64), position)
+    example = example_ops(example, tf.random.experimental.stateless_fold_in(
+        example_seed, len(modalities)))
     out = {m: ops[m](example[m], tf.random.experimental.stateless_fold_in(
         example_seed, i)) for i, m in enumerate(modalities)}
     out["label"] = tf.cast(example["label"], tf.int32)
@@ -97,7 +108,8 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
       `label` features.
     split: TFDS split name, e.g. "train".
     modalities: feature names to keep, e.g. ("image", "audio").
-    pp: `{modality: pp spec}` (see `mmjax.data.preprocess.parse`);
+    pp: `{modality: pp spec}` (see `mmjax.data.preprocess.parse`), and
+      optionally `{"example": spec}` of ops on the whole example, run first;
       `{dataset_dir}` in a spec becomes `builder.data_dir`.
     global_batch_size: examples per step over all processes.
     seed: shuffling and augmentation seed.

@@ -265,3 +265,4 @@ def random_noise(min_snr_db: float, max_snr_db: float) -> Op:
 
 
 from mmjax.data import pretrained_ops  # noqa: E402,F401  (registers its ops)
+from mmjax.data import video_ops  # noqa: E402,F401  (registers its ops)

@@ -19,7 +19,8 @@ class MultimodalModel(nn.Module):
   """`{modality: inputs}` -> encoders -> fusion block -> classifier head.
 
   Each encoder turns its modality into tokens `[batch, tokens, dim]` and a
-  token mask; the fusion block (`mmjax.models.fusion.base`) returns a
+  token mask (and, when it has a time axis, gives its tokens' times in seconds
+  through its `token_times` method, passed on to the fusion block); the fusion block (`mmjax.models.fusion.base`) returns a
   `FusionOutput`; a Dense head maps its embedding to logits, unless the block
   is decision-level and returns logits itself. Extra losses (e.g. of a
   block) go to the "losses" collection; the train step adds them.
@@ -65,14 +66,15 @@ class MultimodalModel(nn.Module):
     Raises:
       KeyError: naming a modality the batch lacks.
     """
-    tokens, token_masks = {}, {}
+    tokens, token_masks, token_times = {}, {}, {}
     for m in self.modalities:
       if m not in inputs:
         raise KeyError(f"batch has no {m!r} input; it has {sorted(inputs)}")
       kwargs = dict(self.encoders[m])
-      encoder_cls = ENCODERS.get(kwargs.pop("name"))
-      tokens[m], token_masks[m] = encoder_cls(**kwargs, name=f"{m}_encoder")(
-          inputs[m], train=train)
+      encoder = ENCODERS.get(kwargs.pop("name"))(**kwargs, name=f"{m}_encoder")
+      tokens[m], token_masks[m] = encoder(inputs[m], train=train)
+      if hasattr(encoder, "token_times"):
+        token_times[m] = encoder.token_times(tokens[m].shape[1])
       embedding = masked_mean(tokens[m], token_masks[m].astype(bool))
       self.sow("intermediates", f"{m}_embedding", embedding)
       if self.aux_heads:
@@ -84,7 +86,8 @@ class MultimodalModel(nn.Module):
     kwargs = dict(self.fusion)
     fusion_cls = FUSION.get(kwargs.pop("name"))
     out = fusion_cls(num_classes=self.num_classes, **kwargs, name="fusion")(
-        tokens, token_masks, present, train=train)
+        tokens, token_masks, present, train=train,
+        token_times=token_times or None)
     if out.logits is not None:
       return out.logits
     return nn.Dense(self.num_classes, name="head")(out.embedding)

@@ -9,6 +9,8 @@ latest Orbax checkpoint of another mmjax run.
   - an mmjax workdir (it has `checkpoints/` and `config.json`): the
     `<modality>_encoder` parameters of its latest checkpoint, e.g. the audio
     encoder of an audio-only run into a fused model.
+A video `frame_encoder` may also take its per-frame image encoder from a
+run's image encoder: `config.model.encoders.video.image_encoder.init_from`.
 """
 
 import json
@@ -151,6 +153,11 @@ def initialize_encoders(config: ml_collections.ConfigDict, params: Mapping[str, 
   loaded = {}
   for m in config.modalities:
     encoder = config.model.encoders[m].to_dict()
+    frame_init = (encoder.get("image_encoder") or {}).get("init_from", "")
+    if frame_init:
+      params[f"{m}_encoder"], loaded[f"{m}.image_encoder"] = (
+          _init_frame_encoder(frame_init, params[f"{m}_encoder"],
+                              f"config.model.encoders.{m}.image_encoder"))
     init_from = encoder.get("init_from", "")
     if not init_from:
       continue
@@ -164,6 +171,26 @@ def initialize_encoders(config: ml_collections.ConfigDict, params: Mapping[str, 
       params[name] = load_hf_encoder(init_from, kwargs, params[name], where)
     loaded[m] = init_from
   return params, batch_stats, loaded
+
+
+def _init_frame_encoder(workdir: str, params: Mapping[str, Any],
+                        where: str) -> Tuple[Dict[str, Any], str]:
+  """`params` of a video `frame_encoder` whose per-frame `image_encoder`
+  comes from the image encoder of the mmjax run `workdir` (e.g. a CNN
+  trained on single digits, applied to every frame of a clip).
+
+  Raises:
+    ValueError: when `workdir` is not an mmjax run; see
+      `load_workdir_encoder`.
+  """
+  if not is_mmjax_workdir(workdir):
+    raise ValueError(f"{where}.init_from={workdir!r} is not an mmjax workdir "
+                     "(with checkpoints/ and config.json); a frame encoder's "
+                     "image encoder starts from another run's image encoder")
+  params = dict(params)
+  params["image_encoder"], _ = load_workdir_encoder(
+      workdir, "image", params["image_encoder"], where)
+  return params, workdir
 
 
 def _drop_optional(mapped: Mapping[str, Any], expected: Mapping[str, Any],

@@ -22,7 +22,7 @@ def check(config: ml_collections.ConfigDict) -> None:
           f"config.modalities has {m!r} but config.model.encoders has no "
           f"entry for it (has {sorted(config.model.encoders)})")
   for key in ("pp_train", "pp_eval"):
-    for m in config.modalities:
+    for m in (*config.modalities, "example"):
       spec = config[key].get(m, "")
       if "{dataset_dir}" in spec:
         # Names files of the prepared dataset (mmjax.data.pipeline resolves

@@ -70,7 +70,7 @@ def _initialize_encoders(config, state, mesh):
     return state
   if writers.is_chief():
     for m, source in loaded.items():
-      print(f"{m} encoder initialised from {source}", flush=True)
+      print(f"config.model.encoders.{m} initialised from {source}", flush=True)
   sharding = parallel.replicated(mesh)
   return state.replace(params=jax.device_put(params, sharding),
                        batch_stats=jax.device_put(batch_stats, sharding))

@@ -214,6 +214,9 @@ def encoder_input(cls):
   if cls.modality == "text":  # ids below 100; example 1 is padded
     return {"token_ids": jax.random.randint(jax.random.key(9), (2, 12), 0, 100),
             "token_mask": jnp.arange(12)[None] < jnp.array([[12], [8]])}
+  if cls.modality == "video":  # example 1's last 3 frames are padding
+    return {"frames": jax.random.uniform(jax.random.key(10), (2, 8, 32, 32, 1)),
+            "frame_mask": jnp.arange(8)[None] < jnp.array([[8], [5]])}
   raise AssertionError(f"no test input for modality {cls.modality!r}")
 
 
@@ -262,7 +265,9 @@ def test_encoder_examples_are_independent_at_evaluation(name):
   """An example's tokens do not depend on the rest of the batch (train=False)."""
   _, x, variables, apply = encoder_setup(name)
   tokens, _ = apply(variables, x)
-  if isinstance(x, dict):  # text: other ids for example 1
+  if isinstance(x, dict) and "frames" in x:  # video: other frames
+    other = dict(x, frames=x["frames"].at[1].set(x["frames"][1] * 5.0 + 0.3))
+  elif isinstance(x, dict):  # text: other ids for example 1
     other = dict(x, token_ids=x["token_ids"].at[1].add(100))
   else:
     other = x.at[1].set(x[1] * 5.0 + 0.3)
@@ -292,3 +297,46 @@ def test_text_encoder_ignores_ids_at_padded_positions(name):
   other_real = ids.at[1, 0].set((ids[1, 0] + 37) % 100)
   changed, _ = apply(variables, dict(x, token_ids=other_real))
   assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ENCODER_NAMES if ENCODERS.get(n).modality == "video"])
+def test_video_encoder_ignores_padded_frames(name):
+  """Any content where `frame_mask` is False, even NaN, changes neither the
+  mask nor the tokens at valid positions, nor makes gradients non-finite."""
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, mask = apply(variables, x)
+  assert np.asarray(mask).any()
+  padded = ~x["frame_mask"][:, :, None, None, None]
+  poisoned = dict(x, frames=jnp.where(padded, jnp.nan, x["frames"]))
+  changed, changed_mask = apply(variables, poisoned)
+  np.testing.assert_array_equal(changed_mask, mask)
+  valid = np.asarray(mask)
+  assert np.isfinite(np.asarray(changed)).all()
+  np.testing.assert_allclose(np.asarray(changed)[valid],
+                             np.asarray(tokens)[valid], atol=1e-5, rtol=1e-5)
+
+  def loss(params):
+    out, _ = encoder.apply({**variables, "params": params}, poisoned,
+                           train=False)
+    return jnp.sum(out)
+  grads = jax.jit(jax.grad(loss))(variables["params"])
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  # A real frame changed does change the output (the test can fail).
+  other_real = x["frames"].at[1, 0].set(1.0 - x["frames"][1, 0])
+  changed, _ = apply(variables, dict(x, frames=other_real))
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in ENCODER_NAMES if hasattr(ENCODERS.get(n), "token_times")])
+def test_encoder_token_times(name):
+  """Encoders with a time axis give each token a time in seconds: float32
+  `[tokens]`, non-negative, non-decreasing."""
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, _ = apply(variables, x)
+  times = encoder.token_times(tokens.shape[1])
+  assert isinstance(times, np.ndarray) and times.dtype == np.float32
+  assert times.shape == (tokens.shape[1],)
+  assert (times >= 0).all() and (np.diff(times) >= 0).all()

@@ -78,3 +78,20 @@ def test_aux_heads_and_modality_embeddings(aux_loss_weight):
         rtol=1e-5, atol=1e-6)
   else:
     assert "modality_logits" not in out
+
+
+@pytest.mark.parametrize("fusion", ["cross_attention", "bottleneck",
+                                    "self_attention"])
+def test_time_positions_reach_the_attention_blocks(fusion):
+  """With positional_embedding="time", the audio tokens get the fixed code of
+  their times (from the encoder's `token_times`, no parameter), the image
+  tokens (no time axis) learned positions."""
+  c = tiny_config(fusion=fusion)
+  c.model.fusion.positional_embedding = "time"
+  model = build_model(c)
+  params = model.init(jax.random.key(0), BATCH, train=False)["params"]
+  assert "position" in params["fusion"]["image_projection"]
+  assert "position" not in params["fusion"]["audio_projection"]
+  c.model.fusion.positional_embedding = "learned"
+  params = build_model(c).init(jax.random.key(0), BATCH, train=False)["params"]
+  assert "position" in params["fusion"]["audio_projection"]

@@ -148,3 +148,43 @@ def test_encoder_from_a_hugging_face_checkpoint(tmp_path):
   with pytest.raises(ValueError, match=r"config.model.encoders.image.num_heads=4, "
                      r"the checkpoint has 2"):
     pretrained.initialize_encoders(c, state.params, state.batch_stats)
+
+
+def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
+  """A video frame_encoder's per-frame CNN starts from an image-only run's
+  image encoder; the rest of the video encoder keeps its initialisation."""
+  from configs import av_digit_clips  # pylint: disable=g-import-not-at-top
+  image = tiny_config(modalities=("image",), seed=5)
+  state = init_state(image).replace(step=3)
+  manager = checkpoint.make_manager(tmp_path / "checkpoints", keep=1)
+  checkpoint.save(manager, state)
+  manager.wait_until_finished()
+  manager.close()
+  (tmp_path / "config.json").write_text(image.to_json_best_effort())
+  saved = jax.device_get(state.params)["image_encoder"]
+
+  c = av_digit_clips.get_config("modalities=video")
+  c.model.encoders.video.image_encoder.features = (4, 8)
+  c.model.encoders.video.image_encoder.embed_dim = 8
+  c.model.encoders.video.image_encoder.init_from = str(tmp_path)
+  mesh = parallel.make_mesh()
+  tx = optim.make_optimizer(c.optimizer, c.num_train_steps,
+                            optim.parameter_groups(c))
+  shapes = {"video": {
+      "frames": jax.ShapeDtypeStruct((2, 8, 32, 32, 1), jnp.float32),
+      "frame_mask": jax.ShapeDtypeStruct((2, 8), jnp.bool_)}}
+  fresh = jax.device_get(create_train_state(
+      build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
+  params, _, loaded = pretrained.initialize_encoders(c, fresh.params,
+                                                     fresh.batch_stats)
+  assert loaded == {"video.image_encoder": str(tmp_path)}
+  jax.tree.map(np.testing.assert_array_equal,
+               params["video_encoder"]["image_encoder"], saved)
+  jax.tree.map(np.testing.assert_array_equal,
+               params["video_encoder"]["frame_projection"],
+               fresh.params["video_encoder"]["frame_projection"])
+  c.model.encoders.video.image_encoder.features = (4, 16)
+  other = jax.device_get(create_train_state(
+      build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
+  with pytest.raises(WeightError, match="video.image_encoder.init_from"):
+    pretrained.initialize_encoders(c, other.params, other.batch_stats)

@@ -2,7 +2,8 @@
 
 Interface: `encoder(**config)(batch_of_one_modality, train=...)` returns
 `(tokens float32 [batch, tokens, dim], token_mask bool [batch, tokens])`;
-the class attribute `modality` names the input it takes ("image", "audio").
+the class attribute `modality` names the input it takes ("image", "audio",
+"text", "video").
 Every module of this package is imported here (no list to edit).
 """
 

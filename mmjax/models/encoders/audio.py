@@ -5,6 +5,7 @@ from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.models.encoders.image import ConvBlock
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
@@ -129,6 +130,19 @@ class SpectrogramCNN(SpectrogramEncoder):
     x = x.reshape(x.shape[0], x.shape[1], -1)
     tokens = nn.Dense(self.embed_dim)(x)
     return tokens, jnp.ones(tokens.shape[:2], bool)
+
+  def token_times(self, num_tokens: int) -> np.ndarray:
+    """float32 `[num_tokens]`: each token's time in seconds from the start
+    of the waveform, the centre of the spectrogram frames it pools.
+
+    Frame f of the centred STFT is centred on sample `f * hop_length`; each
+    conv block halves time, so token k pools frames `[k, k + 1) * 2**L`.
+    """
+    frontend = AudioFrontEnd(**dict(self.frontend or {}), parent=None)
+    frames_per_token = 2 ** len(self.features)
+    frame = (np.arange(num_tokens) + 0.5) * frames_per_token - 0.5
+    return (frame * frontend.hop_length / frontend.sample_rate).astype(
+        np.float32)
 
 
 @ENCODERS.register("spectrogram_transformer")

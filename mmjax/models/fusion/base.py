@@ -3,7 +3,8 @@
 A fusion block is a Flax module registered in `registries.FUSION`:
 
     block = FUSION.get(name)(num_classes=C, **attributes)
-    out = block(tokens, token_masks, present, train=...)   # -> FusionOutput
+    out = block(tokens, token_masks, present, train=...,
+                token_times=None)                        # -> FusionOutput
 
 - `tokens`: `{modality: float [batch, tokens_m, dim_m]}`; widths may differ,
   a block projects.
@@ -11,6 +12,13 @@ A fusion block is a Flax module registered in `registries.FUSION`:
   False for padding.
 - `present`: `{modality: float32 [batch]}`, 1.0 where the modality is present
   in an example, 0.0 where it is missing.
+- `token_times` (optional): `{modality: float32 [tokens_m]}`, each token's
+  time in seconds from the start of the clip window, for the modalities
+  whose encoder has a time axis (`token_times` method of video and audio
+  encoders); the same for every example of the batch. Attention blocks use
+  it for time-aligned positional encodings (`positional_embedding="time"`),
+  so tokens of two streams at the same moment carry the same code; other
+  blocks ignore it.
 
 A token is *valid* where its token mask is True and its modality is present.
 Blocks read tokens only through `valid_tokens`, which replaces every invalid
@@ -28,8 +36,11 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import flax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jnp.ndarray
+# `{modality: float32 [tokens_m]}` seconds, or None (see the module docstring).
+TokenTimes = Optional[Mapping[str, np.ndarray]]
 
 
 @flax.struct.dataclass

@@ -5,7 +5,7 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import (FusionOutput, masked_mean,
+from mmjax.models.fusion.base import (FusionOutput, TokenTimes, masked_mean,
                                       modality_order, present_mean)
 from mmjax.models.fusion.projection import ProjectTokens
 from mmjax.models.layers.attention import TransformerBlock, TransformerEncoder
@@ -73,7 +73,8 @@ class CrossAttentionFusion(nn.Module):
     num_heads: attention heads (must divide `dim`).
     mlp_dim: MLP hidden width.
     dropout_rate: dropout inside the Transformer layers.
-    positional_embedding: "learned" or "sinusoidal", per modality.
+    positional_embedding: "learned", "sinusoidal" or "time" (time-
+      aligned, from `token_times`), per modality.
     num_self_layers: self-attention layers per target after the fusion.
   """
   num_classes: int
@@ -88,14 +89,16 @@ class CrossAttentionFusion(nn.Module):
   @nn.compact
   def __call__(self, tokens: Mapping[str, Array],
                token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool) -> FusionOutput:
+               present: Mapping[str, Array], *, train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses; see `mmjax.models.fusion.base` for the arguments."""
     order = modality_order(tokens)
     x, valid = {}, {}
     for m in order:
       x[m], valid[m] = ProjectTokens(self.dim, self.positional_embedding,
                                      name=f"{m}_projection")(
-                                         tokens[m], token_masks[m], present[m])
+                                         tokens[m], token_masks[m], present[m],
+                                         (token_times or {}).get(m))
     pooled = []
     for t in order:
       updates = []

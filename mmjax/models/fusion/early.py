@@ -5,7 +5,7 @@ from typing import Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput
+from mmjax.models.fusion.base import FusionOutput, TokenTimes
 from mmjax.models.fusion.common import Trunk, pool_modalities
 from mmjax.models.registries import FUSION
 
@@ -38,7 +38,8 @@ class EarlyFusion(nn.Module):
   def __call__(self, tokens: Mapping[str, jnp.ndarray],
                token_masks: Mapping[str, jnp.ndarray],
                present: Mapping[str, jnp.ndarray], *,
-               train: bool) -> FusionOutput:
+               train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
     _, pooled, _ = pool_modalities(tokens, token_masks, present)
     embedding = Trunk(self.hidden_dims, self.dropout_rate)(

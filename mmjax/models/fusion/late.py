@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, masked_mean
+from mmjax.models.fusion.base import FusionOutput, TokenTimes, masked_mean
 from mmjax.models.fusion.common import Trunk, pool_modalities, present_softmax
 from mmjax.models.registries import FUSION
 
@@ -105,7 +105,8 @@ class LateFusion(nn.Module):
   def __call__(self, tokens: Mapping[str, jnp.ndarray],
                token_masks: Mapping[str, jnp.ndarray],
                present: Mapping[str, jnp.ndarray], *,
-               train: bool) -> FusionOutput:
+               train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses modalities; see `mmjax.models.fusion.base` for the arguments.
 
     Raises:

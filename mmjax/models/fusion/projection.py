@@ -1,9 +1,10 @@
 """Token projection shared by the attention-based fusion blocks."""
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax.models.fusion.base import valid_tokens
 from mmjax.models.layers.attention import AddPositionalEmbedding
@@ -20,25 +21,28 @@ class ProjectTokens(nn.Module):
 
   Attributes:
     dim: output width D.
-    positional_embedding: "learned" or "sinusoidal" (`AddPositionalEmbedding`).
+    positional_embedding: "learned", "sinusoidal" or "time"
+      (`AddPositionalEmbedding`; "time" needs the tokens' `times`).
   """
   dim: int
   positional_embedding: str = "learned"
 
   @nn.compact
   def __call__(self, tokens: Array, token_mask: Array,
-               present: Array) -> Tuple[Array, Array]:
+               present: Array,
+               times: Optional[np.ndarray] = None) -> Tuple[Array, Array]:
     """Projects.
 
     Args:
       tokens: float `[batch, tokens, dim_m]`.
       token_mask: bool `[batch, tokens]`.
       present: float32 `[batch]`.
+      times: optional float `[tokens]`, each token's time in seconds.
 
     Returns:
       (float `[batch, tokens, dim]`, bool `[batch, tokens]` valid mask).
     """
     x, valid = valid_tokens(tokens, token_mask, present)
     x = nn.Dense(self.dim, name="dense")(x)
-    x = AddPositionalEmbedding(self.positional_embedding, name="position")(x)
+    x = AddPositionalEmbedding(self.positional_embedding, name="position")(x, times)
     return x, valid

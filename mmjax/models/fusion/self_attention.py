@@ -5,7 +5,7 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, modality_order
+from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
 from mmjax.models.fusion.projection import ProjectTokens
 from mmjax.models.layers.attention import TransformerEncoder
 from mmjax.models.registries import FUSION
@@ -38,7 +38,8 @@ class SelfAttentionFusion(nn.Module):
     num_heads: attention heads (must divide `dim`).
     mlp_dim: MLP hidden width.
     dropout_rate: dropout inside the Transformer layers.
-    positional_embedding: "learned" or "sinusoidal", per modality.
+    positional_embedding: "learned", "sinusoidal" or "time" (time-
+      aligned, from `token_times`), per modality.
   """
   num_classes: int
   dim: int = 128
@@ -51,14 +52,16 @@ class SelfAttentionFusion(nn.Module):
   @nn.compact
   def __call__(self, tokens: Mapping[str, Array],
                token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool) -> FusionOutput:
+               present: Mapping[str, Array], *, train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses; see `mmjax.models.fusion.base` for the arguments."""
     init = nn.initializers.normal(0.02)
     sequence, masks = [], []
     for m in modality_order(tokens):
       x, valid = ProjectTokens(self.dim, self.positional_embedding,
                                name=f"{m}_projection")(
-                                   tokens[m], token_masks[m], present[m])
+                                   tokens[m], token_masks[m], present[m],
+                                   (token_times or {}).get(m))
       x = x + self.param(f"{m}_type_embedding", init, (self.dim,))
       sequence.append(x)
       masks.append(valid)

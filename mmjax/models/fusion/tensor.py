@@ -5,7 +5,7 @@ from typing import Mapping, Sequence, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput
+from mmjax.models.fusion.base import FusionOutput, TokenTimes
 from mmjax.models.fusion.common import Trunk, factors, pool_modalities
 from mmjax.models.registries import FUSION
 
@@ -55,7 +55,8 @@ class TensorFusion(nn.Module):
   def __call__(self, tokens: Mapping[str, jnp.ndarray],
                token_masks: Mapping[str, jnp.ndarray],
                present: Mapping[str, jnp.ndarray], *,
-               train: bool) -> FusionOutput:
+               train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     product = flat_outer_product(
@@ -102,7 +103,8 @@ class LowRankTensorFusion(nn.Module):
   def __call__(self, tokens: Mapping[str, jnp.ndarray],
                token_masks: Mapping[str, jnp.ndarray],
                present: Mapping[str, jnp.ndarray], *,
-               train: bool) -> FusionOutput:
+               train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     init = nn.initializers.xavier_normal(in_axis=1, out_axis=2, batch_axis=0)

@@ -5,7 +5,7 @@ from typing import Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput
+from mmjax.models.fusion.base import FusionOutput, TokenTimes
 from mmjax.models.fusion.common import (Trunk, pool_modalities,
                                         present_softmax, project)
 from mmjax.models.registries import FUSION
@@ -42,7 +42,8 @@ class WeightedFusion(nn.Module):
   def __call__(self, tokens: Mapping[str, jnp.ndarray],
                token_masks: Mapping[str, jnp.ndarray],
                present: Mapping[str, jnp.ndarray], *,
-               train: bool) -> FusionOutput:
+               train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
     """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     stacked = jnp.stack(project(order, pooled, self.dim), axis=1)

@@ -179,30 +179,74 @@ def sinusoidal_positional_embedding(length: int, dim: int,
                      jnp.float32)
 
 
+def time_positional_embedding(times: np.ndarray, dim: int,
+                              min_period: float = 0.02,
+                              max_period: float = 20.0) -> Array:
+  """Sinusoids of time in seconds: float32 `[len(times), dim]`.
+
+  Like `sinusoidal_positional_embedding`, but the angle is `2 pi t / period`
+  for a token at `t` seconds, with `dim / 2` periods geometric from
+  `min_period` to `max_period` seconds. Two streams sampled at different rates
+  (video frames, audio frames) get the same code at the same moment, so
+  attention between them can find the same time in the other stream (as the
+  time-aligned positions of audio-visual Transformers, e.g. Nagrani et al.
+  2021's synchronised patches; the sinusoids are Vaswani et al. 2017's).
+
+  Args:
+    times: float `[tokens]` seconds.
+    dim: even width.
+    min_period, max_period: the shortest and longest period, seconds.
+
+  Raises:
+    ValueError: for an odd `dim` or times that are not one-dimensional.
+  """
+  if dim % 2:
+    raise ValueError(f"time positional embedding needs an even dim, got {dim}")
+  times = np.asarray(times, np.float64)
+  if times.ndim != 1:
+    raise ValueError(f"token times must be [tokens] seconds, got shape "
+                     f"{times.shape}")
+  half = dim // 2
+  periods = min_period * (max_period / min_period) ** (
+      np.arange(half) / max(half - 1, 1))
+  angles = 2 * np.pi * times[:, None] / periods[None, :]
+  return jnp.asarray(np.concatenate([np.sin(angles), np.cos(angles)], axis=1),
+                     jnp.float32)
+
+
+POSITIONAL_EMBEDDINGS = ("learned", "sinusoidal", "time")
+
+
 class AddPositionalEmbedding(nn.Module):
   """Adds positional embeddings to `[B, T, D]` tokens.
 
   Attributes:
     kind: "learned" (a `[1, T, D]` parameter, N(0, 0.02) init, as in ViT and
-      BERT) or "sinusoidal" (fixed, no parameters).
+      BERT), "sinusoidal" (fixed, no parameters) or "time"
+      (`time_positional_embedding` of the tokens' times in seconds; tokens
+      without times, e.g. an image's, get learned positions).
 
   Raises:
-    ValueError: for another `kind`.
+    ValueError: for another `kind`, or times whose length is not T.
   """
   kind: str = "learned"
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
-    """`[B, T, D]` -> `[B, T, D]`."""
+  def __call__(self, x: Array, times: Optional[np.ndarray] = None) -> Array:
+    """`[B, T, D]` (and for "time" optional float `[T]` seconds) -> `[B, T, D]`."""
     _, length, dim = x.shape
-    if self.kind == "learned":
-      pos = self.param("embedding", nn.initializers.normal(0.02),
-                       (1, length, dim), jnp.float32)
+    if self.kind not in POSITIONAL_EMBEDDINGS:
+      raise ValueError(f"positional embedding kind must be one of "
+                       f"{POSITIONAL_EMBEDDINGS}, got {self.kind!r}")
+    if self.kind == "time" and times is not None:
+      if len(times) != length:
+        raise ValueError(f"{len(times)} token times for {length} tokens")
+      pos = time_positional_embedding(times, dim)[None]
     elif self.kind == "sinusoidal":
       pos = sinusoidal_positional_embedding(length, dim)[None]
     else:
-      raise ValueError(f"positional embedding kind must be 'learned' or "
-                       f"'sinusoidal', got {self.kind!r}")
+      pos = self.param("embedding", nn.initializers.normal(0.02),
+                       (1, length, dim), jnp.float32)
     return x + pos.astype(x.dtype)
 
 

@@ -102,3 +102,35 @@ def test_transformer_block_is_pre_layernorm_residual_with_context():
   np.testing.assert_allclose(
       block.apply(zeroed, X, context=CONTEXT, context_mask=CONTEXT_MASK,
                   train=False), X, atol=1e-6)
+
+
+def test_time_positional_embedding_is_a_function_of_seconds():
+  video_times = np.array([0.125, 0.375, 0.625])  # 4 frames/s
+  audio_times = np.arange(10) * 0.0625 + 0.0625  # 16 tokens/s
+  video = attention.time_positional_embedding(video_times, 8)
+  audio = attention.time_positional_embedding(audio_times, 8)
+  # The same moment gets the same code in both streams, others do not.
+  np.testing.assert_allclose(video[0], audio[1], atol=1e-6)
+  np.testing.assert_allclose(video[2], audio[9], atol=1e-6)
+  assert not np.allclose(video[1], audio[1], atol=1e-3)
+  # Direct computation: sin(2 pi t / period) then cos, periods 0.02 .. 20 s.
+  periods = 0.02 * 1000.0 ** (np.arange(4) / 3)
+  angles = 2 * np.pi * video_times[:, None] / periods
+  np.testing.assert_allclose(
+      video, np.concatenate([np.sin(angles), np.cos(angles)], 1), atol=1e-5)
+  with pytest.raises(ValueError, match="even dim"):
+    attention.time_positional_embedding(video_times, 7)
+
+
+def test_add_positional_embedding_time_kind():
+  x = jnp.ones((2, 3, 8))
+  layer = attention.AddPositionalEmbedding("time")
+  times = np.array([0.0, 0.5, 1.0])
+  variables = layer.init(jax.random.key(0), x, times)
+  assert not variables  # fixed code, no parameter
+  np.testing.assert_allclose(layer.apply(variables, x, times),
+                             x + attention.time_positional_embedding(times, 8))
+  # Tokens without times get learned positions.
+  assert "embedding" in layer.init(jax.random.key(0), x)["params"]
+  with pytest.raises(ValueError, match="2 token times for 3 tokens"):
+    layer.init(jax.random.key(0), x, times[:2])

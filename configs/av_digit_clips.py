@@ -1,0 +1,138 @@
+"""Audio-visual digit clips (`av_digit_clips`): two MNIST digits, each
+bouncing in a 64x64 frame while its FSDD recording is spoken, 2 s at 8
+frames/s with an 8 kHz soundtrack (mmjax/data/av_digit_clips.py).
+
+Tasks (config-file argument `task`):
+  sync      is the soundtrack aligned with the video (2 classes)? Negatives
+            have the audio in other time slots or the two spoken digits
+            swapped, so neither stream alone can tell: it needs both.
+  sequence  the two digits in order (100 classes), every clip aligned.
+
+Default: video + audio fused by cross-attention (MulT) whose positional
+encodings are the tokens' times in seconds, so a head can attend to the same
+moment in the other stream. 8 frames are sampled every 2nd frame (4 frames/s,
+a random start when training, the centred window when evaluating) and the
+same 2 s window is cut from the soundtrack (`sample_clip`).
+
+  --config=configs/av_digit_clips.py                          # sync, fused
+  --config=configs/av_digit_clips.py:task=sequence,modalities=video
+  --config=configs/av_digit_clips.py:video=vivit
+  --config=configs/av_digit_clips.py:shift_ms=250   # soundtrack 250 ms late
+  --config.data.test_speakers="('theo',)"            # leave theo out
+"""
+
+from typing import Optional
+
+import ml_collections
+
+from configs import av_digits
+from configs import base
+from mmjax.models import multimodal  # noqa: F401  (registers every block)
+from mmjax.models.registries import ENCODERS, FUSION, module_config
+
+FRAME_RATE = 8.0  # stored frames per second
+NUM_FRAMES, STRIDE = 8, 2  # sampled: 4 frames/s over 2 s
+SAMPLED_FRAME_RATE = FRAME_RATE / STRIDE
+FRAME_SIZE = 32  # the 64x64 frames are resized to this in the pipeline
+NUM_CLASSES = {"sync": 2, "sequence": 100}
+
+# The per-frame CNN and the audio CNN have av_digits' sizes, so they can
+# start from the encoders of av_digits runs (digits at the same scale:
+# `PRETRAIN_IMAGE_PP`); see `pretrained_digits`.
+_ENCODERS = {
+    "frame_encoder": {
+        "image_encoder": {"name": "cnn", "features": (16, 32, 64),
+                          "embed_dim": 128, "init_from": ""},
+        "temporal": "transformer", "dim": 64, "num_layers": 1,
+        "num_heads": 4, "mlp_dim": 128, "frame_rate": SAMPLED_FRAME_RATE},
+    "vivit": {"patch_size": 8, "tubelet_size": 1, "hidden_dim": 64,
+              "spatial_layers": 2, "temporal_layers": 1, "num_heads": 4,
+              "mlp_dim": 128, "frame_rate": SAMPLED_FRAME_RATE},
+    "spectrogram_cnn": {"features": (16, 32, 64), "embed_dim": 128,
+                        "frontend": av_digits.AUDIO_FRONTEND},
+}
+# av_digits' 28x28 digits at the size they have in the resized frames
+# (64 -> FRAME_SIZE): the image pp of the av_digits runs whose CNN
+# initialises the frame encoder.
+PRETRAIN_IMAGE_PP = {
+    "pp_train.image": (f"value_range(0, 1)|resize({28 * FRAME_SIZE // 64})|"
+                       "random_translate(1)"),
+    "pp_eval.image": f"value_range(0, 1)|resize({28 * FRAME_SIZE // 64})",
+}
+
+
+def encoder_config(name: str) -> ml_collections.ConfigDict:
+  """The registered encoder's defaults with this dataset's sizes."""
+  return module_config(ENCODERS, name, **_ENCODERS.get(name, {}))
+
+
+def data_config(task: str) -> ml_collections.ConfigDict:
+  """av_digits' split protocol (official split or leave-one-speaker-out),
+  the task, and how the clips are made (mmjax/data/datasets.py)."""
+  d = av_digits.data_config()
+  d.name = "av_digit_clips"
+  d.task = task
+  d.clips_per_pair = 2  # each (image, recording) pair appears in 2 clips
+  d.swap_fraction = 0.5  # sync negatives with the spoken digits swapped
+  return d
+
+
+def pp_configs(shift_ms: float = 0.0):
+  """(pp_train, pp_eval): the aligned clip window (shifted by `shift_ms`),
+  frames resized to FRAME_SIZE in [0, 1], audio as float with a random gain
+  in training."""
+  shift = f"shift_soundtrack({shift_ms})|" if shift_ms else ""
+  clip = (f"sample_clip({NUM_FRAMES}, {STRIDE}, frame_rate={FRAME_RATE}, "
+          "sample_rate=8000, mode={!r})")
+  video = f"video_value_range(0, 1)|video_resize({FRAME_SIZE})"
+  pp_train = ml_collections.ConfigDict({
+      "example": shift + clip.format("random"), "video": video,
+      "audio": "to_float|random_gain(6)"})
+  pp_eval = ml_collections.ConfigDict({
+      "example": shift + clip.format("center"), "video": video,
+      "audio": "to_float"})
+  return pp_train, pp_eval
+
+
+def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
+  """The experiment config (locked).
+
+  Args:
+    arg: `task=<sync|sequence>,modalities=<video|audio|video+audio>,
+      fusion=<block>,video=<encoder>,audio=<encoder>,shift_ms=<ms>` (any
+      subset; a bare value is the task).
+
+  Raises:
+    ValueError: for an unknown task.
+  """
+  names = base.parse_arg(arg, task="sync", modalities="video+audio",
+                         fusion="cross_attention", video="frame_encoder",
+                         audio="spectrogram_cnn", shift_ms="0")
+  if names["task"] not in NUM_CLASSES:
+    raise ValueError(f"config argument task={names['task']!r}: expected one "
+                     f"of {sorted(NUM_CLASSES)}")
+  c = ml_collections.ConfigDict()
+  c.modalities = tuple(names["modalities"].split("+"))
+  c.data = data_config(names["task"])
+  c.pp_train, c.pp_eval = pp_configs(float(names["shift_ms"]))
+  c.model = ml_collections.ConfigDict()
+  c.model.num_classes = NUM_CLASSES[names["task"]]
+  c.model.encoders = ml_collections.ConfigDict(
+      {m: encoder_config(names[m]) for m in ("video", "audio")})
+  c.model.fusion = module_config(FUSION, names["fusion"])
+  for key, value in {"positional_embedding": "time", "dim": 64,
+                     "num_layers": 1, "mlp_dim": 128,
+                     "dropout_rate": 0.1}.items():
+    if key in c.model.fusion:
+      c.model.fusion[key] = value
+  base.training_recipe(c)
+  base.modality_balancing(c)
+  c.batch_size = 32
+  c.eval_batch_size = 100
+  c.num_train_steps = 1000
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.warmup_steps = 100
+  c.eval_every_steps = 500
+  c.checkpoint_every_steps = 500
+  c.lock()
+  return c
