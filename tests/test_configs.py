@@ -72,6 +72,13 @@ TINY_MODELS = {
     "av_digits": {},
     "av_digit_clips": {
         "data.clips_per_pair": CLIPS_TINY["clips_per_pair"],
+        # 4 frames of 16 x 16 (the smoke run compiles and evaluates 500 clips).
+        "pp_train.example": "sample_clip(4, 4, frame_rate=8.0, mode='random')",
+        "pp_eval.example": "sample_clip(4, 4, frame_rate=8.0, mode='center')",
+        "pp_train.video": "video_value_range(0, 1)|video_resize(16)",
+        "pp_eval.video": "video_value_range(0, 1)|video_resize(16)",
+        "model.encoders.video.temporal": "mean",
+        "model.fusion.num_self_layers": 0,
         "model.encoders.video.image_encoder.features": (8,),
         "model.encoders.video.image_encoder.embed_dim": 16,
         "model.encoders.video.dim": 16, "model.encoders.video.mlp_dim": 32,
