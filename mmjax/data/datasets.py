@@ -114,8 +114,8 @@ def _emoji_image_text(
 def _multimodal_manifest(
     data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """`mmjax.data.manifest`: the user's own examples, listed in a CSV or
-  JSON-lines manifest with one column per modality (image, audio, text),
-  a `label` and an optional `split`.
+  JSON-lines manifest with one column per modality (image, audio, text,
+  video), a `label` and an optional `split`.
 
   Keys of `data_config` (all but `name` and `manifest` optional):
     manifest: path of the `.csv` / `.jsonl` manifest (required; file paths
@@ -130,6 +130,12 @@ def _multimodal_manifest(
     split_fractions: (train, validation, test) of each label's rows when
       the manifest has no `split` column (default (0.8, 0.1, 0.1)).
     split_seed: the seed of that stratified split (default 0).
+    frame_rate: frames per second of the stored videos (default 8).
+    video_size: S of the stored uint8 [T, S, S, 3] videos (default 64).
+    max_video_seconds: videos are cut to their first this many seconds
+      (default 10).
+    frame_folder_rate: frames per second of a folder of frame images; 0 or
+      None: `frame_rate` (default None).
   Each manifest content (and the sizes and times of its files) and each
   combination of settings is prepared once into its own config directory.
 
@@ -149,4 +155,8 @@ def _multimodal_manifest(
       sample_rate=data_config.get("sample_rate", 8000),
       split_fractions=tuple(data_config.get("split_fractions",
                                             (0.8, 0.1, 0.1))),
-      split_seed=data_config.get("split_seed", 0))
+      split_seed=data_config.get("split_seed", 0),
+      frame_rate=data_config.get("frame_rate", 8.0),
+      video_size=data_config.get("video_size", 64),
+      max_video_seconds=data_config.get("max_video_seconds", 10.0),
+      frame_folder_rate=data_config.get("frame_folder_rate") or None)

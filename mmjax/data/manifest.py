@@ -16,14 +16,21 @@ Columns:
     `sample_rate` Hz with `librosa.resample(res_type="soxr_hq")` when its
     own rate differs.
   text: the text itself (UTF-8), inline.
+  video: a path (as above) to a video file that PyAV (FFmpeg) decodes, e.g.
+    MP4, WebM, AVI, MKV or MOV (its first video stream), or to a folder of
+    PNG, JPEG or BMP frames (the files with those suffixes, in file-name
+    order, so number them with leading zeros; other files are ignored)
+    shown at `frame_folder_rate` frames/s (default `frame_rate`). Resampled
+    to `frame_rate` frames/s (see `resample_indices`), cut to its first
+    `max_video_seconds`, each frame converted to RGB and resized to
+    `video_size` x `video_size` with Pillow (bicubic).
   label: required, the class name (a string; JSON numbers are read as their
     text, e.g. 3 -> "3").
   split: optional, "train", "validation" or "test". Without it, the rows of
     each label are shuffled with `split_seed` and divided by
     `split_fractions` (see `assign_splits`).
-At least one of image, audio and text is needed; every row must fill each
-column the manifest has. Other columns are an error (video is not supported
-yet).
+At least one of image, audio, text and video is needed; every row must
+fill each column the manifest has. Other columns are an error.
 
 Features per example (only the modalities the manifest has):
   image: uint8 [H, W, 3]: [S, S, 3] resized with Pillow (bicubic) when
@@ -32,6 +39,9 @@ Features per example (only the modalities the manifest has):
   audio: int16 [samples] (variable length), mono at `sample_rate` Hz, as
     av_digits stores it (pp: `to_float|pad_or_crop(...)`).
   text: tf.string [], the row's text.
+  video: uint8 [T, S, S, 3] (T variable, 1 <= T <= ceil(max_video_seconds *
+    frame_rate)), `frame_rate` frames/s, S = `video_size` (frames stored as
+    PNG; pp: `sample_clip(...)`, then the `video_*` ops).
   label: int64, `ClassLabel(names=sorted labels of the whole manifest)`.
   row: int64, the example's 1-based data row in the manifest (the header is
     not a row), to trace a result back to its source.
@@ -54,7 +64,8 @@ Typical use:
 
 Each manifest content (with the sizes and modification times of the files it
 names) and each setting is prepared once into its own TFDS config directory,
-e.g. `image-audio-text_s64_sr8000_seed0_1a2b3c4d`; preparing again reuses it.
+e.g. `image-audio-text-video_s64_sr8000_v64_fr8_10s_seed0_1a2b3c4d`;
+preparing again reuses it.
 """
 
 import collections
@@ -80,14 +91,19 @@ from mmjax.data.errors import DataError
 from mmjax.data.local_builder import LocalFilesBuilder
 from mmjax.data.local_builder import prepare_once
 
-MODALITIES = ("image", "audio", "text")
+MODALITIES = ("image", "audio", "text", "video")
 LABEL = "label"
 SPLIT = "split"
 SPLITS = ("train", "validation", "test")
 COLUMNS = MODALITIES + (LABEL, SPLIT)
-FILE_MODALITIES = ("image", "audio")
+FILE_MODALITIES = ("image", "audio", "video")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")  # Pillow's format names.
 AUDIO_FORMATS = ("WAV", "FLAC", "OGG")  # soundfile's format names.
+FRAME_FORMATS = ("PNG", "JPEG", "BMP")  # Of a folder of frames (Pillow's).
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+# Video timestamps converted from a rational time base to float seconds may
+# be a bit off; a frame counts as shown at time t when it starts by t + this.
+TIME_TOLERANCE = 1e-6  # seconds
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".json")
 TOKENIZER_DIR = "tokenizer"
@@ -95,8 +111,9 @@ VOCAB_SIZE = 8000
 _EXPECTED = (
     "a .csv file with a header row, or a .jsonl file with one JSON object "
     "per line; columns: a `label` (the class name), at least one of "
-    "`image` (a file path), `audio` (a file path) and `text` (the text), "
-    "and optionally `split` (train/validation/test)")
+    "`image` (a file path), `audio` (a file path), `text` (the text) and "
+    "`video` (a file or frame folder path), and optionally `split` "
+    "(train/validation/test)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +224,7 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
   unknown = [c for c in columns if c not in COLUMNS]
   if unknown:
     raise DataError(f"{path}: unknown column(s) {', '.join(map(repr, unknown))}"
-                    f"; allowed columns: {', '.join(COLUMNS)} (video is not "
-                    f"supported yet).")
+                    f"; allowed columns: {', '.join(COLUMNS)}.")
   if LABEL not in columns:
     raise DataError(f"{path}: no `label` column; expected {_EXPECTED}.")
   if not any(m in columns for m in MODALITIES):
@@ -347,14 +363,18 @@ def _missing(manifest: Manifest, row: Row, column: str) -> DataError:
 
 
 def _unreadable(manifest: Manifest, row: Row, column: str, reason: str,
-                expected: str) -> DataError:
+                expected: str, path: Optional[Path] = None) -> DataError:
+  """The error of the row's file, or of `path` (a frame in its folder)."""
   return DataError(f"{manifest.where(row, column)}: "
-                   f"{manifest.file(row, column)}: cannot read it ({reason}); "
-                   f"expected {expected}.")
+                   f"{path or manifest.file(row, column)}: cannot read it "
+                   f"({reason}); expected {expected}.")
 
 
 _IMAGE_EXPECTED = "a PNG, JPEG, BMP or GIF image"
 _AUDIO_EXPECTED = "a WAV, FLAC or OGG recording"
+_VIDEO_EXPECTED = ("a video file that PyAV (FFmpeg) decodes, e.g. MP4, WebM, "
+                   "AVI, MKV or MOV, or a folder of PNG, JPEG or BMP frames")
+_FRAME_EXPECTED = "a PNG, JPEG or BMP image (a frame of the video)"
 
 
 def _open_image(manifest: Manifest, row: Row):
@@ -455,12 +475,193 @@ def read_audio(manifest: Manifest, row: Row, sample_rate: int) -> np.ndarray:
   return to_int16(mono)
 
 
+def resample_indices(times: Sequence[float], duration: float,
+                     frame_rate: float, max_seconds: float) -> np.ndarray:
+  """The source frame shown at each frame of a constant frame rate.
+
+  Output frame k is at k / frame_rate seconds (k = 0, 1, ...) and shows the
+  last source frame whose time is <= that (up to `TIME_TOLERANCE`; the
+  first frame if none is). There are ceil(min(duration, max_seconds) *
+  frame_rate) output frames (up to the tolerance), at least one.
+
+  Args:
+    times: float [n >= 1], seconds from the clip's start to each source
+      frame's presentation, non-decreasing.
+    duration: seconds from the clip's start to the end of its last frame.
+    frame_rate: output frames per second (Hz), > 0.
+    max_seconds: the output covers at most this many seconds, > 0.
+
+  Returns:
+    int64 [num_output_frames], indices into `times`.
+  """
+  seconds = min(duration, max_seconds) - TIME_TOLERANCE
+  count = max(1, math.ceil(seconds * frame_rate))
+  shown_at = np.arange(count) / frame_rate + TIME_TOLERANCE
+  indices = np.searchsorted(np.asarray(times, np.float64), shown_at,
+                            side="right") - 1
+  return np.maximum(indices, 0).astype(np.int64)
+
+
+def _square_rgb(image, size: int) -> np.ndarray:
+  """A Pillow image as uint8 [size, size, 3] RGB (bicubic)."""
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  square = image.convert("RGB").resize((size, size),
+                                       PIL.Image.Resampling.BICUBIC)
+  return np.asarray(square, dtype=np.uint8)
+
+
+def frame_files(folder: Path) -> List[Path]:
+  """The frames of a frame folder: its files with a `FRAME_SUFFIXES`
+  suffix (any case), not hidden, sorted by name."""
+  return sorted(
+      (f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES
+       and not f.name.startswith(".") and f.is_file()),
+      key=lambda f: f.name)
+
+
+def _read_frame(manifest: Manifest, row: Row, path: Path,
+                size: int) -> np.ndarray:
+  """One image of a frame folder as uint8 [size, size, 3]."""
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  try:
+    image = PIL.Image.open(path)
+  except (OSError, PIL.UnidentifiedImageError) as e:
+    raise _unreadable(manifest, row, "video", str(e), _FRAME_EXPECTED,
+                      path) from e
+  with image:
+    if image.format not in FRAME_FORMATS:
+      raise _unreadable(manifest, row, "video", f"a {image.format} image",
+                        _FRAME_EXPECTED, path)
+    try:
+      return _square_rgb(image, size)  # Decodes: a corrupt file fails here.
+    except (OSError, ValueError) as e:
+      raise _unreadable(manifest, row, "video", str(e), _FRAME_EXPECTED,
+                        path) from e
+
+
+def _read_frame_folder(manifest: Manifest, row: Row, frame_rate: float,
+                       size: int, max_seconds: float,
+                       folder_rate: float) -> np.ndarray:
+  """A frame folder, its images at `folder_rate` Hz, resampled."""
+  files = frame_files(manifest.file(row, "video"))
+  if not files:
+    raise _unreadable(manifest, row, "video",
+                      "a folder without PNG, JPEG or BMP files",
+                      _VIDEO_EXPECTED)
+  indices = resample_indices(np.arange(len(files)) / folder_rate,
+                             len(files) / folder_rate, frame_rate, max_seconds)
+  frames = {i: _read_frame(manifest, row, files[i], size)
+            for i in np.unique(indices)}  # Only the frames shown are read.
+  return np.stack([frames[i] for i in indices])
+
+
+def _frame_timing(frame, index: int, rate) -> Optional[Tuple[float, float]]:
+  """(start, duration) in seconds of a decoded PyAV frame, the `index`-th
+  of its stream at `rate` (a Fraction, or None), from its timestamps, else
+  from the stream's rate; None without either."""
+  period = 1.0 / float(rate) if rate else None
+  if frame.pts is not None and frame.time_base:
+    start = float(frame.pts * frame.time_base)
+  elif period is not None:
+    start = index * period
+  else:
+    return None
+  if frame.duration and frame.time_base:
+    return start, float(frame.duration * frame.time_base)
+  return start, period or 0.0
+
+
+def _decode_video_file(manifest: Manifest, row: Row, size: int,
+                       max_seconds: float
+                       ) -> Tuple[List[np.ndarray], List[float], float]:
+  """(frames uint8 [size, size, 3], their times in s from the first
+  frame, the end of the last one in s) of the row's video file's first
+  video stream, decoded up to `max_seconds`."""
+  import av  # pylint: disable=g-import-not-at-top
+  import PIL.Image  # pylint: disable=g-import-not-at-top
+  path = manifest.file(row, "video")
+  frames, times, end = [], [], 0.0
+  try:
+    with av.open(os.fspath(path)) as container:
+      if not container.streams.video:
+        raise _unreadable(manifest, row, "video", "no video stream",
+                          _VIDEO_EXPECTED)
+      stream = container.streams.video[0]
+      rate = stream.average_rate or stream.guessed_rate
+      first = None
+      for frame in container.decode(stream):
+        timing = _frame_timing(frame, len(frames), rate)
+        if timing is None:
+          raise _unreadable(manifest, row, "video",
+                            "frames without timestamps or frame rate",
+                            _VIDEO_EXPECTED)
+        first = timing[0] if first is None else first
+        start = timing[0] - first
+        if start >= max_seconds:
+          break
+        times.append(start)
+        end = max(end, start + timing[1])
+        frames.append(_square_rgb(PIL.Image.fromarray(
+            frame.to_ndarray(format="rgb24")), size))
+  except (av.FFmpegError, OSError) as e:
+    reason = getattr(e, "strerror", None) or str(e)  # Without the path.
+    raise _unreadable(manifest, row, "video", reason, _VIDEO_EXPECTED) from e
+  if not frames:
+    raise _unreadable(manifest, row, "video", "no frames", _VIDEO_EXPECTED)
+  return frames, times, end
+
+
+def read_video(manifest: Manifest, row: Row, frame_rate: float = 8.0,
+               size: int = 64, max_seconds: float = 10.0,
+               folder_rate: Optional[float] = None) -> np.ndarray:
+  """The row's video as uint8 [T, size, size, 3] RGB at `frame_rate` Hz.
+
+  A video file is decoded with PyAV (its first video stream; frame times
+  from its timestamps, counted from its first frame); a frame folder's
+  images (`frame_files`) are read with Pillow, image i shown at i /
+  `folder_rate` s. Either is resampled with `resample_indices` (1 <= T <=
+  ceil(max_seconds * frame_rate)), each frame converted to RGB and resized
+  with Pillow's bicubic filter. Frames past `max_seconds` are not decoded.
+
+  Args:
+    manifest: the manifest.
+    row: a row of it, with a video column.
+    frame_rate: stored frames per second (Hz).
+    size: S of the stored [S, S, 3] frames (pixels).
+    max_seconds: the stored clip is at most this long (s).
+    folder_rate: frames per second of a frame folder; None: `frame_rate`.
+
+  Raises:
+    DataError: naming the row and file: missing; a file PyAV cannot open or
+      decode, or without a video stream or frames; a folder without frame
+      files; a frame file that is not a readable `FRAME_FORMATS` image
+      (naming that file).
+  """
+  path = manifest.file(row, "video")
+  if path.is_dir():
+    return _read_frame_folder(manifest, row, frame_rate, size, max_seconds,
+                              folder_rate or frame_rate)
+  if not path.is_file():
+    raise _missing(manifest, row, "video")
+  frames, times, end = _decode_video_file(manifest, row, size, max_seconds)
+  order = np.argsort(times, kind="stable")  # Presentation order.
+  indices = resample_indices(np.asarray(times)[order], end, frame_rate,
+                             max_seconds)
+  return np.stack([frames[order[i]] for i in indices])
+
+
+def _stat_line(name: str, path: Path) -> bytes:
+  stat = path.stat()
+  return f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode()
+
+
 def fingerprint(manifest: Manifest) -> str:
   """Content fingerprint of a manifest and the files it names.
 
   sha256 over the manifest's bytes and, for each distinct file it names (in
   row order), the path as written, its size in bytes and its modification
-  time (ns): editing the manifest or touching a file changes it.
+  time (ns), and so for each frame of a frame folder (`frame_files`):
+  editing the manifest or touching a file changes it.
 
   Returns:
     16 lowercase hex characters.
@@ -475,16 +676,38 @@ def fingerprint(manifest: Manifest) -> str:
       if column not in manifest.columns or row.values[column] in seen:
         continue
       seen.add(row.values[column])
+      path = manifest.file(row, column)
       try:
-        stat = manifest.file(row, column).stat()
+        digest.update(_stat_line(row.values[column], path))
+        if column == "video" and path.is_dir():
+          for frame in frame_files(path):
+            digest.update(_stat_line(f"{row.values[column]}/{frame.name}",
+                                     frame))
       except OSError as e:
         raise _missing(manifest, row, column) from e
-      digest.update(f"{row.values[column]}\t{stat.st_size}\t"
-                    f"{stat.st_mtime_ns}\n".encode())
   return digest.hexdigest()[:16]
 
 
 # The builder.
+
+
+def _check_setting(key: str, value, integer: bool) -> None:
+  """Raises ValueError unless `value` is an int >= 1 (`integer`) or a
+  finite number > 0."""
+  if integer:
+    ok = not isinstance(value, bool) and int(value) == value and value >= 1
+    expected = "an int >= 1"
+  else:
+    ok = (isinstance(value, (int, float, np.integer, np.floating)) and
+          not isinstance(value, bool) and math.isfinite(value) and value > 0)
+    expected = "a number > 0"
+  if not ok:
+    raise ValueError(f"{key} must be {expected}, got {value!r}")
+
+
+def _name_number(value: float) -> str:
+  """8.0 -> "8", 7.5 -> "7p5" (no dots in a config name)."""
+  return f"{value:g}".replace(".", "p")
 
 
 @dataclasses.dataclass(eq=False)
@@ -492,9 +715,11 @@ class ManifestConfig(tfds.core.BuilderConfig):
   """A manifest, its fingerprint and the preparation's settings.
 
   Build with `ManifestConfig.make`, which sets `name` =
-  `{modalities}[_s{S} | _{H}x{W}][_sr{rate}]_seed{seed}_{hash}` (hash: 8 hex
-  characters of sha256 over every field), so a different manifest, content
-  or setting never shares a prepared directory.
+  `{modalities}[_s{S} | _{H}x{W}][_sr{rate}][_v{V}_fr{fps}_{max}s]_seed{seed}
+  _{hash}` (hash: 8 hex characters of sha256 over every field that matters
+  for the manifest's modalities; the video settings only with a video
+  column), so a different manifest, content or setting never shares a
+  prepared directory.
 
   Attributes:
     manifest: the manifest's absolute path.
@@ -502,6 +727,10 @@ class ManifestConfig(tfds.core.BuilderConfig):
     image_size: S when images are resized to [S, S, 3]; 0 keeps their size.
     image_shape: (H, W) of the stored images; (0, 0) without images.
     sample_rate: Hz of the stored audio.
+    frame_rate: frames per second of the stored videos (Hz).
+    video_size: V of the stored [T, V, V, 3] videos (pixels).
+    max_video_seconds: the stored videos are at most this long (s).
+    frame_folder_rate: frames per second of a frame folder's images (Hz).
     split_fractions: (train, validation, test) when there is no split column.
     split_seed: the seed of the stratified split.
     fingerprint: `fingerprint(manifest)`.
@@ -511,6 +740,10 @@ class ManifestConfig(tfds.core.BuilderConfig):
   image_size: int = 0
   image_shape: Tuple[int, int] = (0, 0)
   sample_rate: int = 8000
+  frame_rate: float = 8.0
+  video_size: int = 64
+  max_video_seconds: float = 10.0
+  frame_folder_rate: float = 8.0
   split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
   split_seed: int = 0
   fingerprint: str = ""
@@ -519,22 +752,28 @@ class ManifestConfig(tfds.core.BuilderConfig):
   def make(cls, manifest: Manifest, image_size: Optional[int] = None,
            sample_rate: int = 8000,
            split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-           split_seed: int = 0) -> "ManifestConfig":
+           split_seed: int = 0, *, frame_rate: float = 8.0,
+           video_size: int = 64, max_video_seconds: float = 10.0,
+           frame_folder_rate: Optional[float] = None) -> "ManifestConfig":
     """The named config of `manifest` with these settings.
 
     Opens the header of every image when `image_size` is None (to find
-    their common size).
+    their common size). `frame_folder_rate` None means `frame_rate`.
 
     Raises:
-      ValueError: for image_size < 1, sample_rate < 1 or bad fractions.
+      ValueError: for image_size, sample_rate or video_size not an int >= 1,
+        frame_rate, max_video_seconds or frame_folder_rate not > 0, or bad
+        fractions.
       DataError: for missing files or images of different sizes (naming the
         row and file).
     """
-    for key, value in (("image_size", image_size),
-                       ("sample_rate", sample_rate)):
-      if value is not None and (isinstance(value, bool) or
-                                int(value) != value or value < 1):
-        raise ValueError(f"{key} must be an int >= 1, got {value!r}")
+    for key, value, integer in (
+        ("image_size", image_size, True), ("sample_rate", sample_rate, True),
+        ("video_size", video_size, True), ("frame_rate", frame_rate, False),
+        ("max_video_seconds", max_video_seconds, False),
+        ("frame_folder_rate", frame_folder_rate, False)):
+      if value is not None:
+        _check_setting(key, value, integer)
     check_fractions(split_fractions)
     size = int(image_size or 0)
     shape = (0, 0)
@@ -546,6 +785,10 @@ class ManifestConfig(tfds.core.BuilderConfig):
               "split_fractions": [float(f) for f in split_fractions],
               "split_seed": int(split_seed),
               "fingerprint": fingerprint(manifest)}
+    if "video" in manifest.modalities:
+      fields.update(frame_rate=float(frame_rate), video_size=int(video_size),
+                    max_video_seconds=float(max_video_seconds),
+                    frame_folder_rate=float(frame_folder_rate or frame_rate))
     digest = hashlib.sha256(
         json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
     parts = ["-".join(manifest.modalities)]
@@ -553,6 +796,10 @@ class ManifestConfig(tfds.core.BuilderConfig):
       parts.append(f"s{size}" if size else f"{shape[0]}x{shape[1]}")
     if "audio" in manifest.modalities:
       parts.append(f"sr{fields['sample_rate']}")
+    if "video" in manifest.modalities:
+      parts += [f"v{fields['video_size']}",
+                f"fr{_name_number(fields['frame_rate'])}",
+                f"{_name_number(fields['max_video_seconds'])}s"]
     parts += [f"seed{fields['split_seed']}", digest]
     return cls(name="_".join(parts), description=json.dumps(fields),
                **{**fields, "modalities": tuple(fields["modalities"]),
@@ -583,6 +830,9 @@ class MultimodalManifest(LocalFilesBuilder):
         "audio": lambda: tfds.features.Audio(
             shape=(None,), dtype=np.int16, sample_rate=config.sample_rate),
         "text": tfds.features.Text,
+        "video": lambda: tfds.features.Video(
+            shape=(None, config.video_size, config.video_size, 3),
+            dtype=np.uint8),
     }
     features = {m: modality_features[m]() for m in config.modalities}
     features["label"] = tfds.features.ClassLabel()
@@ -649,13 +899,20 @@ class MultimodalManifest(LocalFilesBuilder):
         example["audio"] = read_audio(manifest, row, config.sample_rate)
       if "text" in config.modalities:
         example["text"] = row.values["text"]
+      if "video" in config.modalities:
+        example["video"] = read_video(
+            manifest, row, config.frame_rate, config.video_size,
+            config.max_video_seconds, config.frame_folder_rate)
       yield row.number, example
 
 
 def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
                 image_size: Optional[int] = None, sample_rate: int = 8000,
                 split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
-                split_seed: int = 0) -> MultimodalManifest:
+                split_seed: int = 0, frame_rate: float = 8.0,
+                video_size: int = 64, max_video_seconds: float = 10.0,
+                frame_folder_rate: Optional[float] = None
+                ) -> MultimodalManifest:
   """Returns the builder of `manifest`, prepared if it was not yet.
 
   The manifest is read and checked (and its splits assigned) before anything
@@ -676,6 +933,13 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
     split_fractions: (train, validation, test) of each label's rows, when
       the manifest has no split column.
     split_seed: the seed of that split.
+    frame_rate: frames per second (Hz) of the stored videos (see
+      `read_video`).
+    video_size: S of the stored uint8 [T, S, S, 3] video frames (pixels).
+    max_video_seconds: the stored videos are cut to their first this many
+      seconds.
+    frame_folder_rate: frames per second (Hz) of the images of a frame
+      folder; None: `frame_rate` (one stored frame per image).
 
   Returns:
     A prepared builder; read it with `builder.as_dataset(split=...)`.
@@ -683,13 +947,16 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
   Raises:
     DataError: naming the manifest (and the line, row and file where one is
       at fault): see `read_manifest`, `assign_splits`, `image_shape`,
-      `read_image`, `read_audio`.
+      `read_image`, `read_audio`, `read_video`.
     ValueError: for bad settings (see `ManifestConfig.make`).
   """
   parsed = read_manifest(manifest)
   assign_splits(parsed, split_fractions, split_seed)  # Fails early.
-  config = ManifestConfig.make(parsed, image_size, sample_rate,
-                               split_fractions, split_seed)
+  config = ManifestConfig.make(
+      parsed, image_size, sample_rate, split_fractions, split_seed,
+      frame_rate=frame_rate, video_size=video_size,
+      max_video_seconds=max_video_seconds,
+      frame_folder_rate=frame_folder_rate)
   builder = MultimodalManifest(data_dir=os.fspath(resolve_data_dir(data_dir)),
                                config=config)
   return prepare_once(builder)

@@ -117,6 +117,37 @@ def random_translate(max_pixels: int) -> Op:
   return op
 
 
+@OPS.register("pad_to")
+def pad_to(height: int, width: int = None, mode: str = "center") -> Op:
+  """Places `[h, w, c]` on a zero canvas `[height, width, c]` (h <= height,
+  w <= width): centred (`mode="center"`, extra pixel below/right) or at an
+  offset uniform over every placement (`"random"`), as a small digit sits in
+  a Moving MNIST frame.
+
+  Raises:
+    ValueError: for another `mode` (when the op is built);
+    tf.errors.InvalidArgumentError: for an image larger than the canvas.
+  """
+  if mode not in ("center", "random"):
+    raise ValueError(f"pad_to mode must be 'center' or 'random', got {mode!r}")
+  size = tf.constant([height, width or height], tf.int32)
+
+  def op(x, seed):
+    room = size - tf.shape(x)[:2]
+    tf.debugging.assert_non_negative(
+        room, message=f"pad_to({height}, {width or height}): image larger "
+        "than the canvas")
+    if mode == "center":
+      offsets = room // 2
+    else:
+      offsets = tf.cast(tf.floor(tf.random.stateless_uniform([2], seed) *
+                                 tf.cast(room + 1, tf.float32)), tf.int32)
+    return tf.pad(x, tf.stack([tf.stack([offsets[0], room[0] - offsets[0]]),
+                               tf.stack([offsets[1], room[1] - offsets[1]]),
+                               tf.zeros([2], tf.int32)]))
+  return op
+
+
 # Audio ops: `x` is a waveform `[samples]`.
 
 

@@ -53,6 +53,26 @@ def test_random_translate_keeps_shape_and_content():
   assert abs(r - 4) <= 2 and abs(c - 4) <= 2
 
 
+def test_pad_to_places_the_image_whole_on_a_zero_canvas():
+  img = np.arange(1, 7, dtype=np.float32).reshape(2, 3, 1)
+  centred = run("pad_to(5, 6)", img)
+  expected = np.zeros((5, 6, 1), np.float32)
+  expected[1:3, 1:4] = img  # room (3, 3): offsets 3 // 2 = 1
+  np.testing.assert_array_equal(centred, expected)
+  corners = set()
+  for s in range(60):
+    out = run("pad_to(5, 6, mode='random')", img, tf.constant([s, 7], tf.int64))
+    (r, c) = np.argwhere(out[..., 0] == 1.0)[0]
+    np.testing.assert_array_equal(out[r:r + 2, c:c + 3], img)
+    assert out.sum() == img.sum()
+    corners.add((int(r), int(c)))
+  assert corners == {(r, c) for r in range(4) for c in range(4)}
+  with pytest.raises(tf.errors.InvalidArgumentError, match="larger"):
+    run("pad_to(1)", img)
+  with pytest.raises(ValueError, match="mode"):
+    preprocess.parse("pad_to(5, mode='edge')")
+
+
 def test_random_gain_bounds():
   x = np.ones(4, np.float32)
   for s in range(10):

@@ -23,3 +23,18 @@ VARIANTS = {
 UNIMODAL = ("video_only", "audio_only")
 
 PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
+
+# Two-stage recipe: the fold's single-digit encoders (experiments/modalities/
+# clips_digits, run first with its default workdir), fine-tuned at a tenth
+# of the learning rate under `time_aligned` fusion over 0.5 s steps (a
+# spoken digit's length), so the identities the encoders already read are
+# compared moment by moment.
+VARIANTS["time_aligned+digits"] = ("task=sync,fusion=time_aligned", {
+    "model.fusion.num_layers": 2,
+    "model.fusion.step_seconds": 0.5,
+    "model.encoders.video.image_encoder.init_from":
+        "runs/clips_digits/loso/{fold}/image",
+    "model.encoders.audio.init_from": "runs/clips_digits/loso/{fold}/audio",
+    "model.encoders.video.learning_rate_scale": 0.1,
+    "model.encoders.audio.learning_rate_scale": 0.1,
+})

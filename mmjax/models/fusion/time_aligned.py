@@ -1,0 +1,188 @@
+"""Time-aligned (frame-level) fusion: concatenate the streams moment by moment."""
+
+from typing import Mapping, Tuple
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax.models.fusion.base import (FusionOutput, TokenTimes, masked_mean,
+                                      modality_order, valid_tokens)
+from mmjax.models.layers.attention import (AddPositionalEmbedding,
+                                           TransformerEncoder)
+from mmjax.models.registries import FUSION
+
+Array = jnp.ndarray
+
+
+def uniform_times(num_tokens: int) -> np.ndarray:
+  """float64 `[num_tokens]`: token centres spread evenly over [0, 1], the
+  times assumed for a modality without `token_times` (every stream covers
+  the same span)."""
+  return (np.arange(num_tokens) + 0.5) / num_tokens
+
+
+def window_assignment(grid: np.ndarray, times: np.ndarray) -> np.ndarray:
+  """float32 `[len(grid), len(times)]` 0/1: which tokens pool into each step.
+
+  Each token joins the grid step nearest in time (the earlier one on a tie);
+  a step that no token joins takes the token nearest to it, so a stream
+  sampled more coarsely than the grid repeats its tokens rather than leaving
+  holes.
+
+  Args:
+    grid: float `[steps]`, the steps' times (seconds), increasing.
+    times: float `[tokens]`, the tokens' times (seconds).
+  """
+  distance = np.abs(np.asarray(grid, np.float64)[:, None]
+                    - np.asarray(times, np.float64)[None, :])
+  assignment = np.zeros(distance.shape, np.float32)
+  assignment[distance.argmin(axis=0), np.arange(distance.shape[1])] = 1.0
+  empty = assignment.sum(axis=1) == 0
+  assignment[np.flatnonzero(empty), distance[empty].argmin(axis=1)] = 1.0
+  return assignment
+
+
+def time_grid(times: Mapping[str, np.ndarray], step_seconds: float
+              ) -> np.ndarray:
+  """float64 `[K]`: centres of steps of `step_seconds` from 0 s, enough to
+  hold every token time (K = floor(last time / step) + 1).
+
+  Raises:
+    ValueError: without any token times.
+  """
+  if not times:
+    raise ValueError(f"time_aligned fusion: step_seconds={step_seconds} "
+                     "needs the encoders' token_times; none has them")
+  end = max(float(np.max(t)) for t in times.values())
+  return (np.arange(int(end // step_seconds) + 1) + 0.5) * step_seconds
+
+
+@FUSION.register("time_aligned")
+class TimeAlignedFusion(nn.Module):
+  """Frame-level fusion: per moment, every stream's tokens side by side.
+
+  The grid is the time axis of the modality with the fewest tokens (or
+  `reference`), or with `step_seconds` > 0 steps of that many seconds from
+  0 s to the last token (`time_grid`; e.g. the length of a spoken word, so
+  that one step holds all of it). Each modality's valid tokens are projected to `dim` and
+  averaged over the grid step nearest in time (`window_assignment`, from the
+  encoders' `token_times`; without times a stream's tokens are spread evenly
+  over the span of the others). The per-step vectors of all modalities are
+  concatenated, projected to `dim`, given positions (`positional_embedding`:
+  "time" uses the grid's seconds) and a Transformer encoder runs over the
+  steps; the embedding is the mean over the steps where some modality has a
+  valid token. A modality missing at a step contributes zeros and its
+  validity, so a missing modality changes nothing but its own part of the
+  concatenation.
+
+  This is the frame-level concatenation of audio-visual speech models
+  (AV-HuBERT, Shi et al. 2022, "Learning Audio-Visual Speech Representation
+  by Masked Multimodal Cluster Prediction", which concatenates audio and lip
+  features per video frame before a Transformer) and of synchronisation
+  networks that compare the two streams window by window (SyncNet, Chung &
+  Zisserman 2016, "Out of Time: Automated Lip Sync in the Wild"). Unlike
+  attention fusion it needs no learned alignment: which moments correspond
+  is given by the token times, and the per-step MLPs compare what each
+  stream holds at that moment.
+
+  Shapes: tokens `{m: [batch, T_m, dim_m]}` -> steps `[batch, K, dim]`
+  (K = T of the grid modality) -> embedding `[batch, dim]`. Sown:
+  `fused_embedding` `[batch, dim]` and `step_mask` bool `[batch, K]`.
+
+  Attributes:
+    num_classes: unused (the classifier head is outside the block).
+    dim: model width.
+    num_layers: Transformer layers over the steps.
+    num_heads: attention heads (must divide `dim`).
+    mlp_dim: MLP hidden width.
+    dropout_rate: dropout inside the Transformer layers.
+    positional_embedding: "learned", "sinusoidal" or "time" (the grid's
+      seconds, `time_positional_embedding`).
+    reference: the modality whose token times are the grid; "" picks the
+      one with the fewest tokens (the first in `modality_order` on a tie).
+    step_seconds: > 0: a grid of steps of this length instead (needs
+      `token_times`).
+
+  Raises:
+    ValueError: for a `reference` that is not among the modalities, or
+      `step_seconds` > 0 without token times.
+  """
+  num_classes: int
+  dim: int = 128
+  num_layers: int = 2
+  num_heads: int = 4
+  mlp_dim: int = 256
+  dropout_rate: float = 0.0
+  positional_embedding: str = "learned"
+  reference: str = ""
+  step_seconds: float = 0.0
+
+  def grid_modality(self, tokens: Mapping[str, Array]) -> str:
+    """The modality whose token times define the grid."""
+    order = modality_order(tokens)
+    if not self.reference:
+      return min(order, key=lambda m: tokens[m].shape[1])
+    if self.reference not in tokens:
+      raise ValueError(f"time_aligned fusion: reference={self.reference!r} "
+                       f"is not a modality of this model {list(order)}")
+    return self.reference
+
+  @nn.compact
+  def __call__(self, tokens: Mapping[str, Array],
+               token_masks: Mapping[str, Array],
+               present: Mapping[str, Array], *, train: bool,
+               token_times: TokenTimes = None) -> FusionOutput:
+    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+    times = dict(token_times or {})
+    if self.step_seconds > 0:
+      grid_times = grid = time_grid(times, self.step_seconds)
+    else:
+      grid_name = self.grid_modality(tokens)
+      grid = _times(times, grid_name, tokens)
+      grid_times = times.get(grid_name)
+    steps, has_step = [], []
+    for m in modality_order(tokens):
+      x, valid = valid_tokens(tokens[m], token_masks[m], present[m])
+      x = nn.Dense(self.dim, name=f"{m}_projection")(x)
+      pooled, has = _pool_to_grid(x, valid,
+                                  window_assignment(grid, _times(times, m,
+                                                                 tokens)))
+      steps.append(pooled)
+      has_step.append(has)
+    step_mask = jnp.stack(has_step, axis=0).any(axis=0)
+    h = nn.Dense(self.dim, name="fuse")(jnp.concatenate(steps, axis=-1))
+    h = AddPositionalEmbedding(self.positional_embedding, name="position")(
+        h, None if grid_times is None else np.asarray(grid_times))
+    h = TransformerEncoder(self.num_layers, self.num_heads, self.mlp_dim,
+                           self.dropout_rate, name="encoder")(
+                               h, step_mask, train=train)
+    embedding = masked_mean(h, step_mask)
+    self.sow("intermediates", "step_mask", step_mask)
+    self.sow("intermediates", "fused_embedding", embedding)
+    return FusionOutput(embedding=embedding)
+
+
+def _times(times: Mapping[str, np.ndarray], modality: str,
+           tokens: Mapping[str, Array]) -> np.ndarray:
+  """A modality's token times, or `uniform_times` scaled to the span of the
+  modalities that have times (to [0, 1] when none has)."""
+  if modality in times:
+    return np.asarray(times[modality], np.float64)
+  span = max((float(np.max(t)) + float(np.min(t)) for t in times.values()),
+             default=1.0)
+  return uniform_times(tokens[modality].shape[1]) * span
+
+
+def _pool_to_grid(x: Array, valid: Array,
+                  assignment: np.ndarray) -> Tuple[Array, Array]:
+  """Masked mean of `x` `[B, T, D]` over each step's tokens.
+
+  Returns:
+    (float `[B, K, D]`, zeros at steps without a valid token; bool `[B, K]`).
+  """
+  weights = jnp.asarray(assignment)[None] * valid[:, None, :].astype(x.dtype)
+  count = weights.sum(axis=-1, keepdims=True)
+  pooled = jnp.einsum("bkt,btd->bkd", weights, x) / jnp.maximum(count, 1.0)
+  return pooled, count[..., 0] > 0
+
