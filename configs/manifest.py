@@ -2,12 +2,20 @@
 (`multimodal_manifest`, see mmjax/data/manifest.py).
 
 The modalities are the manifest's modality columns (any of image, audio,
-text, video), read from it here, and the number of classes its distinct
-labels:
+text, video), read from it here, plus audio from the video files'
+soundtracks when it has a video column and no audio column and every video
+file has one (`mmjax.data.manifest.modalities_of`, which probes their
+headers; `data.video_soundtrack`, default True); and the number of classes
+its distinct labels:
 
   --config=configs/manifest.py:manifest=/data/pets/data.csv
   --config=configs/manifest.py:manifest=/data/pets.jsonl,fusion=late_fusion,text=gru
   --config=configs/manifest.py:manifest=/data/clips.csv,video=vivit
+  --config=configs/manifest.py:manifest=/data/clips.csv,video_soundtrack=false
+
+`video_soundtrack` is a config argument because it decides the modalities
+when the config is built: overriding `--config.data.video_soundtrack`
+alone would leave `config.modalities` as they were.
 
 Encoders: image `cnn` on images resized to 64 x 64 at preparation
 (`data.image_size`; 0 keeps the files' own size, which they must then
@@ -21,8 +29,9 @@ frames/s, 64 x 64, at most 10 s (`data.frame_rate`, `data.video_size`,
 `data.max_video_seconds`): 8 consecutive frames (1 s; a random window in
 training, the centred one at evaluation) resized to 32 x 32 in the
 pipeline. With a video, `sample_clip` (`pp_*.example`) cuts the same 1 s
-window from the audio, so the two stay aligned (both start at 0 s of
-their files). Changing `data.sample_rate` also needs the audio pp specs'
+window from the audio, so the two stay aligned (an audio file starts at its
+first sample, a soundtrack at its video's first frame, like the video).
+Changing `data.sample_rate` also needs the audio pp specs'
 `pad_or_crop(...)` (or `sample_clip`'s `sample_rate`) and the encoder's
 `frontend.sample_rate` changed; changing `data.frame_rate` needs
 `sample_clip`'s `frame_rate` and the video encoder's `frame_rate` changed.
@@ -76,7 +85,8 @@ def encoder_config(modality: str, name: str) -> ml_collections.ConfigDict:
   return av_digits.encoder_config(name)
 
 
-def data_config(manifest: str) -> ml_collections.ConfigDict:
+def data_config(manifest: str,
+                video_soundtrack: bool = True) -> ml_collections.ConfigDict:
   """The `multimodal_manifest` dataset (see mmjax/data/datasets.py)."""
   d = ml_collections.ConfigDict()
   d.name = "multimodal_manifest"
@@ -88,6 +98,9 @@ def data_config(manifest: str) -> ml_collections.ConfigDict:
   d.video_size = VIDEO_SIZE
   d.max_video_seconds = MAX_VIDEO_SECONDS
   d.frame_folder_rate = 0.0  # frame folders' images per second; 0: frame_rate
+  # Without an audio column: the audio is the videos' soundtracks (when they
+  # all have one). Set it with the config argument (it decides modalities).
+  d.video_soundtrack = video_soundtrack
   d.split_fractions = (0.8, 0.1, 0.1)  # without a split column, per label
   d.split_seed = 0
   return d
@@ -118,31 +131,46 @@ def pp_configs(modalities: Sequence[str]):
   return pp("random"), pp("center")
 
 
+def _parse_bool(key: str, value: str) -> bool:
+  """"true"/"false" (any case; also 1/0, yes/no) -> bool; else ValueError."""
+  words = {"true": True, "1": True, "yes": True,
+           "false": False, "0": False, "no": False}
+  if value.lower() not in words:
+    raise ValueError(f"config argument {key}={value!r}: expected true or "
+                     f"false")
+  return words[value.lower()]
+
+
 def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   """The experiment config (locked).
 
   Args:
     arg: `manifest=<path>,fusion=<block>,image=<encoder>,audio=<encoder>,
-      text=<encoder>,video=<encoder>` (any subset; a bare value is the
-      manifest; the path cannot hold a comma).
+      text=<encoder>,video=<encoder>,video_soundtrack=<true|false>` (any
+      subset; a bare value is the manifest; the path cannot hold a comma).
 
   Raises:
     mmjax.data.errors.DataError: for a manifest that is missing or
-      malformed (see `mmjax.data.manifest.read_manifest`).
+      malformed (see `mmjax.data.manifest.read_manifest`), or, with
+      soundtracks, a video file that is missing or unreadable or whose
+      soundtrack some rows lack (see `mmjax.data.manifest.modalities_of`).
+    ValueError: for a `video_soundtrack` that is not true or false.
   """
   names = base.parse_arg(arg, manifest="", fusion="early_fusion", image="cnn",
                          audio="spectrogram_cnn", text="bag_of_embeddings",
-                         video="frame_encoder")
+                         video="frame_encoder", video_soundtrack="true")
+  soundtrack = _parse_bool("video_soundtrack", names["video_soundtrack"])
   manifest = names["manifest"]
   if manifest:
     parsed = manifest_lib.read_manifest(manifest)
-    modalities, num_classes = parsed.modalities, len(parsed.labels)
+    modalities = manifest_lib.modalities_of(parsed, soundtrack)
+    num_classes = len(parsed.labels)
     manifest = str(parsed.path)  # Absolute: the run may start elsewhere.
   else:
     modalities, num_classes = DEFAULT_MODALITIES, DEFAULT_NUM_CLASSES
   c = ml_collections.ConfigDict()
   c.modalities = modalities
-  c.data = data_config(manifest)
+  c.data = data_config(manifest, soundtrack)
   c.pp_train, c.pp_eval = pp_configs(modalities)
   c.model = ml_collections.ConfigDict()
   c.model.num_classes = num_classes

@@ -136,6 +136,9 @@ def _multimodal_manifest(
       (default 10).
     frame_folder_rate: frames per second of a folder of frame images; 0 or
       None: `frame_rate` (default None).
+    video_soundtrack: with a video column and no audio column, the audio is
+      the video files' soundtracks when every one has an audio stream
+      (none has: no audio; some have: a DataError) (default True).
   Each manifest content (and the sizes and times of its files) and each
   combination of settings is prepared once into its own config directory.
 
@@ -159,4 +162,5 @@ def _multimodal_manifest(
       frame_rate=data_config.get("frame_rate", 8.0),
       video_size=data_config.get("video_size", 64),
       max_video_seconds=data_config.get("max_video_seconds", 10.0),
-      frame_folder_rate=data_config.get("frame_folder_rate") or None)
+      frame_folder_rate=data_config.get("frame_folder_rate") or None,
+      video_soundtrack=data_config.get("video_soundtrack", True))

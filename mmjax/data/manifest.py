@@ -12,9 +12,11 @@ Columns:
     PNG, JPEG, BMP or GIF image (GIF: its first frame), decoded with Pillow
     and converted to RGB.
   audio: a file path (as above): a WAV, FLAC or OGG recording, decoded with
-    `soundfile`, mixed down to mono (mean of the channels) and resampled to
-    `sample_rate` Hz with `librosa.resample(res_type="soxr_hq")` when its
-    own rate differs.
+    `soundfile`, or any other file with an audio stream that PyAV (FFmpeg)
+    decodes, e.g. MP3, M4A, MP4, WebM or MKV (its first audio stream, from
+    its first sample); mixed down to mono (mean of the channels) and
+    resampled to `sample_rate` Hz with `librosa.resample(res_type=
+    "soxr_hq")` when its own rate differs.
   text: the text itself (UTF-8), inline.
   video: a path (as above) to a video file that PyAV (FFmpeg) decodes, e.g.
     MP4, WebM, AVI, MKV or MOV (its first video stream), or to a folder of
@@ -32,12 +34,22 @@ Columns:
 At least one of image, audio, text and video is needed; every row must
 fill each column the manifest has. Other columns are an error.
 
-Features per example (only the modalities the manifest has):
+Soundtracks: with a video column and no audio column, the audio modality
+is the video files' soundtracks when `video_soundtrack` (default True) and
+every row's video file has an audio stream (`modalities_of` probes their
+headers): each its first audio stream, aligned so that sample 0 is at the
+video's first frame and cut to `max_video_seconds` (`read_soundtrack`),
+then stored like the audio column's files. When no video has one (frame
+folders have none), there is no audio; when only some have, a DataError
+names the first row without one.
+
+Features per example (only the dataset's modalities, `modalities_of`):
   image: uint8 [H, W, 3]: [S, S, 3] resized with Pillow (bicubic) when
     `image_size` S is given, else the files' own size, which all images must
     share (stored as PNG).
   audio: int16 [samples] (variable length), mono at `sample_rate` Hz, as
-    av_digits stores it (pp: `to_float|pad_or_crop(...)`).
+    av_digits stores it (pp: `to_float|pad_or_crop(...)`); from the audio
+    column, or the videos' soundtracks (see above).
   text: tf.string [], the row's text.
   video: uint8 [T, S, S, 3] (T variable, 1 <= T <= ceil(max_video_seconds *
     frame_rate)), `frame_rate` frames/s, S = `video_size` (frames stored as
@@ -69,6 +81,7 @@ preparing again reuses it.
 """
 
 import collections
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -84,12 +97,19 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from mmjax.data import emoji
+from mmjax.data import manifest_video
 from mmjax.data.av_digits import PathLike
 from mmjax.data.av_digits import resolve_data_dir
 from mmjax.data.emoji import check_fractions
 from mmjax.data.errors import DataError
 from mmjax.data.local_builder import LocalFilesBuilder
 from mmjax.data.local_builder import prepare_once
+# Re-exported: the video decoding lives in manifest_video.
+from mmjax.data.manifest_video import FRAME_FORMATS  # noqa: F401
+from mmjax.data.manifest_video import FRAME_SUFFIXES  # noqa: F401
+from mmjax.data.manifest_video import frame_files
+from mmjax.data.manifest_video import resample_indices  # noqa: F401
+from mmjax.data.manifest_video import TIME_TOLERANCE  # noqa: F401
 
 MODALITIES = ("image", "audio", "text", "video")
 LABEL = "label"
@@ -99,11 +119,6 @@ COLUMNS = MODALITIES + (LABEL, SPLIT)
 FILE_MODALITIES = ("image", "audio", "video")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")  # Pillow's format names.
 AUDIO_FORMATS = ("WAV", "FLAC", "OGG")  # soundfile's format names.
-FRAME_FORMATS = ("PNG", "JPEG", "BMP")  # Of a folder of frames (Pillow's).
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-# Video timestamps converted from a rational time base to float seconds may
-# be a bit off; a frame counts as shown at time t when it starts by t + this.
-TIME_TOLERANCE = 1e-6  # seconds
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".json")
 TOKENIZER_DIR = "tokenizer"
@@ -371,10 +386,31 @@ def _unreadable(manifest: Manifest, row: Row, column: str, reason: str,
 
 
 _IMAGE_EXPECTED = "a PNG, JPEG, BMP or GIF image"
-_AUDIO_EXPECTED = "a WAV, FLAC or OGG recording"
+_AUDIO_EXPECTED = ("a WAV, FLAC or OGG recording, or a file with an audio "
+                   "stream that PyAV (FFmpeg) decodes, e.g. MP3, M4A, MP4, "
+                   "WebM or MKV")
 _VIDEO_EXPECTED = ("a video file that PyAV (FFmpeg) decodes, e.g. MP4, WebM, "
                    "AVI, MKV or MOV, or a folder of PNG, JPEG or BMP frames")
 _FRAME_EXPECTED = "a PNG, JPEG or BMP image (a frame of the video)"
+_SOUNDTRACK_OFF = (
+    "set data.video_soundtrack=False (configs/manifest.py: "
+    "`video_soundtrack=false` in the config argument) to leave the "
+    "soundtracks out")
+_SOUNDTRACK_EXPECTED = (
+    "a video file with an audio stream that PyAV (FFmpeg) decodes (without "
+    "an audio column, the audio comes from the videos' soundtracks), or "
+    + _SOUNDTRACK_OFF)
+
+
+@contextlib.contextmanager
+def _decoding(manifest: Manifest, row: Row, column: str,
+              expected: str) -> Iterator[None]:
+  """Raises `manifest_video.Unreadable` as the row's `DataError`."""
+  try:
+    yield
+  except manifest_video.Unreadable as e:
+    raise _unreadable(manifest, row, column, e.reason,
+                      _FRAME_EXPECTED if e.path else expected, e.path) from e
 
 
 def _open_image(manifest: Manifest, row: Row):
@@ -442,32 +478,41 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
   return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def read_audio(manifest: Manifest, row: Row, sample_rate: int) -> np.ndarray:
-  """The row's recording as int16 [samples], mono at `sample_rate` Hz.
-
-  Decoded as float64 by soundfile, channels averaged, resampled with
-  `librosa.resample(res_type="soxr_hq")` if the file's rate differs, then
-  `to_int16` (so 16-bit mono files at `sample_rate` are returned exactly).
+def _sound_file(path: Path) -> Tuple[np.ndarray, int]:
+  """(float64 [samples] mono, rate Hz) of an audio file: soundfile's
+  `AUDIO_FORMATS`, else PyAV (`manifest_video.read_audio_stream`).
 
   Raises:
-    DataError: naming the row and file, if missing, not of `AUDIO_FORMATS`,
-      undecodable, or without samples.
+    manifest_video.Unreadable: for a corrupt `AUDIO_FORMATS` file, or one
+      neither decodes (both reasons).
   """
   import soundfile as sf  # pylint: disable=g-import-not-at-top
-  path = manifest.file(row, "audio")
-  if not path.is_file():
-    raise _missing(manifest, row, "audio")
   try:
     with sf.SoundFile(path) as f:
-      if f.format not in AUDIO_FORMATS:
-        raise _unreadable(manifest, row, "audio", f"a {f.format} file",
-                          _AUDIO_EXPECTED)
-      samples, rate = f.read(dtype="float64", always_2d=True), f.samplerate
+      if f.format in AUDIO_FORMATS:
+        try:
+          samples = f.read(dtype="float64", always_2d=True)
+        except (sf.SoundFileError, RuntimeError, TypeError) as e:
+          raise manifest_video.Unreadable(str(e)) from e
+        return samples.mean(axis=1), f.samplerate
+      not_read = f"a {f.format} file"
   except (sf.SoundFileError, RuntimeError, TypeError) as e:
-    raise _unreadable(manifest, row, "audio", str(e), _AUDIO_EXPECTED) from e
-  if not samples.size:
-    raise _unreadable(manifest, row, "audio", "no samples", _AUDIO_EXPECTED)
-  mono = samples.mean(axis=1)
+    not_read = getattr(e, "error_string", None) or str(e)
+  try:
+    return manifest_video.read_audio_stream(path)
+  except manifest_video.Unreadable as e:
+    raise manifest_video.Unreadable(
+        f"soundfile: {not_read}; PyAV: {e.reason}") from e
+
+
+def _stored_audio(manifest: Manifest, row: Row, column: str,
+                  mono: np.ndarray, rate: int, sample_rate: int,
+                  expected: str) -> np.ndarray:
+  """float64 [samples] mono at `rate` Hz -> int16 at `sample_rate` Hz,
+  resampled with `librosa.resample(res_type="soxr_hq")` if the rates
+  differ; a DataError for no samples."""
+  if not mono.size:
+    raise _unreadable(manifest, row, column, "no samples", expected)
   if rate != sample_rate:
     import librosa  # pylint: disable=g-import-not-at-top
     mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate,
@@ -475,140 +520,111 @@ def read_audio(manifest: Manifest, row: Row, sample_rate: int) -> np.ndarray:
   return to_int16(mono)
 
 
-def resample_indices(times: Sequence[float], duration: float,
-                     frame_rate: float, max_seconds: float) -> np.ndarray:
-  """The source frame shown at each frame of a constant frame rate.
+def read_audio(manifest: Manifest, row: Row, sample_rate: int) -> np.ndarray:
+  """The row's recording as int16 [samples], mono at `sample_rate` Hz.
 
-  Output frame k is at k / frame_rate seconds (k = 0, 1, ...) and shows the
-  last source frame whose time is <= that (up to `TIME_TOLERANCE`; the
-  first frame if none is). There are ceil(min(duration, max_seconds) *
-  frame_rate) output frames (up to the tolerance), at least one.
+  A WAV, FLAC or OGG file (`AUDIO_FORMATS`) is decoded by soundfile; any
+  other (one soundfile cannot open, or of another format, e.g. MP3, M4A,
+  MP4, WebM, MKV) by PyAV: its first audio stream, from its first decoded
+  sample (not aligned with a video stream; see `read_soundtrack`). Either
+  as float64, channels averaged, resampled with
+  `librosa.resample(res_type="soxr_hq")` if the file's rate differs, then
+  `to_int16` (so 16-bit mono samples at `sample_rate` are returned
+  exactly).
 
-  Args:
-    times: float [n >= 1], seconds from the clip's start to each source
-      frame's presentation, non-decreasing.
-    duration: seconds from the clip's start to the end of its last frame.
-    frame_rate: output frames per second (Hz), > 0.
-    max_seconds: the output covers at most this many seconds, > 0.
-
-  Returns:
-    int64 [num_output_frames], indices into `times`.
+  Raises:
+    DataError: naming the row and file, if missing, undecodable by both,
+      without an audio stream, or without samples.
   """
-  seconds = min(duration, max_seconds) - TIME_TOLERANCE
-  count = max(1, math.ceil(seconds * frame_rate))
-  shown_at = np.arange(count) / frame_rate + TIME_TOLERANCE
-  indices = np.searchsorted(np.asarray(times, np.float64), shown_at,
-                            side="right") - 1
-  return np.maximum(indices, 0).astype(np.int64)
+  path = manifest.file(row, "audio")
+  if not path.is_file():
+    raise _missing(manifest, row, "audio")
+  with _decoding(manifest, row, "audio", _AUDIO_EXPECTED):
+    mono, rate = _sound_file(path)
+  return _stored_audio(manifest, row, "audio", mono, rate, sample_rate,
+                       _AUDIO_EXPECTED)
 
 
-def _square_rgb(image, size: int) -> np.ndarray:
-  """A Pillow image as uint8 [size, size, 3] RGB (bicubic)."""
-  import PIL.Image  # pylint: disable=g-import-not-at-top
-  square = image.convert("RGB").resize((size, size),
-                                       PIL.Image.Resampling.BICUBIC)
-  return np.asarray(square, dtype=np.uint8)
+def read_soundtrack(manifest: Manifest, row: Row, sample_rate: int,
+                    max_seconds: float = 10.0) -> np.ndarray:
+  """The soundtrack of the row's video file as int16 [samples], mono at
+  `sample_rate` Hz, aligned with `read_video`'s frames.
 
+  Its first audio stream, decoded with PyAV from the time of the first
+  decoded video frame (zero-padded or cut at the start, see
+  `manifest_video.read_soundtrack`), cut to its first `max_seconds` like
+  the video, then as in `read_audio` (channels averaged, resampled with
+  librosa's soxr_hq, `to_int16`).
 
-def frame_files(folder: Path) -> List[Path]:
-  """The frames of a frame folder: its files with a `FRAME_SUFFIXES`
-  suffix (any case), not hidden, sorted by name."""
-  return sorted(
-      (f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES
-       and not f.name.startswith(".") and f.is_file()),
-      key=lambda f: f.name)
-
-
-def _read_frame(manifest: Manifest, row: Row, path: Path,
-                size: int) -> np.ndarray:
-  """One image of a frame folder as uint8 [size, size, 3]."""
-  import PIL.Image  # pylint: disable=g-import-not-at-top
-  try:
-    image = PIL.Image.open(path)
-  except (OSError, PIL.UnidentifiedImageError) as e:
-    raise _unreadable(manifest, row, "video", str(e), _FRAME_EXPECTED,
-                      path) from e
-  with image:
-    if image.format not in FRAME_FORMATS:
-      raise _unreadable(manifest, row, "video", f"a {image.format} image",
-                        _FRAME_EXPECTED, path)
-    try:
-      return _square_rgb(image, size)  # Decodes: a corrupt file fails here.
-    except (OSError, ValueError) as e:
-      raise _unreadable(manifest, row, "video", str(e), _FRAME_EXPECTED,
-                        path) from e
-
-
-def _read_frame_folder(manifest: Manifest, row: Row, frame_rate: float,
-                       size: int, max_seconds: float,
-                       folder_rate: float) -> np.ndarray:
-  """A frame folder, its images at `folder_rate` Hz, resampled."""
-  files = frame_files(manifest.file(row, "video"))
-  if not files:
-    raise _unreadable(manifest, row, "video",
-                      "a folder without PNG, JPEG or BMP files",
-                      _VIDEO_EXPECTED)
-  indices = resample_indices(np.arange(len(files)) / folder_rate,
-                             len(files) / folder_rate, frame_rate, max_seconds)
-  frames = {i: _read_frame(manifest, row, files[i], size)
-            for i in np.unique(indices)}  # Only the frames shown are read.
-  return np.stack([frames[i] for i in indices])
-
-
-def _frame_timing(frame, index: int, rate) -> Optional[Tuple[float, float]]:
-  """(start, duration) in seconds of a decoded PyAV frame, the `index`-th
-  of its stream at `rate` (a Fraction, or None), from its timestamps, else
-  from the stream's rate; None without either."""
-  period = 1.0 / float(rate) if rate else None
-  if frame.pts is not None and frame.time_base:
-    start = float(frame.pts * frame.time_base)
-  elif period is not None:
-    start = index * period
-  else:
-    return None
-  if frame.duration and frame.time_base:
-    return start, float(frame.duration * frame.time_base)
-  return start, period or 0.0
-
-
-def _decode_video_file(manifest: Manifest, row: Row, size: int,
-                       max_seconds: float
-                       ) -> Tuple[List[np.ndarray], List[float], float]:
-  """(frames uint8 [size, size, 3], their times in s from the first
-  frame, the end of the last one in s) of the row's video file's first
-  video stream, decoded up to `max_seconds`."""
-  import av  # pylint: disable=g-import-not-at-top
-  import PIL.Image  # pylint: disable=g-import-not-at-top
+  Raises:
+    DataError: naming the row, the video column and the file: missing, a
+      frame folder, a file PyAV cannot open or decode, without a video or
+      audio stream, or without audio samples from its first frame on.
+  """
   path = manifest.file(row, "video")
-  frames, times, end = [], [], 0.0
-  try:
-    with av.open(os.fspath(path)) as container:
-      if not container.streams.video:
-        raise _unreadable(manifest, row, "video", "no video stream",
-                          _VIDEO_EXPECTED)
-      stream = container.streams.video[0]
-      rate = stream.average_rate or stream.guessed_rate
-      first = None
-      for frame in container.decode(stream):
-        timing = _frame_timing(frame, len(frames), rate)
-        if timing is None:
-          raise _unreadable(manifest, row, "video",
-                            "frames without timestamps or frame rate",
-                            _VIDEO_EXPECTED)
-        first = timing[0] if first is None else first
-        start = timing[0] - first
-        if start >= max_seconds:
-          break
-        times.append(start)
-        end = max(end, start + timing[1])
-        frames.append(_square_rgb(PIL.Image.fromarray(
-            frame.to_ndarray(format="rgb24")), size))
-  except (av.FFmpegError, OSError) as e:
-    reason = getattr(e, "strerror", None) or str(e)  # Without the path.
-    raise _unreadable(manifest, row, "video", reason, _VIDEO_EXPECTED) from e
-  if not frames:
-    raise _unreadable(manifest, row, "video", "no frames", _VIDEO_EXPECTED)
-  return frames, times, end
+  if path.is_dir():
+    raise _unreadable(manifest, row, "video",
+                      "soundtrack: a frame folder has none",
+                      _SOUNDTRACK_EXPECTED)
+  if not path.is_file():
+    raise _missing(manifest, row, "video")
+  with _decoding(manifest, row, "video", _SOUNDTRACK_EXPECTED):
+    mono, rate = manifest_video.read_soundtrack(path, max_seconds)
+  return _stored_audio(manifest, row, "video", mono, rate, sample_rate,
+                       _SOUNDTRACK_EXPECTED)
+
+
+def _soundtracks_apply(manifest: Manifest, video_soundtrack: bool) -> bool:
+  return (video_soundtrack and "video" in manifest.columns
+          and "audio" not in manifest.columns)
+
+
+def modalities_of(manifest: Manifest,
+                  video_soundtrack: bool = True) -> Tuple[str, ...]:
+  """The modalities of the manifest's dataset, in `MODALITIES` order.
+
+  Its modality columns, and `audio` when the video files' soundtracks give
+  it: with `video_soundtrack`, a video column and no audio column, every
+  row's video file is opened with PyAV to list its streams
+  (`manifest_video.has_audio_stream`: no frames are decoded; a frame
+  folder has no soundtrack), until the answer is known: audio when every
+  one has an audio stream, none when none has.
+
+  Raises:
+    DataError: naming the row and file, for a missing or unreadable video
+      file, or (soundtracks on) the first row whose video has no audio
+      stream when another row's has (naming that one too), with what to do.
+  """
+  if not _soundtracks_apply(manifest, video_soundtrack):
+    return manifest.modalities
+  with_sound, without = None, None
+  for row in manifest.rows:
+    path = manifest.file(row, "video")
+    if not path.exists():
+      raise _missing(manifest, row, "video")
+    with _decoding(manifest, row, "video", _VIDEO_EXPECTED):
+      if manifest_video.has_audio_stream(path):
+        with_sound = with_sound or row
+      else:
+        without = without or row
+    if with_sound and without:
+      raise _mixed_soundtracks(manifest, without, with_sound)
+  if without:
+    return manifest.modalities
+  return tuple(m for m in MODALITIES if m in manifest.modalities + ("audio",))
+
+
+def _mixed_soundtracks(manifest: Manifest, without: Row,
+                       with_sound: Row) -> DataError:
+  kind = ("a frame folder" if manifest.file(without, "video").is_dir()
+          else "no audio stream")
+  return DataError(
+      f"{manifest.where(without, 'video')}: {manifest.file(without, 'video')}"
+      f": no soundtrack ({kind}), but the video of line {with_sound.line} "
+      f"(row {with_sound.number}) has one. Without an audio column the "
+      f"audio comes from the videos' soundtracks (data.video_soundtrack="
+      f"True), so every video needs one: give this video a soundtrack, or "
+      f"{_SOUNDTRACK_OFF}.")
 
 
 def read_video(manifest: Manifest, row: Row, frame_rate: float = 8.0,
@@ -622,6 +638,7 @@ def read_video(manifest: Manifest, row: Row, frame_rate: float = 8.0,
   `folder_rate` s. Either is resampled with `resample_indices` (1 <= T <=
   ceil(max_seconds * frame_rate)), each frame converted to RGB and resized
   with Pillow's bicubic filter. Frames past `max_seconds` are not decoded.
+  (See `mmjax.data.manifest_video`.)
 
   Args:
     manifest: the manifest.
@@ -638,16 +655,14 @@ def read_video(manifest: Manifest, row: Row, frame_rate: float = 8.0,
       (naming that file).
   """
   path = manifest.file(row, "video")
-  if path.is_dir():
-    return _read_frame_folder(manifest, row, frame_rate, size, max_seconds,
-                              folder_rate or frame_rate)
-  if not path.is_file():
-    raise _missing(manifest, row, "video")
-  frames, times, end = _decode_video_file(manifest, row, size, max_seconds)
-  order = np.argsort(times, kind="stable")  # Presentation order.
-  indices = resample_indices(np.asarray(times)[order], end, frame_rate,
-                             max_seconds)
-  return np.stack([frames[order[i]] for i in indices])
+  with _decoding(manifest, row, "video", _VIDEO_EXPECTED):
+    if path.is_dir():
+      return manifest_video.read_frame_folder(
+          path, frame_rate, size, max_seconds, folder_rate or frame_rate)
+    if not path.is_file():
+      raise _missing(manifest, row, "video")
+    return manifest_video.read_video_file(path, frame_rate, size,
+                                          max_seconds)
 
 
 def _stat_line(name: str, path: Path) -> bytes:
@@ -718,12 +733,14 @@ class ManifestConfig(tfds.core.BuilderConfig):
   `{modalities}[_s{S} | _{H}x{W}][_sr{rate}][_v{V}_fr{fps}_{max}s]_seed{seed}
   _{hash}` (hash: 8 hex characters of sha256 over every field that matters
   for the manifest's modalities; the video settings only with a video
-  column), so a different manifest, content or setting never shares a
-  prepared directory.
+  column, `video_soundtrack` only with a video and no audio column), so a
+  different manifest, content or setting never shares a prepared directory.
 
   Attributes:
     manifest: the manifest's absolute path.
-    modalities: its modality columns, in `MODALITIES` order.
+    modalities: the dataset's modalities (`modalities_of`: its modality
+      columns, and audio from the videos' soundtracks), in `MODALITIES`
+      order.
     image_size: S when images are resized to [S, S, 3]; 0 keeps their size.
     image_shape: (H, W) of the stored images; (0, 0) without images.
     sample_rate: Hz of the stored audio.
@@ -731,6 +748,8 @@ class ManifestConfig(tfds.core.BuilderConfig):
     video_size: V of the stored [T, V, V, 3] videos (pixels).
     max_video_seconds: the stored videos are at most this long (s).
     frame_folder_rate: frames per second of a frame folder's images (Hz).
+    video_soundtrack: without an audio column, whether the audio comes from
+      the video files' soundtracks (when they all have one).
     split_fractions: (train, validation, test) when there is no split column.
     split_seed: the seed of the stratified split.
     fingerprint: `fingerprint(manifest)`.
@@ -744,6 +763,7 @@ class ManifestConfig(tfds.core.BuilderConfig):
   video_size: int = 64
   max_video_seconds: float = 10.0
   frame_folder_rate: float = 8.0
+  video_soundtrack: bool = True
   split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
   split_seed: int = 0
   fingerprint: str = ""
@@ -754,18 +774,22 @@ class ManifestConfig(tfds.core.BuilderConfig):
            split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
            split_seed: int = 0, *, frame_rate: float = 8.0,
            video_size: int = 64, max_video_seconds: float = 10.0,
-           frame_folder_rate: Optional[float] = None) -> "ManifestConfig":
+           frame_folder_rate: Optional[float] = None,
+           video_soundtrack: bool = True) -> "ManifestConfig":
     """The named config of `manifest` with these settings.
 
     Opens the header of every image when `image_size` is None (to find
-    their common size). `frame_folder_rate` None means `frame_rate`.
+    their common size), and of every video file when its soundtrack may be
+    the audio (`modalities_of`). `frame_folder_rate` None means
+    `frame_rate`.
 
     Raises:
       ValueError: for image_size, sample_rate or video_size not an int >= 1,
-        frame_rate, max_video_seconds or frame_folder_rate not > 0, or bad
-        fractions.
-      DataError: for missing files or images of different sizes (naming the
-        row and file).
+        frame_rate, max_video_seconds or frame_folder_rate not > 0,
+        video_soundtrack not a bool, or bad fractions.
+      DataError: for missing files, images of different sizes, unreadable
+        video files or mixed soundtracks (see `modalities_of`), naming the
+        row and file.
     """
     for key, value, integer in (
         ("image_size", image_size, True), ("sample_rate", sample_rate, True),
@@ -775,12 +799,16 @@ class ManifestConfig(tfds.core.BuilderConfig):
       if value is not None:
         _check_setting(key, value, integer)
     check_fractions(split_fractions)
+    if not isinstance(video_soundtrack, (bool, np.bool_)):
+      raise ValueError(f"video_soundtrack must be a bool, got "
+                       f"{video_soundtrack!r}")
     size = int(image_size or 0)
     shape = (0, 0)
     if "image" in manifest.modalities:
       shape = (size, size) if size else image_shape(manifest)
+    modalities = modalities_of(manifest, video_soundtrack)
     fields = {"manifest": os.fspath(manifest.path),
-              "modalities": list(manifest.modalities), "image_size": size,
+              "modalities": list(modalities), "image_size": size,
               "image_shape": list(shape), "sample_rate": int(sample_rate),
               "split_fractions": [float(f) for f in split_fractions],
               "split_seed": int(split_seed),
@@ -789,14 +817,16 @@ class ManifestConfig(tfds.core.BuilderConfig):
       fields.update(frame_rate=float(frame_rate), video_size=int(video_size),
                     max_video_seconds=float(max_video_seconds),
                     frame_folder_rate=float(frame_folder_rate or frame_rate))
+    if _soundtracks_apply(manifest, True):
+      fields["video_soundtrack"] = bool(video_soundtrack)
     digest = hashlib.sha256(
         json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
-    parts = ["-".join(manifest.modalities)]
-    if "image" in manifest.modalities:
+    parts = ["-".join(modalities)]
+    if "image" in modalities:
       parts.append(f"s{size}" if size else f"{shape[0]}x{shape[1]}")
-    if "audio" in manifest.modalities:
+    if "audio" in modalities:
       parts.append(f"sr{fields['sample_rate']}")
-    if "video" in manifest.modalities:
+    if "video" in modalities:
       parts += [f"v{fields['video_size']}",
                 f"fr{_name_number(fields['frame_rate'])}",
                 f"{_name_number(fields['max_video_seconds'])}s"]
@@ -895,8 +925,11 @@ class MultimodalManifest(LocalFilesBuilder):
       example = {"label": row.values[LABEL], "row": row.number}
       if "image" in config.modalities:
         example["image"] = read_image(manifest, row, config.image_size)
-      if "audio" in config.modalities:
+      if "audio" in manifest.columns:
         example["audio"] = read_audio(manifest, row, config.sample_rate)
+      elif "audio" in config.modalities:
+        example["audio"] = read_soundtrack(manifest, row, config.sample_rate,
+                                           config.max_video_seconds)
       if "text" in config.modalities:
         example["text"] = row.values["text"]
       if "video" in config.modalities:
@@ -911,8 +944,8 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
                 split_fractions: Sequence[float] = (0.8, 0.1, 0.1),
                 split_seed: int = 0, frame_rate: float = 8.0,
                 video_size: int = 64, max_video_seconds: float = 10.0,
-                frame_folder_rate: Optional[float] = None
-                ) -> MultimodalManifest:
+                frame_folder_rate: Optional[float] = None,
+                video_soundtrack: bool = True) -> MultimodalManifest:
   """Returns the builder of `manifest`, prepared if it was not yet.
 
   The manifest is read and checked (and its splits assigned) before anything
@@ -940,6 +973,9 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
       seconds.
     frame_folder_rate: frames per second (Hz) of the images of a frame
       folder; None: `frame_rate` (one stored frame per image).
+    video_soundtrack: with a video column and no audio column, the audio
+      is the video files' soundtracks (`read_soundtrack`) when every one
+      has one (see `modalities_of`); False: no audio.
 
   Returns:
     A prepared builder; read it with `builder.as_dataset(split=...)`.
@@ -947,7 +983,8 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
   Raises:
     DataError: naming the manifest (and the line, row and file where one is
       at fault): see `read_manifest`, `assign_splits`, `image_shape`,
-      `read_image`, `read_audio`, `read_video`.
+      `read_image`, `read_audio`, `modalities_of`, `read_soundtrack`,
+      `read_video`.
     ValueError: for bad settings (see `ManifestConfig.make`).
   """
   parsed = read_manifest(manifest)
@@ -956,7 +993,7 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
       parsed, image_size, sample_rate, split_fractions, split_seed,
       frame_rate=frame_rate, video_size=video_size,
       max_video_seconds=max_video_seconds,
-      frame_folder_rate=frame_folder_rate)
+      frame_folder_rate=frame_folder_rate, video_soundtrack=video_soundtrack)
   builder = MultimodalManifest(data_dir=os.fspath(resolve_data_dir(data_dir)),
                                config=config)
   return prepare_once(builder)

@@ -207,7 +207,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
   that `config.data` describes (e.g. another `manual_dir`).
 
   Results go to a new folder `<workdir>/evaluations/<dataset config>[-N]/`
-  (results.json, confusion matrices); nothing existing is overwritten.
+  (results.json, confusion matrices, and source.json: the checkpoint step,
+  the dataset and the evaluation pp, e.g. a `shift_soundtrack`, which the
+  folder's name does not show); nothing existing is overwritten.
 
   Returns:
     The folder written.
@@ -226,7 +228,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
   if writers.is_chief():
     writers.write_json_atomic(out_dir / "source.json", {
         "checkpoint_step": step, "manual_dir": str(config.data.get("manual_dir", "")),
-        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir)})
+        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir),
+        "pp_eval": config.pp_eval.to_dict()})
   manager.close()
   return out_dir
 

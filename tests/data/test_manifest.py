@@ -2,8 +2,10 @@
 manifests written here: PNG / BMP images made with Pillow from known arrays,
 WAV / FLAC recordings written with soundfile (one at 16 kHz, one stereo),
 inline texts, 16 x 16 videos written with PyAV (lossless FFV1 / PNG codecs,
-lossy MPEG-4) and frame folders; the stored features are checked against
-those sources."""
+lossy MPEG-4) and frame folders, and videos and audio files with
+soundtracks written with PyAV (lossless PCM / FLAC tones, lossy AAC; some
+starting before or after the video); the stored features are checked
+against those sources."""
 
 from fractions import Fraction
 import functools
@@ -592,6 +594,9 @@ def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
     np.testing.assert_allclose(
         ex["video"], expected,
         atol=LOSSY_TOLERANCE if video == "lossy.mp4" else 0)
+  assert manifest.ManifestConfig.make(
+      manifest.read_manifest(video_manifest), video_size=16,
+      video_soundtrack=False).name == builder.builder_config.name
   other = manifest.ManifestConfig.make(
       manifest.read_manifest(video_manifest), frame_rate=7.5,
       max_video_seconds=2)
@@ -605,8 +610,8 @@ def test_video_settings_leave_other_manifests_alone(tmp_path):
   manifest prepared before video support keeps its directory)."""
   parsed = manifest.read_manifest(_label_manifest(tmp_path))
   assert (manifest.ManifestConfig.make(parsed).name ==
-          manifest.ManifestConfig.make(parsed, frame_rate=2.0,
-                                       video_size=8).name)
+          manifest.ManifestConfig.make(parsed, frame_rate=2.0, video_size=8,
+                                       video_soundtrack=False).name)
   with pytest.raises(ValueError, match="frame_rate must be a number > 0"):
     manifest.ManifestConfig.make(parsed, frame_rate=0)
   with pytest.raises(ValueError, match="video_size must be an int >= 1"):
@@ -626,11 +631,281 @@ def test_frame_folder_fingerprint_sees_each_frame(tmp_path):
   assert manifest.fingerprint(parsed) != before
 
 
-def test_config_on_a_video_manifest_runs_the_model(video_manifest, tmp_path):
-  """configs/manifest.py on video + audio: a frame encoder, the aligned
-  clip window, and a forward pass on one pipeline batch."""
-  c = manifest_config.get_config(f"manifest={video_manifest}")
+# Soundtracks.
+
+
+def _tone(seconds: float, rate: int, hz: float, channels: int = 1
+          ) -> np.ndarray:
+  """int16 [channels, n]: channel c a sine of hz * (1 + c / 2) Hz at half
+  full scale."""
+  t = np.arange(round(seconds * rate)) / rate
+  return np.stack([np.round(16384 * np.sin(2 * np.pi * hz * (1 + c / 2) * t))
+                   for c in range(channels)]).astype(np.int16)
+
+
+def _write_av(path: Path, frames, fps: int, samples=None, rate: int = RATE,
+              *, vcodec: str = "ffv1", pix_fmt: str = "bgr0",
+              acodec: str = "pcm_s16le", video_start: int = 0,
+              audio_start: int = 0) -> Path:
+  """Writes, with PyAV, uint8 [T, H, W, 3] RGB frames (None: no video) at
+  `fps` frames/s, frame i at (video_start + i) / fps s, and int16 [channels,
+  n] samples (None: no audio) at `rate` Hz, sample j at (audio_start + j) /
+  rate s (in 400-sample frames, which PyAV's encoder converts to the
+  codec's sample format)."""
+  with av.open(os.fspath(path), "w") as container:
+    if frames is not None:
+      video = container.add_stream(vcodec, rate=fps)
+      video.height, video.width = frames.shape[1:3]
+      video.pix_fmt = pix_fmt
+    if samples is not None:
+      audio = container.add_stream(acodec, rate=rate)
+      audio.layout = {1: "mono", 2: "stereo"}[len(samples)]
+    for i, pixels in enumerate(() if frames is None else frames):
+      frame = av.VideoFrame.from_ndarray(pixels, "rgb24")
+      frame.pts = video_start + i
+      container.mux(video.encode(frame))
+    if frames is not None:
+      container.mux(video.encode())
+    for start in range(0, 0 if samples is None else samples.shape[1], 400):
+      packed = samples[:, start:start + 400].T.reshape(1, -1)  # Interleaved.
+      frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(packed), "s16",
+                                         audio.layout.name)
+      frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+      frame.pts = audio_start + start
+      container.mux(audio.encode(frame))
+    if samples is not None:
+      container.mux(audio.encode())
+  return path
+
+
+# The lossy AAC tones decode within this RMS error (fraction of full scale;
+# measured: 0.018 at 8 kHz), with no delay: the encoder's 1024 priming
+# samples are skipped (by the MP4 edit list, or by their timestamps).
+AAC_RMS_TOLERANCE = 0.05
+
+
+def _rms(a: np.ndarray, b: np.ndarray) -> float:
+  """RMS difference (full scale 1) of two int16 signals, over the shorter."""
+  n = min(len(a), len(b))
+  return float(np.sqrt(np.mean(((a[:n] - b[:n]) / 32768.0) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def soundtracks(clips):
+  """`(root, {name: int16 [n] expected soundtrack at RATE Hz})`, written
+  next to `clips`: ffv1.mkv's and png.avi's frames with lossless tones from
+  0 s (`*_sound.*`); tones starting 0.25 s after the first frame (`late`)
+  or 0.25 s before it (`early`); 16 kHz stereo FLAC; MPEG-4 with AAC;
+  AAC audio only (`tone.m4a`); a video without audio (`silent.mkv`)."""
+  root, sources = clips
+  rng = np.random.default_rng(5)
+  frames = rng.integers(0, 256, (4, 16, 16, 3), np.uint8)  # 0.5 s at 8 Hz.
+  tone = _tone(0.5, RATE, 440)
+  expected = {}
+  for name, codec, hz in (("ffv1.mkv", "pcm_s16le", 440),
+                          ("png.avi", "pcm_s16le", 660)):
+    clip, fps = sources[name]
+    sound = _tone(len(clip) / fps, RATE, hz)
+    stem, suffix = name.split(".")
+    codec_of = {"ffv1": ("ffv1", "bgr0"), "png": ("png", "rgb24")}[stem]
+    _write_av(root / f"{stem}_sound.{suffix}", clip, fps, sound,
+              vcodec=codec_of[0], pix_fmt=codec_of[1], acodec=codec)
+    expected[f"{stem}_sound.{suffix}"] = sound[0]
+  _write_av(root / "late.mkv", frames, 8, tone, audio_start=RATE // 4)
+  expected["late.mkv"] = np.concatenate([np.zeros(RATE // 4, np.int16),
+                                         tone[0]])
+  _write_av(root / "early.mkv", frames, 8, tone, video_start=2)
+  expected["early.mkv"] = tone[0, RATE // 4:]
+  stereo = _tone(0.5, 16000, 440, channels=2)
+  _write_av(root / "stereo16k.mkv", frames, 8, stereo, 16000, acodec="flac")
+  expected["stereo16k.mkv"] = manifest.to_int16(librosa.resample(
+      stereo.mean(axis=0) / 32768.0, orig_sr=16000, target_sr=RATE,
+      res_type="soxr_hq"))
+  _write_av(root / "tone.mp4", frames, 8, tone, vcodec="mpeg4",
+            pix_fmt="yuv420p", acodec="aac")
+  expected["tone.mp4"] = tone[0]
+  _write_av(root / "tone.m4a", None, 8, tone, acodec="aac")
+  expected["tone.m4a"] = tone[0]
+  _write_av(root / "silent.mkv", frames, 8)
+  return root, expected
+
+
+def test_audio_column_decodes_media_files_with_pyav(soundtracks):
+  """Files soundfile cannot read: lossless PCM in MKV exactly, 16 kHz
+  stereo FLAC in MKV as soundfile's path would (mean, librosa), AAC in
+  M4A within the tolerance."""
+  root, expected = soundtracks
+  names = ["ffv1_sound.mkv", "stereo16k.mkv", "tone.m4a"]
+  parsed = manifest.read_manifest(_write_csv(
+      root / "media.csv", ["audio", "label"], [(n, "cat") for n in names]))
+  for row, name in zip(parsed.rows, names):
+    audio = manifest.read_audio(parsed, row, RATE)
+    assert audio.dtype == np.int16
+    if name == "tone.m4a":
+      assert 4000 <= len(audio) <= 4096  # The last AAC frame is padded.
+      assert _rms(audio, expected[name]) < AAC_RMS_TOLERANCE
+    else:
+      np.testing.assert_allclose(audio, expected[name], atol=1)
+      if name == "ffv1_sound.mkv":
+        np.testing.assert_array_equal(audio, expected[name])
+
+
+def test_soundtrack_is_decoded_and_aligned(soundtracks):
+  """Lossless soundtracks exactly, from the first video frame: zeros before
+  a late start, an early start cut, cut to max_seconds; resampled like an
+  audio file; AAC in MP4 within the tolerance."""
+  root, expected = soundtracks
+  names = ["ffv1_sound.mkv", "png_sound.avi", "late.mkv", "early.mkv",
+           "stereo16k.mkv", "tone.mp4"]
+  parsed = manifest.read_manifest(_video_manifest(root, names, "st.csv"))
+  for row, name in zip(parsed.rows, names):
+    audio = manifest.read_soundtrack(parsed, row, RATE)
+    assert audio.dtype == np.int16
+    if name == "tone.mp4":
+      assert _rms(audio, expected[name]) < AAC_RMS_TOLERANCE
+    elif name == "stereo16k.mkv":
+      np.testing.assert_allclose(audio, expected[name], atol=1)
+    else:
+      np.testing.assert_array_equal(audio, expected[name])
+  late = manifest.read_soundtrack(parsed, parsed.rows[2], RATE,
+                                  max_seconds=0.4)
+  np.testing.assert_array_equal(late, expected["late.mkv"][:3200])
+  stereo = manifest.read_manifest(_write_csv(
+      root / "stereo.csv", ["audio", "label"], [("stereo16k.mkv", "cat")]))
+  np.testing.assert_array_equal(
+      manifest.read_soundtrack(parsed, parsed.rows[4], RATE),
+      manifest.read_audio(stereo, stereo.rows[0], RATE))
+
+
+def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
+  """Audio when every video has a soundtrack (and video_soundtrack), none
+  when none has (a frame folder has none), an error when some have."""
+  root, _ = soundtracks
+
+  def modalities(names, soundtrack=True, name="m.csv"):
+    parsed = manifest.read_manifest(_video_manifest(root, names, name))
+    return manifest.modalities_of(parsed, soundtrack)
+  assert modalities(["late.mkv", "tone.mp4"]) == ("audio", "video")
+  assert modalities(["late.mkv", "tone.mp4"], False) == ("video",)
+  assert modalities(["silent.mkv", "frames", "ffv1.mkv"]) == ("video",)
+  assert manifest.modalities_of(manifest.read_manifest(
+      _write_csv(root / "both.csv", ["video", "audio", "label"],
+                 [("silent.mkv", "snd.wav", "cat")]))) == ("audio", "video")
+  for names, without, kind in (
+      (["late.mkv", "tone.mp4", "silent.mkv", "frames"], "silent.mkv",
+       "no audio stream"),
+      (["frames", "late.mkv"], "frames", "a frame folder")):
+    path = _video_manifest(root, names, "mixed.csv")
+    with pytest.raises(DataError) as e:
+      manifest.modalities_of(manifest.read_manifest(path))
+    row = names.index(without) + 1
+    _assert_names(e.value, path, f"line {row + 1} (row {row})",
+                  "column video", root / without, kind,
+                  "line 2 (row 1)" if row > 1 else "line 3 (row 2)",
+                  "data.video_soundtrack=False")
+    with pytest.raises(DataError):  # As the builder's config.
+      manifest.ManifestConfig.make(manifest.read_manifest(path))
+    assert manifest.ManifestConfig.make(manifest.read_manifest(path),
+                                        video_soundtrack=False).modalities == (
+                                            "video",)
+
+
+def test_soundtrack_errors_name_the_row_and_file(soundtracks):
+  root, _ = soundtracks
+  (root / "noise.mp4").write_bytes(b"\x00\x01 not a video" * 40)
+  names = ["silent.mkv", "frames", "noise.mp4", "absent.mkv"]
+  path = _video_manifest(root, names, "bad_st.csv")
+  parsed = manifest.read_manifest(path)
+  reasons = ["no audio stream", "frame folder", "Invalid data",
+             "no such file"]
+  for row, name, reason in zip(parsed.rows, names, reasons):
+    with pytest.raises(DataError) as e:
+      manifest.read_soundtrack(parsed, row, RATE)
+    _assert_names(e.value, path, f"line {row.line} (row {row.number})",
+                  "column video", root / name, reason)
+  files = {"silent.mkv": "PyAV: no audio stream",
+           "noise.mp4": "PyAV: Invalid data"}
+  audio_path = _write_csv(root / "bad_audio.csv", ["audio", "label"],
+                          [(name, "cat") for name in files])
+  parsed = manifest.read_manifest(audio_path)
+  for row, (name, reason) in zip(parsed.rows, files.items()):
+    with pytest.raises(DataError) as e:
+      manifest.read_audio(parsed, row, RATE)
+    _assert_names(e.value, audio_path, f"line {row.line} (row {row.number})",
+                  "column audio", root / name, "cannot read",
+                  "soundfile: Format not recognised", reason)
+  with pytest.raises(DataError) as e:  # Probing, too.
+    manifest.modalities_of(manifest.read_manifest(
+        _video_manifest(root, ["late.mkv", "noise.mp4"], "probe.csv")))
+  _assert_names(e.value, "line 3 (row 2)", root / "noise.mp4", "cannot read")
+
+
+# Rows of the prepared soundtrack manifest: (video, label, split).
+SOUNDTRACK_ROWS = [("ffv1_sound.mkv", "cat", "train"),
+                   ("png_sound.avi", "dog", "train"),
+                   ("late.mkv", "cat", "validation"),
+                   ("tone.mp4", "dog", "test")]
+
+
+@pytest.fixture(scope="module")
+def soundtrack_manifest(soundtracks):
+  root, _ = soundtracks
+  return _write_csv(root / "soundtracks.csv", ["video", "label", "split"],
+                    SOUNDTRACK_ROWS)
+
+
+def test_soundtrack_manifest_is_prepared(soundtracks, soundtrack_manifest,
+                                         tmp_path):
+  _, expected = soundtracks
+  builder = manifest.get_builder(soundtrack_manifest, tmp_path,
+                                 video_size=16, sample_rate=RATE)
+  assert builder.builder_config.name.startswith(
+      "audio-video_sr8000_v16_fr8_10s_seed0_")
+  assert builder.info.features["audio"].dtype == np.int16
+  assert builder.info.features["video"].shape == (None, 16, 16, 3)
+  examples = _read_all(builder)
+  for number, (video, _, split) in enumerate(SOUNDTRACK_ROWS, 1):
+    got_split, ex = examples[number]
+    assert got_split == split
+    assert ex["audio"].dtype == np.int16
+    assert ex["video"].dtype == np.uint8
+    if video == "tone.mp4":
+      assert _rms(ex["audio"], expected[video]) < AAC_RMS_TOLERANCE
+    else:
+      np.testing.assert_array_equal(ex["audio"], expected[video])
+  assert examples[1][1]["video"].shape == (12, 16, 16, 3)
+  parsed = manifest.read_manifest(soundtrack_manifest)
+  off = manifest.ManifestConfig.make(parsed, video_size=16,
+                                     video_soundtrack=False)
+  assert off.modalities == ("video",)
+  assert off.name.startswith("video_v16_fr8_10s_seed0_")
+  silent = manifest.read_manifest(_video_manifest(
+      soundtrack_manifest.parent, ["silent.mkv"], "silent.csv"))
+  on, off = (manifest.ManifestConfig.make(silent, video_soundtrack=s)
+             for s in (True, False))
+  assert on.modalities == off.modalities == ("video",)
+  assert on.name != off.name  # The setting is in the hash with a video.
+
+
+def test_config_on_a_video_manifest_runs_the_model(
+    video_manifest, soundtrack_manifest, tmp_path):
+  """configs/manifest.py on videos with soundtracks (and on video + audio
+  columns, or with `video_soundtrack=false`: the modalities): a frame
+  encoder, the aligned clip window, and a forward pass on one pipeline
+  batch."""
+  assert manifest_config.get_config(
+      f"manifest={video_manifest}").modalities == ("audio", "video")
+  off = manifest_config.get_config(
+      f"manifest={soundtrack_manifest},video_soundtrack=false")
+  assert off.modalities == ("video",)
+  assert not off.data.video_soundtrack
+  assert set(off.pp_train) == {"example", "video"}
+  with pytest.raises(ValueError, match="video_soundtrack='maybe'"):
+    manifest_config.get_config(
+        f"manifest={soundtrack_manifest},video_soundtrack=maybe")
+  c = manifest_config.get_config(f"manifest={soundtrack_manifest}")
   assert c.modalities == ("audio", "video")
+  assert c.data.video_soundtrack
   assert c.model.encoders.video.name == "frame_encoder"
   assert c.model.encoders.video.frame_rate == 8.0
   assert set(c.pp_train) == {"example", "audio", "video"}
@@ -639,6 +914,7 @@ def test_config_on_a_video_manifest_runs_the_model(video_manifest, tmp_path):
   c.data.data_dir = str(tmp_path)
   builder = datasets.get_builder(c.data)
   assert builder.info.features["video"].shape == (None, 64, 64, 3)
+  assert builder.info.features["audio"].dtype == np.int16
   batch = next(pipeline.train_batches(
       builder, "train", modalities=c.modalities, pp=c.pp_train,
       global_batch_size=2, seed=0))
@@ -646,6 +922,7 @@ def test_config_on_a_video_manifest_runs_the_model(video_manifest, tmp_path):
   # The train clips: 12 stored frames (any window is real) and 5 (padded).
   assert sorted(batch["video"]["frame_mask"].sum(axis=1)) == [5, 8]
   assert batch["audio"].shape == (2, RATE)
+  assert (np.abs(batch["audio"]).max(axis=1) > 0.4).all()  # The tones.
   model = build_model(c)
   # Compiled: a third of the time of eager initialisation on a CPU.
   variables = jax.jit(functools.partial(model.init, train=False))(

@@ -72,6 +72,7 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
   source = json.loads((other_dir / "source.json").read_text())
   assert source["checkpoint_step"] == 30
   assert source["manual_dir"] == config.data.manual_dir
+  assert source["pp_eval"] == config.pp_eval.to_dict()
   assert json.loads((tmp_path / "results.json").read_text()) == results
 
 

@@ -1,8 +1,8 @@
 """Single-digit encoders for av_digit_clips, one pair per fold.
 
-Stage 1 of the synchronisation recipe (experiments/modalities/clips_sync,
-variant `time_aligned+digits`): on av_digits with the fold's held-out
-speaker (so no test speaker, recording or image is seen), an image-only CNN
+Stage 1 of the two-stage recipes (experiments/modalities/clips_sync and
+clips_sequence, variants `*+digits`): on av_digits with the fold's held-out
+speaker (or FSDD's official split) (so no test speaker, recording or image is seen), an image-only CNN
 on digits as the clips' frames show them (14 px on a black 32x32 canvas,
 `configs/av_digit_clips.PRETRAIN_IMAGE_PP`) and an audio-only log-mel CNN.
 The clips' pairs come from the same `make_pairs` split, so each clips fold
@@ -27,4 +27,5 @@ VARIANTS = {
 }
 UNIMODAL = ("image", "audio")
 
-PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
+PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS},
+             "official": {"official": {}}}

@@ -17,3 +17,21 @@ VARIANTS = {
 UNIMODAL = ("video_only", "audio_only")
 
 PROTOCOLS = {"official": {"official": {}}}
+
+# Two-stage: the encoders start from single-digit runs on the same split
+# (experiments/modalities/clips_digits, protocol "official", run first with
+# its default workdir) and are fine-tuned at a tenth of the learning rate.
+_DIGITS = "runs/clips_digits/official/official"
+_VIDEO_INIT = {"model.encoders.video.image_encoder.init_from": f"{_DIGITS}/image",
+               "model.encoders.video.learning_rate_scale": 0.1}
+_AUDIO_INIT = {"model.encoders.audio.init_from": f"{_DIGITS}/audio",
+               "model.encoders.audio.learning_rate_scale": 0.1}
+VARIANTS.update({
+    "video+audio+digits": ("task=sequence", {**_VIDEO_INIT, **_AUDIO_INIT}),
+    "time_aligned+digits": ("task=sequence,fusion=time_aligned", {
+        **_VIDEO_INIT, **_AUDIO_INIT, "model.fusion.num_layers": 2,
+        "model.fusion.step_seconds": 0.5}),
+    "video_only+digits": ("task=sequence,modalities=video", _VIDEO_INIT),
+    "audio_only+digits": ("task=sequence,modalities=audio", _AUDIO_INIT),
+})
+UNIMODAL = UNIMODAL + ("video_only+digits", "audio_only+digits")

@@ -28,8 +28,10 @@ _EXPECTED = ("{'frames': float32 [batch, frames, height, width, channels], "
 
 
 def _check_video(inputs, encoder: str) -> Tuple[jnp.ndarray, jnp.ndarray]:
-  """(frames float32 `[B, T, H, W, C]` with padded frames zeroed, bool mask
-  `[B, T]`) of a video batch, checked (ValueError naming `encoder`)."""
+  """(frames `[B, T, H, W, C]` with padded frames zeroed, bool mask
+  `[B, T]`) of a video batch, checked (ValueError naming `encoder`). Floating
+  frames keep their dtype (bfloat16 under mixed precision), others become
+  float32."""
   if not isinstance(inputs, Mapping):
     raise ValueError(f"{encoder} expects {_EXPECTED}, got "
                      f"{type(inputs).__name__}")
@@ -37,7 +39,9 @@ def _check_video(inputs, encoder: str) -> Tuple[jnp.ndarray, jnp.ndarray]:
     if key not in inputs:
       raise ValueError(f"{encoder}: the video input has no {key!r} (keys "
                        f"{sorted(inputs)}); expected {_EXPECTED}")
-  frames = jnp.asarray(inputs["frames"], jnp.float32)
+  frames = jnp.asarray(inputs["frames"])
+  if not jnp.issubdtype(frames.dtype, jnp.floating):
+    frames = frames.astype(jnp.float32)
   mask = jnp.asarray(inputs["frame_mask"]).astype(bool)
   if frames.ndim != 5 or mask.shape != frames.shape[:2]:
     raise ValueError(f"{encoder}: got frames {frames.shape} and frame_mask "

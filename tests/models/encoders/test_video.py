@@ -65,6 +65,20 @@ def test_vivit_shapes_and_mask():
     assert not tokens[1, 2].any() and np.isfinite(tokens).all()
 
 
+@pytest.mark.parametrize("make", [_frame_encoder, _vivit])
+def test_mixed_precision_runs_in_bfloat16(make):
+  """Under the train step's mixed precision (bfloat16 parameters and
+  frames) the encoder computes in bfloat16 instead of upcasting the frames."""
+  encoder, x = make(), _clip()
+  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x,
+                                             train=False))(x)
+  cast = lambda t: jax.tree.map(lambda a: a.astype(jnp.bfloat16)  # noqa: E731
+                                if jnp.issubdtype(a.dtype, jnp.floating) else a, t)
+  tokens, _ = jax.jit(lambda v, x: encoder.apply(v, x, train=False))(
+      cast(variables), cast(x))
+  assert tokens.dtype == jnp.bfloat16
+
+
 def test_token_times_are_frame_centres_in_seconds():
   frame_rate = 8.0
   encoder = _frame_encoder(frame_rate=frame_rate)
