@@ -98,20 +98,38 @@ def pp_configs(shift_ms: float = 0.0):
   return pp_train, pp_eval
 
 
+DIGITS_LEARNING_RATE_SCALE = 0.1
+
+
+def _init_from_digits(c: ml_collections.ConfigDict, digits: str) -> None:
+  """The encoders of `c` start from the single-digit runs in `digits`."""
+  if "video" in c.modalities and "image_encoder" in c.model.encoders.video:
+    c.model.encoders.video.image_encoder.init_from = f"{digits}/image"
+    c.model.encoders.video.learning_rate_scale = DIGITS_LEARNING_RATE_SCALE
+  if "audio" in c.modalities:
+    c.model.encoders.audio.init_from = f"{digits}/audio"
+    c.model.encoders.audio.learning_rate_scale = DIGITS_LEARNING_RATE_SCALE
+
+
 def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   """The experiment config (locked).
 
   Args:
     arg: `task=<sync|sequence>,modalities=<video|audio|video+audio>,
-      fusion=<block>,video=<encoder>,audio=<encoder>,shift_ms=<ms>` (any
-      subset; a bare value is the task).
+      fusion=<block>,video=<encoder>,audio=<encoder>,shift_ms=<ms>,
+      digits=<dir>` (any subset; a bare value is the task). `digits` names
+      the folder of a clips_digits fold (`<dir>/image`, `<dir>/audio`: runs
+      of experiments/modalities/clips_digits on the same split), whose
+      encoders then initialise the per-frame CNN and the audio CNN, fine-
+      tuned at `DIGITS_LEARNING_RATE_SCALE` of the learning rate (the two-
+      stage recipe of experiments/modalities/RESULTS.md).
 
   Raises:
     ValueError: for an unknown task.
   """
   names = base.parse_arg(arg, task="sync", modalities="video+audio",
                          fusion="cross_attention", video="frame_encoder",
-                         audio="spectrogram_cnn", shift_ms="0")
+                         audio="spectrogram_cnn", shift_ms="0", digits="")
   if names["task"] not in NUM_CLASSES:
     raise ValueError(f"config argument task={names['task']!r}: expected one "
                      f"of {sorted(NUM_CLASSES)}")
@@ -129,6 +147,11 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
                      "dropout_rate": 0.1}.items():
     if key in c.model.fusion:
       c.model.fusion[key] = value
+  if "step_seconds" in c.model.fusion:  # time_aligned: a step per spoken digit
+    c.model.fusion.num_layers = 2
+    c.model.fusion.step_seconds = 0.5
+  if names["digits"]:
+    _init_from_digits(c, names["digits"])
   base.training_recipe(c)
   base.modality_balancing(c)
   c.batch_size = 32

@@ -42,6 +42,20 @@ def test_every_fusion_block_is_a_config(name):
     c.model.fusion.not_an_attribute = 1
 
 
+def test_clips_two_stage_recipe_argument():
+  """`digits=<dir>` starts both CNNs from that fold's single-digit runs at a
+  tenth of the learning rate; `fusion=time_aligned` steps per spoken digit."""
+  c = av_digit_clips.get_config("fusion=time_aligned,digits=runs/d/official")
+  assert c.model.encoders.video.image_encoder.init_from == "runs/d/official/image"
+  assert c.model.encoders.audio.init_from == "runs/d/official/audio"
+  for m in ("video", "audio"):
+    assert c.model.encoders[m].learning_rate_scale == 0.1
+  assert (c.model.fusion.step_seconds, c.model.fusion.num_layers) == (0.5, 2)
+  plain = av_digit_clips.get_config("modalities=audio")
+  assert plain.model.encoders.audio.init_from == ""
+  assert plain.model.encoders.audio.learning_rate_scale == 1.0
+
+
 # The config file that selects each modality's encoder by its argument.
 CONFIG_OF_MODALITY = {"image": av_digits, "audio": av_digits,
                       "text": emoji_subgroup, "video": av_digit_clips}

@@ -4,7 +4,10 @@ Is the soundtrack aligned with the video? Half the clips are negatives:
 the audio in other time slots ("shift") or the two spoken digits exchanged
 ("swap"), so neither stream alone can tell (single-modality models must be
 at chance). Fused: cross-attention with time-aligned positions
-(configs/av_digit_clips.py, 1,000 steps). Run with
+(configs/av_digit_clips.py, 1,000 steps), and the two-stage recipe
+`time_aligned+digits` (needs experiments/modalities/clips_digits first).
+Run with
+  python experiments/run_sweep.py experiments/modalities/clips_digits --only 'loso/*'
   python experiments/run_sweep.py experiments/modalities/clips_sync
 Accuracy per kind of clip: experiments/modalities/clips/by_negative.py.
 """
