@@ -1,4 +1,4 @@
-"""Time-aligned (frame-level) fusion: concatenate the streams moment by moment."""
+"""Time-aligned (frame-level) fusion: streams side by side, step by step."""
 
 from typing import Mapping, Tuple
 
@@ -65,16 +65,16 @@ class TimeAlignedFusion(nn.Module):
   The grid is the time axis of the modality with the fewest tokens (or
   `reference`), or with `step_seconds` > 0 steps of that many seconds from
   0 s to the last token (`time_grid`; e.g. the length of a spoken word, so
-  that one step holds all of it). Each modality's valid tokens are projected to `dim` and
-  averaged over the grid step nearest in time (`window_assignment`, from the
-  encoders' `token_times`; without times a stream's tokens are spread evenly
-  over the span of the others). The per-step vectors of all modalities are
-  concatenated, projected to `dim`, given positions (`positional_embedding`:
-  "time" uses the grid's seconds) and a Transformer encoder runs over the
-  steps; the embedding is the mean over the steps where some modality has a
-  valid token. A modality missing at a step contributes zeros and its
-  validity, so a missing modality changes nothing but its own part of the
-  concatenation.
+  that one step holds all of it). Each modality's valid tokens are
+  projected to `dim` and averaged over the grid step nearest in time
+  (`window_assignment`, from the encoders' `token_times`; without times a
+  stream's tokens are spread evenly over the span of the others). The
+  per-step vectors of all modalities are concatenated, projected to `dim`,
+  given positions (`positional_embedding`: "time" uses the grid's seconds)
+  and a Transformer encoder runs over the steps; the embedding is the mean
+  over the valid steps. A modality without a valid token at a step (padding,
+  or missing in the example) contributes zeros to that step's
+  concatenation; a step is valid when any modality has a token there.
 
   This is the frame-level concatenation of audio-visual speech models
   (AV-HuBERT, Shi et al. 2022, "Learning Audio-Visual Speech Representation
@@ -87,7 +87,8 @@ class TimeAlignedFusion(nn.Module):
   stream holds at that moment.
 
   Shapes: tokens `{m: [batch, T_m, dim_m]}` -> steps `[batch, K, dim]`
-  (K = T of the grid modality) -> embedding `[batch, dim]`. Sown:
+  (K = T of the grid modality, or the `time_grid` steps) -> embedding
+  `[batch, dim]`. Sown:
   `fused_embedding` `[batch, dim]` and `step_mask` bool `[batch, K]`.
 
   Attributes:
