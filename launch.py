@@ -10,7 +10,12 @@
       --mode=robustness [--reference_workdir runs/late_fusion]
 
 Running the same train command again with the same workdir resumes from the
-latest checkpoint. Multi-host: start one process per host with
+latest checkpoint; a resume that changes the learning-rate schedule, global
+batch size, seed, data or process count is refused unless
+--allow_config_change. SIGTERM or SIGINT saves a checkpoint at the current
+step and exits with status 75 (EX_TEMPFAIL: run again to resume); a second
+signal exits at once. A NaN or infinite loss stops the run (status 1)
+without saving past the last finite step. Multi-host: start one process per host with
 `--jax_distributed` (auto-detected on SLURM, Open MPI, Cloud TPU) or with
 `--coordinator_address`, `--num_processes` and `--process_id`.
 """
@@ -46,6 +51,15 @@ flags.DEFINE_integer(
     "config.batch_size and config.eval_batch_size (faster on multi-core "
     "CPUs, see mmjax.parallel.configure_cpu_devices); ignored when XLA_FLAGS "
     "sets --xla_force_host_platform_device_count.")
+flags.DEFINE_bool("allow_config_change", False,
+                  "Resume even when the learning-rate schedule, global batch "
+                  "size, seed, data or process count differ from the "
+                  "checkpoint's run.")
+flags.DEFINE_string(
+    "compilation_cache_dir", os.environ.get("MMJAX_COMPILATION_CACHE_DIR"),
+    "Persistent XLA compilation cache (jax_compilation_cache_dir): a run "
+    "that compiles the same step again loads it from here. Default: "
+    "$MMJAX_COMPILATION_CACHE_DIR, else none. May be a gs:// path.")
 flags.DEFINE_bool("jax_distributed", False,
                   "Join a multi-process job (jax.distributed.initialize).")
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
@@ -53,6 +67,7 @@ flags.DEFINE_integer("num_processes", None, "Number of processes.")
 flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL (sysexits.h): try again, it resumes
 
 
 def main(argv):
@@ -64,14 +79,20 @@ def main(argv):
   from mmjax import parallel  # pylint: disable=g-import-not-at-top
   from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
   from mmjax.train import loop  # pylint: disable=g-import-not-at-top
+  from mmjax.train.preemption import Preempted  # pylint: disable=g-import-not-at-top
 
+  if FLAGS.compilation_cache_dir:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
   parallel.configure_cpu_devices(
-      FLAGS.cpu_devices, (FLAGS.config.batch_size, FLAGS.config.eval_batch_size))
+      FLAGS.cpu_devices, (FLAGS.config.batch_size, FLAGS.config.eval_batch_size),
+      num_processes=FLAGS.num_processes or 1)
   parallel.initialize_distributed(FLAGS.jax_distributed, FLAGS.coordinator_address,
                                   FLAGS.num_processes, FLAGS.process_id)
   try:
     if FLAGS.mode == "train":
-      loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                              allow_config_change=FLAGS.allow_config_change)
       print(f"Done. Results in {os.path.join(FLAGS.workdir, 'results.json')}")
     elif FLAGS.mode == "evaluate":
       out_dir = loop.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
@@ -83,7 +104,11 @@ def main(argv):
           None if FLAGS.corruptions is None else
           [c for c in FLAGS.corruptions if c != "none"])
       print(f"Done. Results in {os.path.join(out_dir, 'robustness.md')}")
-  except (DataError, FileNotFoundError, KeyError, ValueError) as e:
+  except Preempted as e:
+    print(f"Preempted. {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_PREEMPTED)
+  except (DataError, FileNotFoundError, KeyError, ValueError,
+          loop.TrainingDiverged) as e:
     logging.debug("", exc_info=True)
     message = e.args[0] if isinstance(e, KeyError) and e.args else e
     sys.exit(f"error: {message}")

@@ -13,6 +13,8 @@ from typing import Dict, Optional
 
 import ml_collections
 
+from mmjax import sharding
+
 
 def parse_arg(arg: Optional[str], **defaults: str) -> Dict[str, str]:
   """Parses `key=value,key=value` (a bare `value` sets the first key).
@@ -67,6 +69,10 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   # Activation / matmul dtype of the steps: "float32", or "bfloat16" on
   # accelerators (parameters and optimizer state stay float32).
   c.dtype = "float32"
+
+  # Replicated parameters (data parallelism); `sharding.fsdp > 1` shards
+  # them and the optimizer state over a second mesh axis (mmjax.sharding).
+  c.sharding = sharding.sharding_config()
 
   c.batch_size = 64  # global batch size, over all devices and hosts
   c.eval_batch_size = 200

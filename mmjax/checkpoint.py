@@ -55,6 +55,28 @@ def restore_latest(manager: ocp.CheckpointManager, target: State) -> Optional[St
   return manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def restore_latest_model(manager: ocp.CheckpointManager, target: State) -> Optional[State]:
+  """Restores only the step, parameters and batch statistics of the latest
+  checkpoint onto `target` (an Orbax partial restore), for evaluation: the
+  optimizer state is not read, so a config with another optimizer or
+  gradient clipping still evaluates the checkpoint.
+
+  Returns:
+    `target` with `step`, `params` and `batch_stats` restored, or None when
+    there is no checkpoint.
+  """
+  step = manager.latest_step()
+  if step is None:
+    return None
+  model = {"step": target.step, "params": target.params,
+           "batch_stats": target.batch_stats}
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, model)
+  restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
+  restored = manager.restore(step, args=ocp.args.PyTreeRestore(
+      item=abstract, restore_args=restore_args, partial_restore=True))
+  return target.replace(**restored)
+
+
 def restore_latest_tree(directory: pathlib.Path) -> Tuple[int, Dict[str, Any]]:
   """The latest checkpoint in `directory` as saved, without a target: a
   nested dict of numpy arrays (`{"params": ..., "batch_stats": ..., ...}`).

@@ -30,10 +30,20 @@ def initialize_distributed(enabled: bool = False,
   address is given, or when `JAX_COORDINATOR_ADDRESS` is set; arguments left
   as None are auto-detected by JAX on SLURM, Open MPI, Cloud TPU and GKE.
   Otherwise the run is a single process.
+
+  Processes on the CPU backend (e.g. several local processes, see
+  scripts/local_processes.py) need a cross-process collectives
+  implementation, `jax_cpu_collectives_implementation`: when it is unset
+  (None) it is set to "gloo" (TCP, through the coordinator; "mpi" is kept
+  when chosen). GPU and TPU backends use their own collectives; the setting
+  only concerns the CPU client. Each process exposes its own
+  `jax_num_cpu_devices` (`configure_cpu_devices`) as local devices.
   """
   if not (enabled or coordinator_address or
           os.environ.get("JAX_COORDINATOR_ADDRESS")):
     return
+  if num_processes != 1 and jax.config.jax_cpu_collectives_implementation is None:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes,
                              process_id=process_id)
@@ -50,7 +60,8 @@ _TERMINATE_FLAG = "xla_cpu_collective_call_terminate_timeout_seconds"
 
 
 def configure_cpu_devices(count: Optional[int],
-                          global_batch_sizes: Sequence[int]) -> int:
+                          global_batch_sizes: Sequence[int],
+                          num_processes: int = 1) -> int:
   """Sets how many devices the CPU platform exposes (`jax_num_cpu_devices`).
 
   XLA:CPU runs one device's step on about one core; with several CPU
@@ -59,15 +70,19 @@ def configure_cpu_devices(count: Optional[int],
   Measured on the 2-core development machine (benchmarks/RESULTS.md,
   "scaling"): the av_digits step 1.7x faster with 8 devices than with 1.
   Has no effect on GPU or TPU backends (their devices are used, not the
-  CPU's) and must run before JAX initialises its backends. With more than
+  CPU's) and must run before JAX initialises its backends (it may run
+  before `initialize_distributed`: each process of a multi-process run
+  exposes `count` local devices). With more than
   one device it also raises XLA:CPU's collective termination timeout to an
   hour (unless XLA_FLAGS sets it), so a busy machine slows a run down
   instead of aborting it.
 
   Args:
-    count: devices to expose; None picks the first of `CPU_DEVICE_COUNTS`
-      that divides every global batch size.
+    count: devices to expose (per process); None picks the first of
+      `CPU_DEVICE_COUNTS` such that `count * num_processes` divides every
+      global batch size.
     global_batch_sizes: the batch sizes the run will shard (train, eval).
+    num_processes: processes of the run, each exposing `count` devices.
 
   Returns:
     The count set, or 0 when it was left alone because XLA_FLAGS already
@@ -80,8 +95,9 @@ def configure_cpu_devices(count: Optional[int],
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
     return 0
   if count is None:
-    count = next(n for n in CPU_DEVICE_COUNTS
-                 if all(b % n == 0 for b in global_batch_sizes))
+    count = next((n for n in CPU_DEVICE_COUNTS
+                  if all(b % (n * num_processes) == 0
+                         for b in global_batch_sizes)), 1)
   if count < 1:
     raise ValueError(f"the CPU device count must be >= 1, got {count}")
   jax.config.update("jax_num_cpu_devices", count)
@@ -106,8 +122,10 @@ def make_mesh() -> Mesh:
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
-  """Sharding of batch arrays `[global_batch, ...]` along their first axis."""
-  return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+  """Sharding of batch arrays `[global_batch, ...]` along their first axis,
+  split over every mesh axis (`data`, and `fsdp` when parameters are
+  sharded, see mmjax.sharding)."""
+  return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -127,6 +145,14 @@ def local_batch_size(global_batch_size: int) -> int:
         f"config.batch_size={global_batch_size} (global batch size) must be "
         f"divisible by the number of devices, {jax.device_count()}")
   return global_batch_size // jax.process_count()
+
+
+def padded_batch_size(global_batch_size: int) -> int:
+  """`global_batch_size` rounded up to a multiple of the device count: the
+  evaluation batch, whose padding examples (mask 0) fill the last device
+  (evaluation needs no exact batch size, unlike training)."""
+  devices = jax.device_count()
+  return -(-global_batch_size // devices) * devices
 
 
 def to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> Any:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -85,20 +86,24 @@ def test_batch_size_must_divide_over_devices(monkeypatch):
 CONFIG_ARG = "image=resnet"
 
 
-def run_launch(workdir, data_dir, devices):
+def run_launch(workdir, data_dir, devices, *extra):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
   overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=NUM_STEPS,
                    log_every_steps=1, eval_every_steps=100,
                    checkpoint_every_steps=100,
-                   eval_splits="('validation',)")
+                   # Not a multiple of 8: padded per device for evaluation.
+                   eval_batch_size=300, eval_splits="('validation',)")
   overrides["data.data_dir"] = str(data_dir)
   cmd = [sys.executable, "launch.py", "--config",
          f"configs/av_digits.py:{CONFIG_ARG}", "--workdir", str(workdir),
-         *as_flags(overrides)]
+         *as_flags(overrides), *extra]
   proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  if "--mode=evaluate" in extra:  # the results of the new evaluation folder
+    out = proc.stdout.strip().splitlines()[-1].split("Results in ")[-1]
+    return json.loads(pathlib.Path(out).read_text())
   config = json.loads((workdir / "config.json").read_text())
   assert config["data"]["data_dir"] == str(data_dir)  # the prepared copy
   info = json.loads((workdir / "run_info.json").read_text())
@@ -112,7 +117,7 @@ def run_launch(workdir, data_dir, devices):
 # the per-step training loss, 1 vs 8 CPU devices, tiny config with the
 # BatchNorm ResNet image encoder (its batch means are sums over the global
 # batch in another order), is 1e-7 over steps 1-3 (2026-11-27, this
-# machine). Later steps amplify it, machine-dependently: Adam divides each
+# machine); 1 device vs the 2 x 4 data x fsdp mesh: 9.8e-8 (2026-11-27). Later steps amplify it, machine-dependently: Adam divides each
 # gradient entry by its own running RMS, so entries near zero turn float
 # noise into full-size updates (step 6: 4.3e-6 on the CI machine on
 # 2026-11-26, 4.7e-5 here). Steps 1-3 see two updates, so they check the
@@ -124,14 +129,40 @@ LOSS_RTOL = 1e-5
 NUM_STEPS = 3
 
 
-def test_one_and_eight_devices_train_alike(prepared_data_dir, tmp_path):
+FSDP = ("--config.sharding.fsdp=4", "--config.sharding.min_size=0")
+
+
+def test_one_device_and_a_data_fsdp_mesh_train_alike(prepared_data_dir, tmp_path):
+  # 8 devices as data x fsdp = 2 x 4: the batch split over all 8, every
+  # parameter (min_size 0) and its Adam moments over 4 along their largest
+  # dimension divisible by 4. (Data parallelism alone, 1 x 4 devices against
+  # 2 processes x 2, is tests/test_distributed.py.)
   one, results_one = run_launch(tmp_path / "one", prepared_data_dir, 1)
-  eight, results_eight = run_launch(tmp_path / "eight", prepared_data_dir, 8)
-  assert sorted(one) == sorted(eight) == [1, 2, 3]
+  fsdp, results_fsdp = run_launch(tmp_path / "fsdp", prepared_data_dir, 8,
+                                  *FSDP)
+  assert sorted(one) == sorted(fsdp) == [1, 2, 3]
   for step in one:
-    assert eight[step]["loss"] == pytest.approx(one[step]["loss"], rel=LOSS_RTOL)
+    assert fsdp[step]["loss"] == pytest.approx(one[step]["loss"], rel=LOSS_RTOL)
   assert one[3]["loss"] != one[1]["loss"]
-  assert (results_eight["validation"]["num_examples"]
+  assert (results_fsdp["validation"]["num_examples"]
           == results_one["validation"]["num_examples"] == 1000)
-  assert results_eight["validation"]["accuracy"] == pytest.approx(
+  assert results_fsdp["validation"]["accuracy"] == pytest.approx(
       results_one["validation"]["accuracy"], abs=1 / 1000)
+  info = {name: json.loads((tmp_path / name / "run_info.json").read_text())
+          for name in ("one", "fsdp")}
+  assert info["fsdp"]["mesh"] == {"data": 2, "fsdp": 4}
+  assert info["one"]["mesh"] == {"data": 1}
+  # Measured: 0.25 of the replicated state's bytes per device (biases and
+  # other dimensions not divisible by 4 stay whole).
+  assert (info["fsdp"]["state_bytes_per_device"]
+          < 0.4 * info["one"]["state_bytes_per_device"])
+  # Resharding: the checkpoint written on the 2 x 4 mesh restores on 1
+  # device, the one written on 1 device onto the 2 x 4 mesh, and each scores
+  # as in the run that wrote it.
+  for workdir, devices, extra, written in [
+      ("fsdp", 1, (), results_fsdp), ("one", 8, FSDP, results_one)]:
+    again = run_launch(tmp_path / workdir, prepared_data_dir, devices,
+                       "--mode=evaluate", *extra)
+    assert again["validation"]["accuracy"] == written["validation"]["accuracy"]
+    assert again["validation"]["loss"] == pytest.approx(
+        written["validation"]["loss"], rel=1e-5)

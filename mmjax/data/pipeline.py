@@ -1,12 +1,19 @@
-"""The tf.data input pipeline: per-process shard -> shuffle -> preprocess -> batch.
+"""The tf.data input pipeline: shuffle -> this process's examples -> preprocess
+-> batch.
 
 Batches leave the pipeline as numpy arrays of the process-local batch
 (`global batch size / process count`) and are assembled into global
 `jax.Array`s sharded over the mesh by `mmjax.parallel.to_global`.
 
-Training order is a pure function of (seed, process index, step): resuming at
-step `s` skips exactly the `s * local_batch` examples already consumed, so a
-resumed run sees the same batches as an uninterrupted one.
+Training order is a pure function of (seed, step), whatever the number of
+processes: every process shuffles the whole split alike, and the global
+batch of step `s` is the examples at positions `s * global_batch ...
+(s + 1) * global_batch - 1` of that endless order, process `p` taking the
+`p`-th contiguous block of `local_batch` of them (the rows of the global
+batch its devices hold). Augmentation randomness is keyed by the seed and
+that position. So 1 process and N processes train on the same batches, and
+resuming at step `s` (skipping `s * global_batch` positions) sees the same
+batches as an uninterrupted run.
 
 A pp spec may name files prepared with the dataset through `{dataset_dir}`,
 which `train_batches` / `eval_batches` replace by the builder's `data_dir`
@@ -41,12 +48,22 @@ def _options() -> tf.data.Options:
   return options
 
 
-def _process_split(builder: tfds.core.DatasetBuilder, split: str,
-                   drop_remainder: bool) -> tf.data.Dataset:
-  """This process's even share of `split`, decoded, in file order."""
-  shard = tfds.split_for_jax_process(split, drop_remainder=drop_remainder)
-  return builder.as_dataset(split=shard, shuffle_files=False,
+def _read(builder: tfds.core.DatasetBuilder, split) -> tf.data.Dataset:
+  """`split` (a name or a `tfds` sub-split), decoded, in file order."""
+  return builder.as_dataset(split=split, shuffle_files=False,
                             read_config=tfds.ReadConfig(options=_options()))
+
+
+def _process_split(builder: tfds.core.DatasetBuilder,
+                   split: str) -> Tuple[tf.data.Dataset, int]:
+  """This process's contiguous share of `split` (as `tfds.even_splits`
+  without dropping: the first `total % process_count` processes get one
+  example more), and the position in `split` of its first example."""
+  count, index = jax.process_count(), jax.process_index()
+  total = builder.info.splits[split].num_examples
+  offset = index * (total // count) + min(index, total % count)
+  shard = tfds.split_for_jax_process(split, drop_remainder=False)
+  return _read(builder, shard), offset
 
 
 DATASET_DIR = "{dataset_dir}"
@@ -86,8 +103,11 @@ def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
   example_ops = preprocess.parse(pp.get(EXAMPLE_PP_KEY, ""))
 
   def fn(position, example):
+    # `position` is global (the same for any process count); the key's second
+    # word, once the process index, stays 0 so that single-process runs keep
+    # their augmentation.
     example_seed = tf.random.experimental.stateless_fold_in(
-        tf.constant([seed, jax.process_index()], tf.int64), position)
+        tf.constant([seed, 0], tf.int64), position)
     example = example_ops(example, tf.random.experimental.stateless_fold_in(
         example_seed, len(modalities)))
     out = {m: ops[m](example[m], tf.random.experimental.stateless_fold_in(
@@ -103,6 +123,17 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
                   start_step: int = 0) -> Iterator[Batch]:
   """Endless shuffled training batches of this process.
 
+  Every process reads and caches the whole split, shuffles it with `seed`
+  (a new order each epoch), numbers the endless stream of examples, skips the
+  `start_step * global_batch_size` positions already trained on, and keeps
+  its own block of each global batch before preprocessing it: process `p` of
+  `P` takes positions `s * G + p * L ... s * G + (p + 1) * L - 1` of step `s`
+  (`G` the global, `L = G / P` the local batch size). The global batch of a
+  step, its example order and its augmentation (keyed by `seed` and the
+  position) are therefore the same for any number of processes, and a run
+  resumed at `start_step` yields the batches an uninterrupted run yields
+  from there.
+
   Args:
     builder: a prepared TFDS builder whose examples have the `modalities` and
       `label` features.
@@ -117,13 +148,22 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
 
   Yields:
     `{modality: [local_batch, ...], "label": int32 [local_batch]}`.
+
+  Raises:
+    ValueError: if `global_batch_size` is not divisible by the process count.
   """
-  local_batch = global_batch_size // jax.process_count()
-  ds = _process_split(builder, split, drop_remainder=True).cache()
+  count, index = jax.process_count(), jax.process_index()
+  if global_batch_size % count:
+    raise ValueError(f"the global batch size {global_batch_size} must be "
+                     f"divisible by the number of processes, {count}")
+  local_batch = global_batch_size // count
+  ds = _read(builder, split).cache()
   num_examples = int(ds.cardinality())
-  ds = ds.shuffle(num_examples, seed=seed + jax.process_index(),
+  ds = ds.shuffle(num_examples, seed=seed,
                   reshuffle_each_iteration=True).repeat()
-  ds = ds.enumerate().skip(start_step * local_batch)
+  ds = ds.enumerate().skip(start_step * global_batch_size)
+  if count > 1:  # this process's block of each global batch
+    ds = ds.filter(lambda position, _: position // local_batch % count == index)
   pp = {m: resolve_dataset_dir(spec, builder) for m, spec in pp.items()}
   ds = ds.map(_preprocess_fn(modalities, pp, seed),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -136,8 +176,11 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
                  global_batch_size: int) -> Tuple[tf.data.Dataset, int]:
   """Every example of `split` exactly once, padded to whole batches.
 
-  All processes yield the same number of batches (multi-host steps must
+  Each process reads a contiguous share of the split (`_process_split`);
+  all processes yield the same number of batches (multi-host steps must
   match); padding examples have `mask == 0` and must be ignored by metrics.
+  Random pp ops get seed 0 and the example's position in the split, so an
+  example is preprocessed alike for any number of processes.
 
   Returns:
     (dataset of `{modality: ..., "label": int32, "mask": float32}` local
@@ -148,7 +191,8 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   num_batches = math.ceil(math.ceil(total / jax.process_count()) / local_batch)
   pp = {m: resolve_dataset_dir(spec, builder) for m, spec in pp.items()}
   fn = _preprocess_fn(modalities, pp, seed=0)
-  ds = _process_split(builder, split, drop_remainder=False).enumerate().map(fn)
+  ds, offset = _process_split(builder, split)
+  ds = ds.enumerate(start=offset).map(fn)
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0)})
   padding = ds.take(1).map(
       lambda ex: tf.nest.map_structure(tf.zeros_like, ex)).repeat()

@@ -86,3 +86,30 @@ def check_contrastive(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.linear_probe {only} no classifier head; freeze "
                      f"encoders with config.model.encoders.<m>.freeze "
                      f"instead")
+
+
+# What a resumed run may not change without saying so: the learning-rate
+# schedule (it depends on num_train_steps too), the global batch size, the
+# seed and the data (dataset, split protocol, training pp).
+RESUME_GUARDED_KEYS = ("optimizer", "num_train_steps", "batch_size", "seed",
+                       "data", "pp_train")
+
+
+def _flatten(tree, prefix=""):
+  if isinstance(tree, dict):
+    out = {}
+    for k, v in tree.items():
+      out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+  return {prefix[:-1]: tree}
+
+
+def changed_on_resume(previous: dict, current: dict) -> list:
+  """The `RESUME_GUARDED_KEYS` (dotted, e.g. "optimizer.learning_rate")
+  whose values differ between two resolved configs (`config.json` dicts),
+  sorted; a key present in only one of them counts as changed."""
+  before, after = _flatten(previous), _flatten(current)
+  return sorted(
+      k for k in set(before) | set(after)
+      if k.split(".")[0] in RESUME_GUARDED_KEYS and before.get(k, None) !=
+      after.get(k, None))

@@ -52,7 +52,9 @@ class SplitEvaluator:
     if split not in self._datasets:
       self._datasets[split] = pipeline.eval_batches(
           self._builder, split, modalities=self._config.modalities,
-          pp=self._config.pp_eval, global_batch_size=self._config.eval_batch_size)
+          pp=self._config.pp_eval,
+          global_batch_size=parallel.padded_batch_size(
+              self._config.eval_batch_size))
     return self._datasets[split]
 
   def evaluate(self, state, split: str,

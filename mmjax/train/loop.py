@@ -15,22 +15,30 @@ import time
 from typing import Dict
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from mmjax import checkpoint, parallel, pretrained
+from mmjax import checkpoint, objectives, parallel, pretrained, sharding
 from mmjax.data import datasets, pipeline
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
+from mmjax.train.preemption import Preempted, PreemptionGuard
 from mmjax.train.state import create_train_state
+
+
+class TrainingDiverged(FloatingPointError):
+  """A non-finite training loss or gradient norm; nothing was saved after
+  the last finite step, so the latest checkpoint is the last good one."""
 
 
 def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
   """Global `[batch, ...]` shapes and dtypes of the model's inputs."""
   ds, _ = pipeline.eval_batches(
       builder, config.eval_splits[0], modalities=config.modalities,
-      pp=config.pp_eval, global_batch_size=config.eval_batch_size)
+      pp=config.pp_eval,
+      global_batch_size=parallel.padded_batch_size(config.eval_batch_size))
   # A modality may be a dict of tensors (e.g. text: token_ids, token_mask).
   return {m: jax.tree.map(
               lambda s: jax.ShapeDtypeStruct((config.batch_size, *s.shape[1:]),
@@ -41,19 +49,21 @@ def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
 def _setup(config, workdir: pathlib.Path, read_only: bool):
   """Everything a run needs, built before anything is written to `workdir`."""
   config_checks.check(config)
-  mesh = parallel.make_mesh()
+  shard_config = config.get("sharding")
+  mesh = sharding.make_mesh(shard_config.fsdp if shard_config else 1)
   parallel.local_batch_size(config.batch_size)
-  parallel.local_batch_size(config.eval_batch_size)
   builder = datasets.get_builder(config.data)
   unknown = set(config.eval_splits) - set(builder.info.splits)
   if unknown:
     raise ValueError(f"config.eval_splits has {sorted(unknown)}; the dataset "
                      f"has splits {sorted(builder.info.splits)}")
+  _check_num_classes(config, builder)
   model = build_model(config)
   tx = optim.make_optimizer(config.optimizer, config.num_train_steps,
                             optim.parameter_groups(config))
-  state = create_train_state(model, _example_shapes(builder, config), tx,
-                             config.seed, parallel.replicated(mesh))
+  state = create_train_state(
+      model, _example_shapes(builder, config), tx, config.seed,
+      lambda abstract: sharding.state_shardings(abstract, mesh, shard_config))
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
@@ -61,7 +71,20 @@ def _setup(config, workdir: pathlib.Path, read_only: bool):
   return mesh, builder, state, manager, evaluator
 
 
-def _initialize_encoders(config, state, mesh):
+def _check_num_classes(config, builder) -> None:
+  """config.model.num_classes must be the dataset's label count (a
+  classifier head of another size would train without error and be wrong)."""
+  if objectives.get(config) != "classification" or "num_classes" not in config.model:
+    return
+  labels = builder.info.features["label"].num_classes
+  if config.model.num_classes != labels:
+    raise ValueError(
+        f"config.model.num_classes={config.model.num_classes} but dataset "
+        f"{builder.info.full_name} has {labels} classes: set "
+        f"--config.model.num_classes={labels}")
+
+
+def _initialize_encoders(config, state):
   """The state with the encoders that name `init_from` loaded (a fresh run
   only: a resumed run restores them from its own checkpoint)."""
   params, batch_stats, loaded = pretrained.initialize_encoders(
@@ -71,9 +94,22 @@ def _initialize_encoders(config, state, mesh):
   if writers.is_chief():
     for m, source in loaded.items():
       print(f"config.model.encoders.{m} initialised from {source}", flush=True)
-  sharding = parallel.replicated(mesh)
-  return state.replace(params=jax.device_put(params, sharding),
-                       batch_stats=jax.device_put(batch_stats, sharding))
+  # Onto the state's own shardings (replicated or FSDP).
+  where = lambda tree: jax.tree.map(lambda x: x.sharding, tree)
+  return state.replace(
+      params=jax.device_put(params, where(state.params)),
+      batch_stats=jax.device_put(batch_stats, where(state.batch_stats)))
+
+
+def _saved_configs(workdir: pathlib.Path):
+  """config.json, config.1.json, ... of `workdir`, oldest first."""
+  paths, n = [], 1
+  path = workdir / "config.json"
+  while path.exists():
+    paths.append(path)
+    path = workdir / f"config.{n}.json"
+    n += 1
+  return paths
 
 
 def _save_config(config, workdir: pathlib.Path) -> None:
@@ -81,23 +117,80 @@ def _save_config(config, workdir: pathlib.Path) -> None:
   if not writers.is_chief():
     return
   resolved = json.loads(config.to_json_best_effort())
-  path = workdir / "config.json"
-  n = 1
-  while path.exists():
-    if json.loads(path.read_text()) == resolved:
-      return
-    path = workdir / f"config.{n}.json"
-    n += 1
-  writers.write_json_atomic(path, resolved)
+  saved = _saved_configs(workdir)
+  if any(json.loads(p.read_text()) == resolved for p in saved):
+    return
+  writers.write_json_atomic(
+      workdir / (f"config.{len(saved)}.json" if saved else "config.json"),
+      resolved)
+
+
+def _check_resume(config, workdir: pathlib.Path, allow_config_change: bool):
+  """Refuses to resume with another learning-rate schedule, global batch
+  size, seed, data or process count than the run's last launch.
+
+  Raises:
+    ValueError: naming the changed keys, unless `allow_config_change`.
+  """
+  saved = _saved_configs(workdir)
+  changed = []
+  if saved:
+    changed = config_checks.changed_on_resume(
+        json.loads(saved[-1].read_text()),
+        json.loads(config.to_json_best_effort()))
+  launches = workdir / "launches.jsonl"
+  if launches.exists():
+    lines = launches.read_text().splitlines()
+    last = json.loads(lines[-1]) if lines else {}
+    if last.get("process_count", jax.process_count()) != jax.process_count():
+      changed.append(f"process count ({last['process_count']} -> "
+                     f"{jax.process_count()})")
+  if changed and not allow_config_change:
+    raise ValueError(
+        f"{workdir} holds a checkpoint of a run with another "
+        f"{', '.join(changed)} (see {saved[-1].name if saved else 'launches.jsonl'}"
+        f"): resuming would silently change the run. Use a new --workdir, or "
+        f"pass --allow_config_change to resume anyway")
+
+
+def _record_launch(workdir: pathlib.Path, start: int) -> None:
+  """Appends this launch (process and device count, step) to launches.jsonl."""
+  if writers.is_chief():
+    with open(workdir / "launches.jsonl", "a") as f:
+      f.write(json.dumps({
+          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": start,
+          "process_count": jax.process_count(),
+          "device_count": jax.device_count(), "jax": jax.__version__}) + "\n")
+
+
+def _check_finite(window, last_step: int) -> None:
+  """Raises TrainingDiverged naming the first step of `window` (the metrics
+  of steps `last_step - len(window) + 1 .. last_step`) whose loss or
+  gradient norm is NaN or infinite."""
+  values = jax.device_get(window)
+  for i, m in enumerate(values):
+    bad = {k: float(m[k]) for k in ("loss", "grad_norm")
+           if k in m and not np.isfinite(m[k])}
+    if bad:
+      step = last_step - len(values) + 1 + i
+      raise TrainingDiverged(
+          f"training diverged at step {step}: {bad}. Stopped without saving; "
+          f"the latest checkpoint is the last one with a finite loss")
 
 
 def _train(config, state, batches, train_step, evaluator, manager, writer,
-           start: int):
+           start: int, guard: PreemptionGuard):
   """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints.
 
   Returns the final train_state and the training throughput in examples/s,
   measured from the end of the first (compiling) step to the end, without
   the time spent in validation (None when fewer than 2 steps ran).
+
+  Raises:
+    TrainingDiverged: at a log or checkpoint step, for a non-finite loss or
+      gradient norm since the last check (nothing is saved after it).
+    Preempted: after saving the checkpoint of the step at which `guard`
+      reached a preemption signal.
   """
   window, t_window = [], time.perf_counter()
   t_first, t_eval = None, 0.0
@@ -109,7 +202,13 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
       jax.block_until_ready(step_metrics)
       t_first = time.perf_counter()
     window.append(step_metrics)
+    preempted = guard.reached(step)
+    save = (step % config.checkpoint_every_steps == 0 or preempted
+            or step == config.num_train_steps)
+    if save:
+      _check_finite(window, step)
     if step % config.log_every_steps == 0 or step == config.num_train_steps:
+      _check_finite(window, step)
       means = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
                for k in window[0]}
       means["examples_per_second"] = (
@@ -118,16 +217,21 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
       bar.set_postfix(loss=f"{means['loss']:.4f}",
                       ex_per_s=f"{means['examples_per_second']:.0f}")
       window, t_window = [], time.perf_counter()
-    if step % config.eval_every_steps == 0 and step < config.num_train_steps:
+    if (step % config.eval_every_steps == 0 and step < config.num_train_steps
+        and not preempted):
       t_eval_start = time.perf_counter()
       val, _ = evaluator.evaluate(state, "validation")
       writer.write(step, "validation", val)
       bar.write(f"step {step}: validation {evaluator.progress_line(val)}")
       t_window = time.perf_counter()
       t_eval += t_window - t_eval_start
-    if step % config.checkpoint_every_steps == 0 or step == config.num_train_steps:
+    if save:
       checkpoint.save(manager, state)
     bar.update(1)
+    if preempted:
+      bar.close()
+      manager.wait_until_finished()
+      raise Preempted(step, guard.signal_name)
   bar.close()
   jax.block_until_ready(state)
   steps_timed = config.num_train_steps - start - 1
@@ -138,35 +242,51 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
   return state, throughput
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       allow_config_change: bool = False) -> Dict:
   """Trains and evaluates; returns `{split: metrics}` as in results.json.
 
-  Writes into `workdir`: config.json, checkpoints/, metrics.jsonl,
-  tensorboard/, results.json and confusion_<split>.{png,json} (contrastive:
+  Writes into `workdir`: config.json (config.N.json for a changed config on
+  resume), launches.jsonl, checkpoints/, metrics.jsonl, tensorboard/,
+  results.json and confusion_<split>.{png,json} (contrastive:
   zero_shot_confusion_<split>.{png,json} when zero-shot applies).
 
+  Args:
+    config: the experiment config.
+    workdir: the run's folder; resumed from its latest checkpoint if any.
+    allow_config_change: resume even when the learning-rate schedule, global
+      batch size, seed, data or process count differ from the last launch.
+
   Raises:
-    ValueError / KeyError: for an invalid config (naming the key).
+    ValueError / KeyError: for an invalid config (naming the key), or a
+      resume that would change the run (naming the keys).
     mmjax.data.errors.DataError: for missing or malformed data.
+    Preempted: on SIGTERM / SIGINT, after saving a checkpoint.
+    TrainingDiverged: on a NaN or infinite loss (nothing saved after it).
   """
   workdir = pathlib.Path(workdir)
   t_start = time.perf_counter()
   mesh, builder, state, manager, evaluator = _setup(config, workdir, False)
   t_data = time.perf_counter() - t_start
+  if manager.latest_step() is not None:
+    _check_resume(config, workdir, allow_config_change)
   _save_config(config, workdir)
   restored = checkpoint.restore_latest(manager, state)
   if restored is not None:
     state = restored
   else:
-    state = _initialize_encoders(config, state, mesh)
+    state = _initialize_encoders(config, state)
   start = int(jax.device_get(state.step))
+  _record_launch(workdir, start)
   if writers.is_chief():
     print(f"Data ready in {t_data:.0f} s ({builder.data_dir}). "
           + (f"Resuming from the checkpoint of step {start}." if restored
              is not None else "Training from scratch."), flush=True)
 
   schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
-  train_step = steps.make_train_step_from_config(mesh, config, schedule)
+  train_step = steps.make_train_step_from_config(
+      mesh, config, schedule,
+      state_sharding=jax.tree.map(lambda x: x.sharding, state))
   batches = parallel.prefetch_to_device(pipeline.train_batches(
       builder, "train", modalities=config.modalities, pp=config.pp_train,
       global_batch_size=config.batch_size, seed=config.seed, start_step=start),
@@ -175,8 +295,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
   class_names = builder.info.features["label"].names
 
   try:
-    state, throughput = _train(config, state, batches, train_step, evaluator,
-                               manager, writer, start)
+    with PreemptionGuard() as guard:
+      state, throughput = _train(config, state, batches, train_step, evaluator,
+                                 manager, writer, start, guard)
+  except BaseException:
+    writer.close()  # flushes TensorBoard events of the steps trained
+    raise
   finally:
     manager.wait_until_finished()  # a pending save completes even on error
   t_train = time.perf_counter() - t_start - t_data
@@ -194,6 +318,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Dict:
         "train_examples_per_second": throughput and round(throughput, 1),
         "num_params": int(sum(np.size(x) for x in jax.tree.leaves(state.params))),
         "devices": jax.device_count(), "processes": jax.process_count(),
+        "mesh": dict(mesh.shape),
+        "state_bytes_per_device": sharding.bytes_per_device(state),
         "platform": jax.default_backend(), "jax": jax.__version__})
   manager.close()
   if writers.is_chief():
@@ -254,7 +380,7 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.P
   if step is None:
     raise FileNotFoundError(f"no finished checkpoint in {workdir / 'checkpoints'}")
   try:
-    state = checkpoint.restore_latest(manager, state)
+    state = checkpoint.restore_latest_model(manager, state)
   except (ValueError, KeyError) as e:
     raise ValueError(
         f"checkpoint {workdir / 'checkpoints' / str(step)} does not match the "
@@ -264,10 +390,20 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.P
 
 def new_output_dir(base: pathlib.Path) -> pathlib.Path:
   """Creates and returns `base`, or `base-1`, `base-2`, ... if it exists, so
-  an earlier evaluation is never overwritten."""
-  out_dir, n = base, 1
-  while out_dir.exists():
-    out_dir = base.with_name(f"{base.name}-{n}")
-    n += 1
-  out_dir.mkdir(parents=True)
+  an earlier evaluation is never overwritten.
+
+  With several processes, process 0 picks and creates the folder and
+  broadcasts its number, so every process gets the same folder (no race).
+  """
+  n = 0
+  if writers.is_chief():
+    while (base if n == 0 else base.with_name(f"{base.name}-{n}")).exists():
+      n += 1
+  if jax.process_count() > 1:
+    n = int(multihost_utils.broadcast_one_to_all(np.int32(n)))
+  out_dir = base if n == 0 else base.with_name(f"{base.name}-{n}")
+  if writers.is_chief():
+    out_dir.mkdir(parents=True)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f"new_output_dir {out_dir}")
   return out_dir

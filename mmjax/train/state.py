@@ -1,6 +1,6 @@
 """The train_state: step, parameters, optimizer state and model statistics."""
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Union
 
 import flax
 import flax.linen as nn
@@ -30,7 +30,9 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(model: nn.Module, example_batch, tx: optax.GradientTransformation,
-                       seed: int, sharding: NamedSharding) -> TrainState:
+                       seed: int,
+                       sharding: Union[NamedSharding, Callable[[Any], Any]]
+                       ) -> TrainState:
   """Initialises parameters from `seed` and places the state with `sharding`.
 
   Args:
@@ -39,7 +41,9 @@ def create_train_state(model: nn.Module, example_batch, tx: optax.GradientTransf
       `jax.ShapeDtypeStruct`s (only shapes and dtypes are used).
     tx: the optax optimizer.
     seed: parameter-initialisation seed.
-    sharding: where the state lives (replicated for data parallelism).
+    sharding: where the state lives: one sharding for every leaf
+      (replicated for data parallelism), or a function of the abstract
+      state returning a sharding per leaf (`mmjax.sharding.state_shardings`).
   """
   def init():
     inputs = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), example_batch)
@@ -48,5 +52,6 @@ def create_train_state(model: nn.Module, example_batch, tx: optax.GradientTransf
                              batch_stats=variables.get("batch_stats", {}),
                              tx=tx)
   abstract = jax.eval_shape(init)
-  shardings = jax.tree.map(lambda _: sharding, abstract)
+  shardings = (sharding(abstract) if callable(sharding)
+               else jax.tree.map(lambda _: sharding, abstract))
   return jax.jit(init, out_shardings=shardings)()

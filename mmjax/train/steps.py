@@ -106,9 +106,14 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                     modality_dropout: Optional[Mapping[str, float]] = None,
                     aux_loss_weight: float = 0.0,
                     gradient_modulation: Optional[Mapping] = None,
-                    objective: str = "classification") -> Callable[
+                    objective: str = "classification",
+                    state_sharding: Any = None) -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
+
+  The new train_state keeps `state_sharding` (a NamedSharding or a tree of
+  them, e.g. `mmjax.sharding.state_shardings`; default replicated), the
+  input state must have it too; the batch is split over the mesh.
 
   Randomness (rng streams "dropout" and "augment", the latter for on-device
   augmentation such as SpecAugment) is `fold_in(key(seed), step)`: a
@@ -219,12 +224,16 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
     return new_state, step_metrics
 
   replicated = parallel.replicated(mesh)
-  return jax.jit(train_step, in_shardings=(replicated, parallel.data_sharding(mesh)),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+  state_sharding = replicated if state_sharding is None else state_sharding
+  return jax.jit(train_step,
+                 in_shardings=(state_sharding, parallel.data_sharding(mesh)),
+                 out_shardings=(state_sharding, replicated),
+                 donate_argnums=(0,))
 
 
 def make_train_step_from_config(mesh: Mesh, config,
-                                schedule: optax.Schedule) -> Callable[
+                                schedule: optax.Schedule,
+                                state_sharding: Any = None) -> Callable[
                                     [TrainState, Batch], Tuple[TrainState, Dict]]:
   """`make_train_step` with every option read from an experiment config
   (seed, label_smoothing, dtype, modalities, modality_dropout,
@@ -235,7 +244,7 @@ def make_train_step_from_config(mesh: Mesh, config,
       modality_dropout=config.modality_dropout,
       aux_loss_weight=config.aux_loss_weight,
       gradient_modulation=config.gradient_modulation,
-      objective=objectives.get(config))
+      objective=objectives.get(config), state_sharding=state_sharding)
 
 
 def make_eval_step(mesh: Mesh, num_classes: int,
@@ -266,10 +275,8 @@ def make_eval_step(mesh: Mesh, num_classes: int,
             batch["label"], logits.argmax(-1), num_classes, mask),
     }
 
-  data = parallel.data_sharding(mesh)
-  return jax.jit(eval_step,
-                 in_shardings=(parallel.replicated(mesh), data, data),
-                 out_shardings=parallel.replicated(mesh))
+  # The state's sharding is the argument's (replicated or FSDP-sharded).
+  return jax.jit(eval_step, out_shardings=parallel.replicated(mesh))
 
 
 def make_embed_step(mesh: Mesh, dtype: str = "float32") -> Callable[
@@ -296,10 +303,7 @@ def make_embed_step(mesh: Mesh, dtype: str = "float32") -> Callable[
             "logit_scale": output.logit_scale,
             "mask": batch["mask"], "label": batch["label"]}
 
-  return jax.jit(embed_step,
-                 in_shardings=(parallel.replicated(mesh),
-                               parallel.data_sharding(mesh)),
-                 out_shardings=parallel.replicated(mesh))
+  return jax.jit(embed_step, out_shardings=parallel.replicated(mesh))
 
 
 def make_modality_embed_fn(mesh: Mesh, modality: str,
@@ -317,6 +321,4 @@ def make_modality_embed_fn(mesh: Mesh, modality: str,
                           cast_floating(inputs, compute_dtype), modality,
                           train=False, method="embed").astype(jnp.float32)
 
-  replicated = parallel.replicated(mesh)
-  return jax.jit(embed, in_shardings=(replicated, replicated),
-                 out_shardings=replicated)
+  return jax.jit(embed, out_shardings=parallel.replicated(mesh))

@@ -101,3 +101,65 @@ def test_processes_read_disjoint_shards(builder, monkeypatch):
   assert counts[0] == counts[1]  # multi-host steps must match
   assert not test0 & test1 and len(test0 | test1) == 50
   assert not train0 & train1
+
+
+def as_processes(monkeypatch, count, fn):
+  """`[fn() as process i of count for i in range(count)]`."""
+  monkeypatch.setattr(jax, "process_count", lambda: count)
+  out = []
+  for index in range(count):
+    monkeypatch.setattr(jax, "process_index", lambda index=index: index)
+    out.append(fn())
+  return out
+
+
+def test_global_batches_do_not_depend_on_the_process_count(builder, monkeypatch):
+  """Process p's local batch is the p-th block of the 1-process global batch
+  (same examples, order and augmentation), also when resuming."""
+  def batches(start_step=0, n=20):
+    return take(pipeline.train_batches(
+        builder, "train", modalities=MODALITIES, pp=PP, global_batch_size=8,
+        seed=0, start_step=start_step), n)
+
+  single = batches()  # 20 * 8 = 160 > 125 examples: into the second epoch
+  two = as_processes(monkeypatch, 2, batches)
+  resumed = as_processes(monkeypatch, 2, lambda: batches(start_step=13, n=7))
+  for step, expected in enumerate(single):
+    for m in (*MODALITIES, "label"):
+      np.testing.assert_array_equal(
+          np.concatenate([two[0][step][m], two[1][step][m]]), expected[m])
+      if step >= 13:
+        np.testing.assert_array_equal(
+            np.concatenate([resumed[0][step - 13][m],
+                            resumed[1][step - 13][m]]), expected[m])
+  with pytest.raises(ValueError, match="divisible by the number of processes"):
+    as_processes(monkeypatch, 3, batches)
+
+
+def test_eval_preprocessing_does_not_depend_on_the_process_count(
+    builder, monkeypatch):
+  """A random eval op draws from the example's position in the split, the
+  same for any number of processes (25 examples: shares of 13 + 12, and
+  9 + 8 + 8)."""
+  pp = {"image": "", "audio": "to_float|pad_or_crop(400, mode='random')"}
+
+  def audio_by_id():
+    ds, _ = pipeline.eval_batches(builder, "validation", modalities=MODALITIES,
+                                  pp=pp, global_batch_size=12)
+    out = {}
+    for b in ds.as_numpy_iterator():
+      for i, audio, mask in zip(image_ids(b["image"]), b["audio"], b["mask"]):
+        if mask:
+          out[i] = audio
+    return out
+
+  single = audio_by_id()
+  assert len(single) == builder.info.splits["validation"].num_examples
+  for count in (2, 3):
+    merged = {}
+    for part in as_processes(monkeypatch, count, audio_by_id):
+      assert not set(part) & set(merged)
+      merged.update(part)
+    assert sorted(merged) == sorted(single)
+    for i, audio in single.items():
+      np.testing.assert_array_equal(merged[i], audio)

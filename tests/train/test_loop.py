@@ -1,6 +1,8 @@
 """Integration: the shared train loop on the real AV digits data, tiny model."""
 
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 from mmjax import checkpoint
 from mmjax.train import loop
+from mmjax.train.preemption import Preempted
 from tests.data.conftest import write_fake_manual_dir
 
 
@@ -63,7 +66,10 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
   assert again["test"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
   assert loop.evaluate_checkpoint(config, tmp_path) != out_dir  # never overwritten
 
-  # --mode=evaluate on a dataset built from other raw files.
+  # --mode=evaluate on a dataset built from other raw files, with another
+  # optimizer (other optimizer state): only the parameters are restored.
+  config.optimizer.name = "sgd"
+  config.optimizer.grad_clip_norm = 0.0
   config.data.manual_dir = str(write_fake_manual_dir(tmp_path / "other_raw"))
   other_dir = loop.evaluate_checkpoint(config, tmp_path)
   other = json.loads((other_dir / "results.json").read_text())
@@ -122,3 +128,82 @@ def test_interrupted_run_resumes_to_the_same_state(tiny_config, tmp_path, monkey
   counts = [int(x) for x in jax.tree.leaves(resumed.opt_state)
             if np.asarray(x).dtype == np.int32 and np.asarray(x).ndim == 0]
   assert counts and all(c == 12 for c in counts)
+
+
+def _with_step_hook(monkeypatch, hook):
+  """Makes the loop's train step call `hook(step, state, metrics)` after each
+  step (step = the state's step after the update) and return its result."""
+  make = loop.steps.make_train_step_from_config
+
+  def make_hooked(*args, **kwargs):
+    train_step = make(*args, **kwargs)
+
+    def hooked(state, batch):
+      state, metrics = train_step(state, batch)
+      return hook(int(state.step), state, metrics)
+    return hooked
+  monkeypatch.setattr(loop.steps, "make_train_step_from_config", make_hooked)
+
+
+def test_sigterm_saves_the_current_step_and_resume_refuses_a_changed_run(
+    tiny_config, tmp_path, monkeypatch):
+  config = tiny_config(eval_splits=("test",))  # checkpoints every 4 steps
+
+  def sigterm_at_5(step, state, metrics):
+    if step == 5:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return state, metrics
+  _with_step_hook(monkeypatch, sigterm_at_5)
+  handler = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(Preempted) as e:
+    loop.train_and_evaluate(config, tmp_path)
+  assert e.value.step == 5 and e.value.signal_name == "SIGTERM"
+  assert signal.getsignal(signal.SIGTERM) is handler
+  assert restore(tmp_path, config).step == 5  # saved at once, not at 4 or 8
+  assert not (tmp_path / "results.json").exists()
+  monkeypatch.undo()
+
+  # Resuming with another seed and learning rate is refused before anything
+  # is written; with allow_config_change it goes on (config.1.json).
+  files = sorted(p.name for p in tmp_path.iterdir())
+  changed = tiny_config(eval_splits=("test",), seed=1)
+  changed.optimizer.learning_rate = 0.5
+  with pytest.raises(ValueError, match=r"optimizer\.learning_rate, seed"):
+    loop.train_and_evaluate(changed, tmp_path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == files
+
+  loop.train_and_evaluate(config, tmp_path)
+  info = json.loads((tmp_path / "run_info.json").read_text())
+  assert info["resumed_from_step"] == 5 and info["steps"] == 12
+  launches = (tmp_path / "launches.jsonl").read_text().splitlines()
+  assert [json.loads(x)["start_step"] for x in launches] == [0, 5]
+  assert not (tmp_path / "config.1.json").exists()
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tiny_config, tmp_path, monkeypatch):
+  config = tiny_config(eval_splits=("test",))  # logs every 3, saves every 4
+
+  def diverge_from_5(step, state, metrics):
+    if step >= 5:
+      state = state.replace(params=jax.tree.map(lambda p: p * np.nan,
+                                                state.params))
+      metrics = {**metrics, "loss": metrics["loss"] * np.nan}
+    return state, metrics
+  _with_step_hook(monkeypatch, diverge_from_5)
+  with pytest.raises(loop.TrainingDiverged, match="at step 5"):
+    loop.train_and_evaluate(config, tmp_path)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert steps == [4]
+  state = restore(tmp_path, config)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
+  assert not (tmp_path / "results.json").exists()
+
+
+def test_num_classes_must_match_the_dataset(tiny_config, tmp_path):
+  config = tiny_config()
+  config.model.num_classes = 7
+  with pytest.raises(ValueError, match=r"num_classes=7 .* has 10 classes"):
+    loop.train_and_evaluate(config, tmp_path / "w")
+  assert not (tmp_path / "w").exists()
