@@ -18,6 +18,28 @@ from mmjax.models.registries import ENCODERS
 AST_FBANK_KEYS = ("max_length", "num_mel_bins", "sample_rate", "mean", "std",
                   "normalize")
 PATCH_ORDERS = ("time_major", "frequency_major")
+# Axes of `[batch, frames, features]` the features are standardised over.
+NORMALIZATIONS = {"utterance": (1, 2), "band": (1,)}
+
+
+def standardize(spec: jnp.ndarray, normalization: str) -> jnp.ndarray:
+  """Zero mean, unit variance per example: over time and features
+  ("utterance") or per feature over time ("band", CMVN).
+
+  Args:
+    spec: `[batch, frames, features]` float.
+    normalization: a key of `NORMALIZATIONS`.
+
+  Raises:
+    ValueError: for an unknown `normalization`.
+  """
+  if normalization not in NORMALIZATIONS:
+    raise ValueError(f"normalization must be one of {sorted(NORMALIZATIONS)}, "
+                     f"got {normalization!r}")
+  axes = NORMALIZATIONS[normalization]
+  mean = spec.mean(axis=axes, keepdims=True)
+  std = spec.std(axis=axes, keepdims=True)
+  return (spec - mean) / (std + 1e-5)
 
 
 class SpectrogramEncoder(nn.Module):
@@ -25,8 +47,11 @@ class SpectrogramEncoder(nn.Module):
 
   The front end (`mmjax.models.layers.audio_frontend`) runs inside the model,
   so features are computed on the accelerator in the jitted step. Each
-  example's features are standardised (zero mean, unit variance over time and
-  frequency), which removes recording loudness. In training, SpecAugment
+  example's features are standardised: over time and frequency
+  (`normalization="utterance"`, zero mean and unit variance), which removes
+  recording loudness, or per feature over time (`"band"`: cepstral mean and
+  variance normalisation, CMVN, Viikki & Laurila 1998), which also removes a
+  fixed spectral tilt of the voice or the channel. In training, SpecAugment
   (Park et al. 2019) then masks `freq_masks` frequency bands of up to
   `freq_mask_width` bins and `time_masks` spans of up to `time_mask_width`
   frames per example, with 0 (the mean), drawing from the "augment" rng
@@ -40,6 +65,7 @@ class SpectrogramEncoder(nn.Module):
     freq_mask_width: maximum frequency mask width in bins.
     time_masks: SpecAugment time masks per example (0: none).
     time_mask_width: maximum time mask width in frames.
+    normalization: "utterance" or "band" (see above).
   """
   modality: ClassVar[str] = "audio"
   frontend: Optional[Mapping[str, Any]] = None
@@ -47,6 +73,7 @@ class SpectrogramEncoder(nn.Module):
   freq_mask_width: int = 8
   time_masks: int = 0
   time_mask_width: int = 10
+  normalization: str = "utterance"
 
   def spectrogram(self, waveform: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     """`frontend_features` (standardised), masked by SpecAugment in training.
@@ -83,11 +110,12 @@ class SpectrogramEncoder(nn.Module):
 
     Returns:
       `[batch, frames, n_features]` in the waveform's dtype.
+
+    Raises:
+      ValueError: for an unknown `normalization`.
     """
     spec = AudioFrontEnd(**dict(self.frontend or {}))(waveform)
-    mean = spec.mean(axis=(1, 2), keepdims=True)
-    std = spec.std(axis=(1, 2), keepdims=True)
-    return ((spec - mean) / (std + 1e-5)).astype(waveform.dtype)
+    return standardize(spec, self.normalization).astype(waveform.dtype)
 
 
 @ENCODERS.register("spectrogram_cnn")

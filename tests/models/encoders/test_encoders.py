@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mmjax.models.encoders import audio
 from mmjax.models.encoders.audio import SpectrogramCNN, SpectrogramTransformer
 from mmjax.models.encoders.image import CNN, ResNet, ViT
 from mmjax.models.registries import ENCODERS, module_config
@@ -57,6 +58,25 @@ def test_spectrogram_cnn_token_shape_and_loudness_invariance():
   # additive dB offset) irrelevant while it stays above the top_db floor.
   louder, _ = model.apply(params, wave * 2.0, train=False)
   assert jnp.abs(out - louder).max() < 1e-3
+
+
+def test_band_normalization_is_cmvn():
+  # A log-mel-like [batch, frames, features] with a fixed offset per band (a
+  # spectral tilt, as a voice or channel filter gives in dB).
+  spec = jax.random.normal(jax.random.key(0), (2, 30, 16))
+  tilted = spec + jnp.linspace(-6.0, 6.0, 16)
+  band = audio.standardize(tilted, "band")
+  np.testing.assert_allclose(band.mean(axis=1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(band.std(axis=1), 1.0, atol=1e-4)
+  # CMVN removes the tilt; per-utterance standardisation keeps it.
+  np.testing.assert_allclose(band, audio.standardize(spec, "band"), atol=1e-5)
+  utterance = audio.standardize(tilted, "utterance")
+  assert float(jnp.abs(utterance - audio.standardize(spec, "utterance")).max()) > 0.5
+  with pytest.raises(ValueError, match="normalization must be one of"):
+    audio.standardize(spec, "global")
+  with pytest.raises(ValueError, match="normalization must be one of"):
+    model = SpectrogramCNN(frontend=FRONTEND, normalization="global")
+    model.init(jax.random.key(0), _wave(), train=False)
 
 
 # --- registry --------------------------------------------------------------
