@@ -103,6 +103,9 @@ def data_config(manifest: str,
   d.video_soundtrack = video_soundtrack
   d.split_fractions = (0.8, 0.1, 0.1)  # without a split column, per label
   d.split_seed = 0
+  # "skip": rows with a missing or undecodable file are left out (counted in
+  # run_info.json and results.json) instead of failing the preparation.
+  d.bad_examples = "fail"
   return d
 
 

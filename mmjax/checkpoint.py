@@ -3,32 +3,40 @@ resume from the latest.
 
 The input pipeline needs no state of its own: its position is a function of
 the restored step (see `mmjax.data.pipeline.train_batches`).
+
+Directories may be local or on GCS (`gs://...`): Orbax takes them as
+`etils.epath` paths (its array data go through TensorStore, which writes
+local folders and `gs://` only).
 """
 
-import pathlib
 from typing import Any, Dict, Optional, Tuple, TypeVar
 
+from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mmjax import paths
+
 State = TypeVar("State")
 
 
-def make_manager(directory: pathlib.Path, *, keep: int,
+def make_manager(directory: epath.PathLike, *, keep: int,
                  read_only: bool = False) -> ocp.CheckpointManager:
-  """An asynchronous `ocp.CheckpointManager` over `directory` (absolute).
+  """An asynchronous `ocp.CheckpointManager` over `directory` (made absolute
+  when local).
 
   Args:
     directory: where step folders `<step>/` are written (atomically: a
-      checkpoint interrupted while being written is never restored).
+      checkpoint interrupted while being written is never restored); a
+      local path or a `gs://` URI.
     keep: number of most recent checkpoints kept; older ones are deleted.
     read_only: open existing checkpoints without creating or deleting any.
   """
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=True)
-  return ocp.CheckpointManager(directory.absolute(), options=options)
+  return ocp.CheckpointManager(paths.absolute(directory), options=options)
 
 
 def save(manager: ocp.CheckpointManager, state) -> None:
@@ -77,9 +85,10 @@ def restore_latest_model(manager: ocp.CheckpointManager, target: State) -> Optio
   return target.replace(**restored)
 
 
-def restore_latest_tree(directory: pathlib.Path) -> Tuple[int, Dict[str, Any]]:
-  """The latest checkpoint in `directory` as saved, without a target: a
-  nested dict of numpy arrays (`{"params": ..., "batch_stats": ..., ...}`).
+def restore_latest_tree(directory: epath.PathLike) -> Tuple[int, Dict[str, Any]]:
+  """The latest checkpoint in `directory` (local or `gs://`) as saved,
+  without a target: a nested dict of numpy arrays (`{"params": ...,
+  "batch_stats": ..., ...}`).
 
   Used to take parts of another run (e.g. one encoder); the run's own
   resume uses `restore_latest` with the full train_state as target.
@@ -90,7 +99,7 @@ def restore_latest_tree(directory: pathlib.Path) -> Tuple[int, Dict[str, Any]]:
   Raises:
     FileNotFoundError: when `directory` holds no finished checkpoint.
   """
-  directory = pathlib.Path(directory).absolute()
+  directory = paths.absolute(directory)
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoint directory {directory}")
   manager = make_manager(directory, keep=1, read_only=True)
@@ -98,7 +107,7 @@ def restore_latest_tree(directory: pathlib.Path) -> Tuple[int, Dict[str, Any]]:
   manager.close()
   if step is None:
     raise FileNotFoundError(f"no finished checkpoint in {directory}")
-  item = directory / str(step) / "default"
+  item = manager.directory / str(step) / "default"
   with ocp.StandardCheckpointer() as checkpointer:
     metadata = checkpointer.metadata(item).item_metadata
     # Onto this process's first device, whatever mesh the run was saved on.

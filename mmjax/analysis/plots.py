@@ -1,10 +1,16 @@
-"""Pictures of the robustness evaluation (matplotlib, Agg backend)."""
+"""Pictures of the robustness evaluation (matplotlib, Agg backend).
+
+Files are written through `etils.epath` (`mmjax.paths.save_figure`), so the
+output folder may be remote (`gs://...`).
+"""
 
 import math
-import pathlib
 from typing import Dict, Mapping
 
+from etils import epath
 import numpy as np
+
+from mmjax import paths
 
 
 def _pyplot():
@@ -15,7 +21,7 @@ def _pyplot():
 
 
 def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
-                      path: pathlib.Path) -> None:
+                      path: epath.PathLike) -> None:
   """Accuracy vs corruption level: one panel per corruption, one line per model.
 
   Args:
@@ -48,13 +54,15 @@ def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
   for ax in list(axes.flat)[len(names):]:
     ax.axis("off")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  try:
+    paths.save_figure(fig, path, dpi=100)
+  finally:
+    plt.close(fig)
 
 
 def intermediates_pictures(intermediates: Mapping[str, np.ndarray],
                            labels: np.ndarray, num_examples: int,
-                           out_dir: pathlib.Path) -> list:
+                           out_dir: epath.PathLike) -> list:
   """One picture per sown gate / weight / attention map, for a few examples.
 
   Embeddings (paths ending in "embedding") are skipped. Per example, an
@@ -71,6 +79,7 @@ def intermediates_pictures(intermediates: Mapping[str, np.ndarray],
     The files written.
   """
   plt = _pyplot()
+  out_dir = epath.Path(out_dir)
   written = []
   for path, values in intermediates.items():
     if path.endswith("embedding") or values.ndim < 2:
@@ -91,7 +100,9 @@ def intermediates_pictures(intermediates: Mapping[str, np.ndarray],
     fig.suptitle(path, fontsize="small")
     fig.tight_layout()
     file = out_dir / f"intermediates_{path.replace('/', '.')}.png"
-    fig.savefig(file, dpi=90)
-    plt.close(fig)
+    try:
+      paths.save_figure(fig, file, dpi=90)
+    finally:
+      plt.close(fig)
     written.append(file)
   return written

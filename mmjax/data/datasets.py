@@ -139,6 +139,9 @@ def _multimodal_manifest(
     video_soundtrack: with a video column and no audio column, the audio is
       the video files' soundtracks when every one has an audio stream
       (none has: no audio; some have: a DataError) (default True).
+    bad_examples: "fail" (default) or "skip": a row whose file is missing
+      or cannot be decoded is an error naming the file, or is left out and
+      counted (`mmjax.data.manifest.BAD_EXAMPLES`).
   Each manifest content (and the sizes and times of its files) and each
   combination of settings is prepared once into its own config directory.
 
@@ -163,4 +166,5 @@ def _multimodal_manifest(
       video_size=data_config.get("video_size", 64),
       max_video_seconds=data_config.get("max_video_seconds", 10.0),
       frame_folder_rate=data_config.get("frame_folder_rate") or None,
-      video_soundtrack=data_config.get("video_soundtrack", True))
+      video_soundtrack=data_config.get("video_soundtrack", True),
+      bad_examples=data_config.get("bad_examples", "fail"))

@@ -117,6 +117,11 @@ SPLIT = "split"
 SPLITS = ("train", "validation", "test")
 COLUMNS = MODALITIES + (LABEL, SPLIT)
 FILE_MODALITIES = ("image", "audio", "video")
+# What preparation does with a row whose file is missing or cannot be
+# decoded: "fail" (a DataError naming the manifest line, column and file) or
+# "skip" (a warning; the row is left out and its error listed in the
+# prepared dataset's metadata, `skipped_examples[split]`).
+BAD_EXAMPLES = ("fail", "skip")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")  # Pillow's format names.
 AUDIO_FORMATS = ("WAV", "FLAC", "OGG")  # soundfile's format names.
 CSV_SUFFIXES = (".csv",)
@@ -429,17 +434,28 @@ def _open_image(manifest: Manifest, row: Row):
   return image
 
 
-def image_shape(manifest: Manifest) -> Tuple[int, int]:
+def image_shape(manifest: Manifest, skip_bad: bool = False) -> Tuple[int, int]:
   """(height, width) shared by all the manifest's images (headers only).
 
+  Args:
+    manifest: the manifest.
+    skip_bad: ignore missing or unreadable images (they are skipped at
+      preparation, see `BAD_EXAMPLES`).
+
   Raises:
-    DataError: naming the row and file of a missing or unreadable image, or
-      of the first image whose size differs from the first row's.
+    DataError: naming the row and file of a missing or unreadable image
+      (unless `skip_bad`), or of the first image whose size differs from the
+      first row's.
   """
   first, shape = None, None
   for row in manifest.rows:
-    with _open_image(manifest, row) as image:
-      this = (image.height, image.width)
+    try:
+      with _open_image(manifest, row) as image:
+        this = (image.height, image.width)
+    except DataError:
+      if skip_bad:
+        continue
+      raise
     if shape is None:
       first, shape = row, this
     elif this != shape:
@@ -448,6 +464,9 @@ def image_shape(manifest: Manifest) -> Tuple[int, int]:
           f"is {this[1]} x {this[0]} pixels but the image of line "
           f"{first.line} (row {first.number}) is {shape[1]} x {shape[0]}; "
           f"images must share one size, or set image_size to resize them.")
+  if shape is None:
+    raise DataError(f"{manifest.path}: no image could be read; expected "
+                    f"{_IMAGE_EXPECTED} files.")
   return shape
 
 
@@ -670,7 +689,7 @@ def _stat_line(name: str, path: Path) -> bytes:
   return f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode()
 
 
-def fingerprint(manifest: Manifest) -> str:
+def fingerprint(manifest: Manifest, missing_ok: bool = False) -> str:
   """Content fingerprint of a manifest and the files it names.
 
   sha256 over the manifest's bytes and, for each distinct file it names (in
@@ -682,7 +701,8 @@ def fingerprint(manifest: Manifest) -> str:
     16 lowercase hex characters.
 
   Raises:
-    DataError: naming the row and file, for a file that does not exist.
+    DataError: naming the row and file, for a file that does not exist
+      (unless `missing_ok`: then its absence is part of the fingerprint).
   """
   digest = hashlib.sha256(manifest.path.read_bytes())
   seen = set()
@@ -699,7 +719,9 @@ def fingerprint(manifest: Manifest) -> str:
             digest.update(_stat_line(f"{row.values[column]}/{frame.name}",
                                      frame))
       except OSError as e:
-        raise _missing(manifest, row, column) from e
+        if not missing_ok:
+          raise _missing(manifest, row, column) from e
+        digest.update(f"{row.values[column]}\tmissing\n".encode())
   return digest.hexdigest()[:16]
 
 
@@ -752,6 +774,8 @@ class ManifestConfig(tfds.core.BuilderConfig):
       the video files' soundtracks (when they all have one).
     split_fractions: (train, validation, test) when there is no split column.
     split_seed: the seed of the stratified split.
+    bad_examples: "fail" (a missing or unreadable file is an error) or
+      "skip" (its row is left out and counted, see `BAD_EXAMPLES`).
     fingerprint: `fingerprint(manifest)`.
   """
   manifest: str = ""
@@ -766,6 +790,7 @@ class ManifestConfig(tfds.core.BuilderConfig):
   video_soundtrack: bool = True
   split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
   split_seed: int = 0
+  bad_examples: str = "fail"
   fingerprint: str = ""
 
   @classmethod
@@ -775,7 +800,8 @@ class ManifestConfig(tfds.core.BuilderConfig):
            split_seed: int = 0, *, frame_rate: float = 8.0,
            video_size: int = 64, max_video_seconds: float = 10.0,
            frame_folder_rate: Optional[float] = None,
-           video_soundtrack: bool = True) -> "ManifestConfig":
+           video_soundtrack: bool = True,
+           bad_examples: str = "fail") -> "ManifestConfig":
     """The named config of `manifest` with these settings.
 
     Opens the header of every image when `image_size` is None (to find
@@ -786,7 +812,8 @@ class ManifestConfig(tfds.core.BuilderConfig):
     Raises:
       ValueError: for image_size, sample_rate or video_size not an int >= 1,
         frame_rate, max_video_seconds or frame_folder_rate not > 0,
-        video_soundtrack not a bool, or bad fractions.
+        video_soundtrack not a bool, bad fractions, or `bad_examples` not in
+        BAD_EXAMPLES.
       DataError: for missing files, images of different sizes, unreadable
         video files or mixed soundtracks (see `modalities_of`), naming the
         row and file.
@@ -802,17 +829,23 @@ class ManifestConfig(tfds.core.BuilderConfig):
     if not isinstance(video_soundtrack, (bool, np.bool_)):
       raise ValueError(f"video_soundtrack must be a bool, got "
                        f"{video_soundtrack!r}")
+    if bad_examples not in BAD_EXAMPLES:
+      raise ValueError(f"bad_examples must be one of {BAD_EXAMPLES}, got "
+                       f"{bad_examples!r}")
+    skip = bad_examples == "skip"
     size = int(image_size or 0)
     shape = (0, 0)
     if "image" in manifest.modalities:
-      shape = (size, size) if size else image_shape(manifest)
+      shape = (size, size) if size else image_shape(manifest, skip)
     modalities = modalities_of(manifest, video_soundtrack)
     fields = {"manifest": os.fspath(manifest.path),
               "modalities": list(modalities), "image_size": size,
               "image_shape": list(shape), "sample_rate": int(sample_rate),
               "split_fractions": [float(f) for f in split_fractions],
               "split_seed": int(split_seed),
-              "fingerprint": fingerprint(manifest)}
+              "fingerprint": fingerprint(manifest, missing_ok=skip)}
+    if skip:  # (not in the fields otherwise: names prepared before it stay)
+      fields["bad_examples"] = bad_examples
     if "video" in manifest.modalities:
       fields.update(frame_rate=float(frame_rate), video_size=int(video_size),
                     max_video_seconds=float(max_video_seconds),
@@ -882,7 +915,7 @@ class MultimodalManifest(LocalFilesBuilder):
   def _read_checked_manifest(self) -> Manifest:
     config = self._config
     manifest = read_manifest(config.manifest)
-    actual = fingerprint(manifest)
+    actual = fingerprint(manifest, missing_ok=config.bad_examples == "skip")
     if actual != config.fingerprint:
       raise DataError(
           f"{manifest.path}: the manifest or its files changed since the "
@@ -915,28 +948,44 @@ class MultimodalManifest(LocalFilesBuilder):
                    time.perf_counter() - start)
     self.info.metadata.update(metadata)
     # TFDS cannot write an empty split: leave it out.
-    return {s: self._generate_examples(manifest, rows_of[s])
+    return {s: self._generate_examples(manifest, rows_of[s], s)
             for s in SPLITS if rows_of[s]}
 
-  def _generate_examples(self, manifest: Manifest, rows: List[Row]
-                         ) -> Iterator[Tuple[int, dict]]:
-    config = self._config
+  def _generate_examples(self, manifest: Manifest, rows: List[Row],
+                         split: str) -> Iterator[Tuple[int, dict]]:
+    """The split's examples; with bad_examples="skip", a row whose file is
+    missing or cannot be decoded is logged and listed in the dataset's
+    metadata `skipped_examples[split]` (its DataError messages)."""
+    skipped = []
     for row in rows:
-      example = {"label": row.values[LABEL], "row": row.number}
-      if "image" in config.modalities:
-        example["image"] = read_image(manifest, row, config.image_size)
-      if "audio" in manifest.columns:
-        example["audio"] = read_audio(manifest, row, config.sample_rate)
-      elif "audio" in config.modalities:
-        example["audio"] = read_soundtrack(manifest, row, config.sample_rate,
-                                           config.max_video_seconds)
-      if "text" in config.modalities:
-        example["text"] = row.values["text"]
-      if "video" in config.modalities:
-        example["video"] = read_video(
-            manifest, row, config.frame_rate, config.video_size,
-            config.max_video_seconds, config.frame_folder_rate)
+      try:
+        example = self._read_example(manifest, row)
+      except DataError as e:
+        if self._config.bad_examples != "skip":
+          raise
+        logging.warning("Skipped (bad_examples='skip'): %s", e)
+        skipped.append(str(e))
+        continue
       yield row.number, example
+    self.info.metadata.setdefault("skipped_examples", {})[split] = skipped
+
+  def _read_example(self, manifest: Manifest, row: Row) -> dict:
+    config = self._config
+    example = {"label": row.values[LABEL], "row": row.number}
+    if "image" in config.modalities:
+      example["image"] = read_image(manifest, row, config.image_size)
+    if "audio" in manifest.columns:
+      example["audio"] = read_audio(manifest, row, config.sample_rate)
+    elif "audio" in config.modalities:
+      example["audio"] = read_soundtrack(manifest, row, config.sample_rate,
+                                         config.max_video_seconds)
+    if "text" in config.modalities:
+      example["text"] = row.values["text"]
+    if "video" in config.modalities:
+      example["video"] = read_video(
+          manifest, row, config.frame_rate, config.video_size,
+          config.max_video_seconds, config.frame_folder_rate)
+    return example
 
 
 def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
@@ -945,7 +994,8 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
                 split_seed: int = 0, frame_rate: float = 8.0,
                 video_size: int = 64, max_video_seconds: float = 10.0,
                 frame_folder_rate: Optional[float] = None,
-                video_soundtrack: bool = True) -> MultimodalManifest:
+                video_soundtrack: bool = True,
+                bad_examples: str = "fail") -> MultimodalManifest:
   """Returns the builder of `manifest`, prepared if it was not yet.
 
   The manifest is read and checked (and its splits assigned) before anything
@@ -976,6 +1026,8 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
     video_soundtrack: with a video column and no audio column, the audio
       is the video files' soundtracks (`read_soundtrack`) when every one
       has one (see `modalities_of`); False: no audio.
+    bad_examples: "fail" or "skip" rows with a missing or undecodable file
+      (`BAD_EXAMPLES`; the video soundtrack check still fails on them).
 
   Returns:
     A prepared builder; read it with `builder.as_dataset(split=...)`.
@@ -993,7 +1045,8 @@ def get_builder(manifest: PathLike, data_dir: Optional[PathLike] = None, *,
       parsed, image_size, sample_rate, split_fractions, split_seed,
       frame_rate=frame_rate, video_size=video_size,
       max_video_seconds=max_video_seconds,
-      frame_folder_rate=frame_folder_rate, video_soundtrack=video_soundtrack)
+      frame_folder_rate=frame_folder_rate, video_soundtrack=video_soundtrack,
+      bad_examples=bad_examples)
   builder = MultimodalManifest(data_dir=os.fspath(resolve_data_dir(data_dir)),
                                config=config)
   return prepare_once(builder)

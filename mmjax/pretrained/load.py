@@ -6,17 +6,18 @@ latest Orbax checkpoint of another mmjax run.
     id (`mmjax.pretrained.checkpoint_files`), read by its family's mapping
     (`mmjax.pretrained.families`); the encoder attributes the checkpoint
     fixes must equal the config's (`pretrained_encoder_config` builds them);
-  - an mmjax workdir (it has `checkpoints/` and `config.json`): the
-    `<modality>_encoder` parameters of its latest checkpoint, e.g. the audio
-    encoder of an audio-only run into a fused model.
+  - an mmjax workdir (it has `checkpoints/` and `config.json`; local or
+    `gs://...`, read through `etils.epath`): the `<modality>_encoder`
+    parameters of its latest checkpoint, e.g. the audio encoder of an
+    audio-only run into a fused model.
 A video `frame_encoder` may also take its per-frame image encoder from a
 run's image encoder: `config.model.encoders.video.image_encoder.init_from`.
 """
 
 import json
-import pathlib
 from typing import Any, Dict, Mapping, Tuple
 
+from etils import epath
 import flax
 import ml_collections
 import numpy as np
@@ -29,7 +30,7 @@ from mmjax.pretrained.weight_map import WeightError, WeightSource, assemble
 
 
 def is_mmjax_workdir(path: str) -> bool:
-  p = pathlib.Path(path).expanduser()
+  p = epath.Path(path).expanduser()
   return (p / "checkpoints").is_dir() and (p / "config.json").is_file()
 
 
@@ -106,7 +107,7 @@ def load_workdir_encoder(workdir: str, modality: str, expected: Mapping[str, Any
       configs).
   """
   from mmjax import checkpoint  # pylint: disable=g-import-not-at-top
-  directory = pathlib.Path(workdir).expanduser()
+  directory = epath.Path(workdir).expanduser()
   step, tree = checkpoint.restore_latest_tree(directory / "checkpoints")
   name = f"{modality}_encoder"
   params = tree["params"]

@@ -9,9 +9,9 @@ Both have the same interface, used by the train loop and `--mode=evaluate`:
 `progress_line(metrics)` and `result_line(metrics)`.
 """
 
-import pathlib
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
@@ -43,6 +43,10 @@ class SplitEvaluator:
   @property
   def mesh(self) -> Mesh:
     return self._mesh
+
+  @property
+  def builder(self):
+    return self._builder
 
   def local_batches(self, split: str):
     """This process's padded numpy batches of `split` (with `mask`)."""
@@ -103,7 +107,7 @@ class SplitEvaluator:
     return result, np.asarray(totals["confusion"])
 
   def save(self, split: str, result: Dict[str, float], confusion: np.ndarray,
-           out_dir: pathlib.Path, class_names: Sequence[str]) -> None:
+           out_dir: epath.Path, class_names: Sequence[str]) -> None:
     """Writes `confusion_<split>.{png,json}` (what `evaluate` returned)."""
     writers.save_confusion_matrix(
         confusion, out_dir / f"confusion_{split}", class_names,
@@ -247,7 +251,7 @@ class ContrastiveEvaluator(SplitEvaluator):
     return result, confusion
 
   def save(self, split: str, result: Dict[str, float],
-           confusion: Optional[np.ndarray], out_dir: pathlib.Path,
+           confusion: Optional[np.ndarray], out_dir: epath.Path,
            class_names: Sequence[str]) -> None:
     """Writes `zero_shot_confusion_<split>.{png,json}` (with zero-shot)."""
     if confusion is not None:
@@ -319,17 +323,31 @@ def make_evaluator(builder: tfds.core.DatasetBuilder,
   return EVALUATORS[objectives.get(config)](builder, config, mesh)
 
 
+def skipped_examples(builder) -> Dict[str, int]:
+  """`{split: rows left out}` of a dataset prepared with bad examples
+  skipped (`mmjax.data.manifest.BAD_EXAMPLES`), else {}."""
+  listed = builder.info.metadata.get("skipped_examples") if (
+      builder.info.metadata is not None) else None
+  return {split: len(rows) for split, rows in (listed or {}).items()}
+
+
 def evaluate_and_save(evaluator: SplitEvaluator, state, splits: Sequence[str],
-                      out_dir: pathlib.Path, class_names: Sequence[str],
+                      out_dir: epath.PathLike, class_names: Sequence[str],
                       results_name: str = "results.json") -> Dict[str, Dict[str, float]]:
   """Evaluates `splits`, writes `<out_dir>/<results_name>` and per split
   what the evaluator saves (classification: `confusion_<split>.{png,json}`;
   contrastive: `zero_shot_confusion_<split>.{png,json}`); returns `{split:
-  metrics}`."""
+  metrics}`, with `skipped_examples` (rows left out at preparation, see
+  `skipped_examples`) when the dataset records them. `out_dir` may be
+  remote (`gs://...`)."""
+  out_dir = epath.Path(out_dir)
+  skipped = skipped_examples(evaluator.builder)
   results = {}
   for split in splits:
     results[split], extra = evaluator.evaluate(state, split)
     evaluator.save(split, results[split], extra, out_dir, class_names)
+    if skipped:
+      results[split]["skipped_examples"] = skipped.get(split, 0)
   if writers.is_chief():
     writers.write_json_atomic(out_dir / results_name, results)
   return results

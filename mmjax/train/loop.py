@@ -10,17 +10,18 @@ evaluator (`evaluate.make_evaluator`).
 """
 
 import json
-import pathlib
+import resource
 import time
 from typing import Dict
 
+from etils import epath
 import jax
 from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from mmjax import checkpoint, objectives, parallel, pretrained, sharding
+from mmjax import checkpoint, objectives, parallel, paths, pretrained, sharding
 from mmjax.data import datasets, pipeline
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
@@ -46,7 +47,7 @@ def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
           for m, spec in ds.element_spec.items() if m in config.modalities}
 
 
-def _setup(config, workdir: pathlib.Path, read_only: bool):
+def _setup(config, workdir: epath.Path, read_only: bool):
   """Everything a run needs, built before anything is written to `workdir`."""
   config_checks.check(config)
   shard_config = config.get("sharding")
@@ -101,18 +102,18 @@ def _initialize_encoders(config, state):
       batch_stats=jax.device_put(batch_stats, where(state.batch_stats)))
 
 
-def _saved_configs(workdir: pathlib.Path):
+def _saved_configs(workdir: epath.Path):
   """config.json, config.1.json, ... of `workdir`, oldest first."""
-  paths, n = [], 1
+  found, n = [], 1
   path = workdir / "config.json"
   while path.exists():
-    paths.append(path)
+    found.append(path)
     path = workdir / f"config.{n}.json"
     n += 1
-  return paths
+  return found
 
 
-def _save_config(config, workdir: pathlib.Path) -> None:
+def _save_config(config, workdir: epath.Path) -> None:
   """Writes config.json; a changed config on resume goes to config.N.json."""
   if not writers.is_chief():
     return
@@ -125,7 +126,7 @@ def _save_config(config, workdir: pathlib.Path) -> None:
       resolved)
 
 
-def _check_resume(config, workdir: pathlib.Path, allow_config_change: bool):
+def _check_resume(config, workdir: epath.Path, allow_config_change: bool):
   """Refuses to resume with another learning-rate schedule, global batch
   size, seed, data or process count than the run's last launch.
 
@@ -153,14 +154,13 @@ def _check_resume(config, workdir: pathlib.Path, allow_config_change: bool):
         f"pass --allow_config_change to resume anyway")
 
 
-def _record_launch(workdir: pathlib.Path, start: int) -> None:
+def _record_launch(workdir: epath.Path, start: int) -> None:
   """Appends this launch (process and device count, step) to launches.jsonl."""
   if writers.is_chief():
-    with open(workdir / "launches.jsonl", "a") as f:
-      f.write(json.dumps({
-          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": start,
-          "process_count": jax.process_count(),
-          "device_count": jax.device_count(), "jax": jax.__version__}) + "\n")
+    paths.append_text(workdir / "launches.jsonl", json.dumps({
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": start,
+        "process_count": jax.process_count(),
+        "device_count": jax.device_count(), "jax": jax.__version__}) + "\n")
 
 
 def _check_finite(window, last_step: int) -> None:
@@ -242,18 +242,22 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
   return state, throughput
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: epath.PathLike, *,
                        allow_config_change: bool = False) -> Dict:
   """Trains and evaluates; returns `{split: metrics}` as in results.json.
 
   Writes into `workdir`: config.json (config.N.json for a changed config on
   resume), launches.jsonl, checkpoints/, metrics.jsonl, tensorboard/,
   results.json and confusion_<split>.{png,json} (contrastive:
-  zero_shot_confusion_<split>.{png,json} when zero-shot applies).
+  zero_shot_confusion_<split>.{png,json} when zero-shot applies). The
+  workdir may be remote (`gs://...`): every file operation on it goes
+  through `etils.epath` (`mmjax.paths`).
 
   Args:
     config: the experiment config.
-    workdir: the run's folder; resumed from its latest checkpoint if any.
+    workdir: the run's folder (local or e.g. `gs://bucket/run`); resumed
+      from its latest checkpoint if any.
     allow_config_change: resume even when the learning-rate schedule, global
       batch size, seed, data or process count differ from the last launch.
 
@@ -264,7 +268,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     Preempted: on SIGTERM / SIGINT, after saving a checkpoint.
     TrainingDiverged: on a NaN or infinite loss (nothing saved after it).
   """
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)
   t_start = time.perf_counter()
   mesh, builder, state, manager, evaluator = _setup(config, workdir, False)
   t_data = time.perf_counter() - t_start
@@ -278,6 +282,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state = _initialize_encoders(config, state)
   start = int(jax.device_get(state.step))
   _record_launch(workdir, start)
+  skipped = evaluate.skipped_examples(builder)
+  if writers.is_chief() and sum(skipped.values()):
+    print(f"{sum(skipped.values())} examples with a missing or unreadable "
+          f"file were skipped at preparation ({skipped}); the list is in "
+          f"{builder.data_dir}/dataset_info.json", flush=True)
   if writers.is_chief():
     print(f"Data ready in {t_data:.0f} s ({builder.data_dir}). "
           + (f"Resuming from the checkpoint of step {start}." if restored
@@ -318,7 +327,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         "train_examples_per_second": throughput and round(throughput, 1),
         "num_params": int(sum(np.size(x) for x in jax.tree.leaves(state.params))),
         "devices": jax.device_count(), "processes": jax.process_count(),
-        "mesh": dict(mesh.shape),
+        "mesh": dict(mesh.shape), "skipped_examples": skipped,
+        # Peak resident memory of this process so far (Linux: KiB).
+        "peak_host_memory_mb": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "state_bytes_per_device": sharding.bytes_per_device(state),
         "platform": jax.default_backend(), "jax": jax.__version__})
   manager.close()
@@ -328,7 +340,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   return results
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path:
+def evaluate_checkpoint(config: ml_collections.ConfigDict,
+                        workdir: epath.PathLike) -> epath.Path:
   """Scores the latest checkpoint of `workdir` on every split of the dataset
   that `config.data` describes (e.g. another `manual_dir`).
 
@@ -344,7 +357,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
     FileNotFoundError: when `workdir` has no checkpoint.
     ValueError: when the checkpoint does not match the config's model.
   """
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)
   builder, state, manager, evaluator, step = restore_for_evaluation(
       config, workdir)
   out_dir = new_output_dir(workdir / "evaluations" / (
@@ -360,7 +373,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> path
   return out_dir
 
 
-def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.Path):
+def restore_for_evaluation(config: ml_collections.ConfigDict,
+                           workdir: epath.PathLike):
   """The latest checkpoint of `workdir` and what evaluating it needs.
 
   Returns:
@@ -371,6 +385,7 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.P
     FileNotFoundError: when `workdir` has no finished checkpoint.
     ValueError: when the checkpoint does not match the config's model.
   """
+  workdir = epath.Path(workdir)
   if not (workdir / "checkpoints").is_dir():
     raise FileNotFoundError(
         f"no checkpoints in {workdir / 'checkpoints'}: train first with "
@@ -388,13 +403,14 @@ def restore_for_evaluation(config: ml_collections.ConfigDict, workdir: pathlib.P
   return builder, state, manager, evaluator, step
 
 
-def new_output_dir(base: pathlib.Path) -> pathlib.Path:
+def new_output_dir(base: epath.PathLike) -> epath.Path:
   """Creates and returns `base`, or `base-1`, `base-2`, ... if it exists, so
   an earlier evaluation is never overwritten.
 
   With several processes, process 0 picks and creates the folder and
   broadcasts its number, so every process gets the same folder (no race).
   """
+  base = epath.Path(base)
   n = 0
   if writers.is_chief():
     while (base if n == 0 else base.with_name(f"{base.name}-{n}")).exists():

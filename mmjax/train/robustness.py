@@ -22,14 +22,15 @@ robustness.json, robustness.md, corruptions.png, intermediates_*.png.
 
 import itertools
 import json
-import pathlib
+import re
 from typing import Dict, List, Optional, Sequence
 
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
 
-from mmjax import objectives, parallel
+from mmjax import objectives, parallel, paths
 from mmjax.analysis import corruptions as corruptions_lib
 from mmjax.analysis import mutual_information, plots, robustness_metrics
 from mmjax.analysis import similarity
@@ -128,15 +129,16 @@ def intermodal_analysis(intermediates: Dict[str, np.ndarray],
   return {"cka": cka, "mutual_information_nats": mi}
 
 
-def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
-                        reference_workdir: Optional[str] = None,
+def evaluate_robustness(config: ml_collections.ConfigDict,
+                        workdir: epath.PathLike,
+                        reference_workdir: Optional[epath.PathLike] = None,
                         corruptions: Optional[Sequence[str]] = None
-                        ) -> pathlib.Path:
+                        ) -> epath.Path:
   """Runs the whole robustness evaluation of `workdir`'s latest checkpoint.
 
   Args:
     config: the run's experiment config.
-    workdir: the trained run.
+    workdir: the trained run (local or e.g. `gs://...`, as every path here).
     reference_workdir: optional run already analysed by this function
       (its latest `robustness*/robustness.json` is read) whose curves are
       the reference of effective robustness, e.g. late fusion.
@@ -161,7 +163,7 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
         f"modalities and corruptions; config.objective={objective!r} is not "
         f"supported (its evaluation is --mode=evaluate: retrieval and "
         f"zero-shot metrics)")
-  workdir = pathlib.Path(workdir)
+  workdir = epath.Path(workdir)
   if corruptions is None:
     corruptions = tuple(corruptions_lib.CORRUPTIONS)
   unknown = sorted(set(corruptions) - set(corruptions_lib.CORRUPTIONS))
@@ -217,9 +219,9 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
             "reference_workdir": str(reference_workdir or "")}
   if writers.is_chief():
     writers.write_json_atomic(out_dir / "robustness.json", result)
-    (out_dir / "robustness.md").write_text(markdown(result))
+    paths.write_atomic(out_dir / "robustness.md", markdown(result))
     plots.corruption_curves(
-        {workdir.name: curves, **({f"reference: {pathlib.Path(reference_workdir).name}":
+        {workdir.name: curves, **({f"reference: {epath.Path(reference_workdir).name}":
                                   reference["corruptions"]} if reference else {})},
         out_dir / "corruptions.png")
     plots.intermediates_pictures(intermediates, labels, NUM_PICTURED_EXAMPLES,
@@ -227,9 +229,17 @@ def evaluate_robustness(config: ml_collections.ConfigDict, workdir: str,
   return out_dir
 
 
-def _load_reference(reference_workdir: str) -> Dict:
-  found = sorted(pathlib.Path(reference_workdir).glob("robustness*/robustness.json"),
-                 key=lambda p: p.stat().st_mtime)
+def _output_number(folder: epath.Path) -> int:
+  """N of `robustness-N` (0 for `robustness`): later folders have larger N."""
+  match = re.fullmatch(r".*-(\d+)", folder.name)
+  return int(match.group(1)) if match else 0
+
+
+def _load_reference(reference_workdir: epath.PathLike) -> Dict:
+  # Oldest first, by modification time (whole seconds on every epath
+  # backend), then by the folder's number; the last one is read.
+  found = sorted(epath.Path(reference_workdir).glob("robustness*/robustness.json"),
+                 key=lambda p: (p.stat().mtime, _output_number(p.parent)))
   if not found:
     raise FileNotFoundError(
         f"no robustness*/robustness.json in {reference_workdir}: run "

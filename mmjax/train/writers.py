@@ -2,31 +2,28 @@
 
 Only process 0 writes. Files are written atomically (temporary file, then
 rename), and metrics.jsonl is only appended to, so a crashing run never
-truncates or corrupts what an earlier run left in the workdir.
+truncates or corrupts what an earlier run left in the workdir. The workdir
+may be remote (`gs://...`): every file operation goes through `etils.epath`
+(`mmjax.paths`), TensorBoard's through TensorFlow's own file systems.
 """
 
 import json
-import os
-import pathlib
-import tempfile
 from typing import Any, Mapping, Optional, Sequence
 
+from etils import epath
 import jax
 import numpy as np
+
+from mmjax import paths
 
 
 def is_chief() -> bool:
   return jax.process_index() == 0
 
 
-def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
+def write_json_atomic(path: epath.PathLike, obj: Any) -> None:
   """Writes `obj` as indented JSON to `path` via a temporary file + rename."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(tmp, path)
+  paths.write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 class MetricWriter:
@@ -39,9 +36,9 @@ class MetricWriter:
   "final_<split>" (the evaluation of every split at the end).
   """
 
-  def __init__(self, workdir: pathlib.Path):
+  def __init__(self, workdir: epath.PathLike):
     self._enabled = is_chief()
-    self._workdir = workdir
+    self._workdir = epath.Path(workdir)
     self._tb = {}
 
   def _tb_writer(self, split: str):
@@ -56,8 +53,9 @@ class MetricWriter:
       return
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     scalars = {k: float(v) for k, v in scalars.items()}
-    with open(self._workdir / "metrics.jsonl", "a") as f:
-      f.write(json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
+    paths.append_text(
+        self._workdir / "metrics.jsonl",
+        json.dumps({"step": int(step), "split": split, **scalars}) + "\n")
     with self._tb_writer(split).as_default():
       for name, value in scalars.items():
         tf.summary.scalar(name, value, step=int(step))
@@ -72,7 +70,7 @@ MAX_ANNOTATED_CLASSES = 30
 MAX_FIGURE_INCHES = 18.0
 
 
-def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
+def save_confusion_matrix(confusion: np.ndarray, path_stem: epath.PathLike,
                           class_names: Sequence[str],
                           title: Optional[str] = None) -> None:
   """Saves `[C, C]` counts (rows true, columns predicted) as
@@ -84,6 +82,7 @@ def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+  path_stem = epath.Path(path_stem)
   counts = np.asarray(confusion).round().astype(int)
   write_json_atomic(path_stem.with_suffix(".json"),
                     {"classes": list(class_names), "matrix": counts.tolist(),
@@ -108,7 +107,7 @@ def save_confusion_matrix(confusion: np.ndarray, path_stem: pathlib.Path,
         ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=8,
                 color="white" if counts[i, j] > threshold else "black")
   fig.tight_layout()
-  tmp = path_stem.with_name(f".{path_stem.name}.tmp.png")
-  fig.savefig(tmp, dpi=100)
-  plt.close(fig)
-  os.replace(tmp, path_stem.with_suffix(".png"))
+  try:
+    paths.save_figure(fig, path_stem.with_suffix(".png"), dpi=100)
+  finally:
+    plt.close(fig)

@@ -32,6 +32,7 @@ from mmjax.data import manifest
 from mmjax.data import pipeline
 from mmjax.data import preprocess
 from mmjax.data.errors import DataError
+from mmjax.train import evaluate
 from mmjax.models.multimodal import build_model
 
 RATE = 8000
@@ -304,6 +305,46 @@ def test_unreadable_audio(tmp_path):
     manifest.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "line 2 (row 2)", "column audio",
                 tmp_path / "bad.wav", "cannot read")
+
+
+def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
+  rng = np.random.default_rng(0)
+  rows = []
+  for i in range(6):
+    PIL.Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+        tmp_path / f"{i}.png")
+    sf.write(tmp_path / f"{i}.wav", np.zeros(100, np.int16), RATE)
+    rows.append((f"{i}.png", f"{i}.wav", LABELS[i % 2], "train"))
+  rows[5] = rows[5][:3] + ("test",)
+  (tmp_path / "1.png").unlink()  # missing
+  (tmp_path / "2.wav").write_bytes(b"RIFF....garbage" * 10)  # undecodable
+  data = (tmp_path / "3.png").read_bytes()  # cut after the header
+  (tmp_path / "3.png").write_bytes(data[:len(data) // 2])
+  path = _write_csv(tmp_path / "data.csv", ["image", "audio", "label", "split"],
+                    rows)
+  with pytest.raises(DataError, match="1.png: no such file"):
+    manifest.get_builder(path, tmp_path / "tfds")  # "fail" is the default
+  with pytest.raises(ValueError, match="bad_examples must be one of"):
+    manifest.get_builder(path, tmp_path / "tfds", bad_examples="ignore")
+  builder = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+  examples = _read_all(builder)
+  assert sorted(examples) == [1, 5, 6]  # 1-based rows; rows 2-4 are bad
+  assert {split for split, _ in examples.values()} == {"train", "test"}
+  skipped = builder.info.metadata["skipped_examples"]
+  assert [len(skipped[s]) for s in ("train", "test")] == [3, 0]
+  # What the train loop reports (log, run_info.json, results.json).
+  assert evaluate.skipped_examples(builder) == {"train": 3, "test": 0}
+  for message, file in zip(skipped["train"], ("1.png", "2.wav", "3.png")):
+    assert str(tmp_path / file) in message and "data.csv, line" in message
+  # The prepared copy is reused, its list read back from disk; the missing
+  # file's return re-prepares.
+  reused = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+  assert reused.data_dir == builder.data_dir
+  assert reused.info.metadata["skipped_examples"] == skipped
+  PIL.Image.new("RGB", (8, 8)).save(tmp_path / "1.png")
+  again = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+  assert again.data_dir != builder.data_dir
+  assert sorted(_read_all(again)) == [1, 2, 5, 6]
 
 
 def test_images_of_different_sizes(tmp_path):
