@@ -43,6 +43,22 @@ VARIANTS = {
         "fusion=early_fusion", {**recipes.ANTI_LAZINESS, **recipes.LONG}),
     "early_fusion@1200": ("fusion=early_fusion",
                           {**recipes.PLAIN, **recipes.LONG}),
+    # Audio dropped more often than the image (0.5 / 0.3), chosen on the
+    # validation speaker (0.988 against 0.985 for 0.3 / 0.3 at 1,200 steps).
+    "early_fusion+audio_dropout_high@1200": (
+        "fusion=early_fusion", {**recipes.AUDIO_DROPOUT_HIGH,
+                                **recipes.AUX_HEADS, **recipes.LONG}),
+    # With SpecAugment (2 frequency + 2 time masks), chosen on the
+    # validation speaker (0.992 against 0.988 without, 0.986 with CMVN).
+    "early_fusion+audio_dropout_high+spec_augment@1200": (
+        "fusion=early_fusion", {**recipes.AUDIO_DROPOUT_HIGH,
+                                **recipes.AUX_HEADS, **recipes.SPEC_AUGMENT,
+                                **recipes.LONG}),
+    # And CMVN, chosen on the validation speaker after it (0.993).
+    "early_fusion+audio_dropout_high+cmvn+spec_augment@1200": (
+        "fusion=early_fusion", {**recipes.AUDIO_DROPOUT_HIGH,
+                                **recipes.AUX_HEADS, **recipes.CMVN,
+                                **recipes.SPEC_AUGMENT, **recipes.LONG}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200")
 

@@ -37,7 +37,31 @@ VARIANTS = {
                              "modalities": ("image",)}),
     "dropout_aux_long": ("", {**recipes.PLAIN, **recipes.MODALITY_DROPOUT,
                               **recipes.AUX_HEADS, **recipes.LONG}),
+    # Untried combinations at 1,200 steps (the better length above).
+    "dropout_aux_augmentation_long": ("", {
+        **recipes.PLAIN, **recipes.MODALITY_DROPOUT, **recipes.AUX_HEADS,
+        **recipes.SPEAKER_AUGMENTATION, **recipes.LONG}),
+    "audio_dropout_high_aux_long": ("", {
+        **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
+        **recipes.LONG}),
+    "audio_dropout_high_aux_augmentation_long": ("", {
+        **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
+        **recipes.SPEAKER_AUGMENTATION, **recipes.LONG}),
+    # Against nicolas-like voices (audio only 0.71 on a new speaker):
+    # speaker-invariant features, and SpecAugment.
+    "audio_only_cmvn_long": ("", {**recipes.PLAIN, **recipes.CMVN,
+                                  **recipes.LONG, "modalities": ("audio",)}),
+    "audio_dropout_high_aux_cmvn_long": ("", {
+        **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
+        **recipes.CMVN, **recipes.LONG}),
+    "audio_dropout_high_aux_spec_augment_long": ("", {
+        **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
+        **recipes.SPEC_AUGMENT, **recipes.LONG}),
+    "audio_dropout_high_aux_cmvn_spec_augment_long": ("", {
+        **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
+        **recipes.CMVN, **recipes.SPEC_AUGMENT, **recipes.LONG}),
 }
-UNIMODAL = ("image_only", "audio_only", "image_only_long")
+UNIMODAL = ("image_only", "audio_only", "image_only_long",
+            "audio_only_cmvn_long")
 
 PROTOCOLS = {"selection": {"theo-george": {}}}

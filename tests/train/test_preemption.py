@@ -20,10 +20,16 @@ def test_first_signal_is_recorded_and_handlers_are_restored(signum):
 
 
 def test_second_signal_exits_at_once():
-  with PreemptionGuard() as guard:
-    os.kill(os.getpid(), signal.SIGINT)
-    assert guard.reached(3)
-    # The previous handler (Python's default: KeyboardInterrupt) runs.
-    with pytest.raises(KeyboardInterrupt):
+  # Python's default SIGINT handler as the previous one (a pytest-xdist
+  # worker ignores SIGINT).
+  before = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with PreemptionGuard() as guard:
       os.kill(os.getpid(), signal.SIGINT)
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+      assert guard.reached(3)
+      # The previous handler (KeyboardInterrupt) runs.
+      with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  finally:
+    signal.signal(signal.SIGINT, before)
