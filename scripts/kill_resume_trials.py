@@ -93,27 +93,29 @@ def interrupt(args, workdir, log, signum, *, delay, when, timeout=600.0):
   return proc.wait(), in_write
 
 
-def compare(a: pathlib.Path, b: pathlib.Path) -> float:
-  """Maximum absolute difference over every array of two checkpoints'
-  latest train_state (inf if the trees or shapes differ)."""
+def compare(a: pathlib.Path, b: pathlib.Path):
+  """(Maximum absolute difference over every array of two checkpoints'
+  latest train_state, inf if the trees or shapes differ; `{top-level key:
+  number of arrays}` of the first)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mmjax import checkpoint  # pylint: disable=g-import-not-at-top
   step_a, tree_a = checkpoint.restore_latest_tree(a)
   step_b, tree_b = checkpoint.restore_latest_tree(b)
+  counts = {k: len(jax.tree.leaves(v)) for k, v in tree_a.items()}
   leaves_a, def_a = jax.tree.flatten(tree_a)
   leaves_b, def_b = jax.tree.flatten(tree_b)
   if step_a != step_b or def_a != def_b:
-    return float("inf")
+    return float("inf"), counts
   diff = 0.0
   for x, y in zip(leaves_a, leaves_b):
     x, y = np.asarray(x), np.asarray(y)
     if x.shape != y.shape:
-      return float("inf")
+      return float("inf"), counts
     if x.size:
       diff = max(diff, float(np.max(np.abs(x.astype(np.float64) -
                                            y.astype(np.float64)))))
-  return diff
+  return diff, counts
 
 
 def check_readable(checkpoints: pathlib.Path) -> None:
@@ -191,14 +193,14 @@ def main():
     run_to_end(launch_args, killed, log)
     resumes += bool(before)
 
-  diff = compare(reference / "checkpoints", killed / "checkpoints")
+  diff, counts = compare(reference / "checkpoints", killed / "checkpoints")
   kills = sum(t["return_code"] == -signal.SIGKILL for t in trials)
   print(f"trials run: {len(trials)}, SIGKILLs that landed: {kills} "
         f"({in_write_kills} during a checkpoint write), resumed: {resumes}, "
-        f"max difference of the final train_state: {diff}")
+        f"max difference of the final train_state ({counts} arrays): {diff}")
   print(json.dumps({"trials": trials, "resumes": resumes, "kills": kills,
                     "kills_during_checkpoint_write": in_write_kills,
-                    "max_abs_difference": diff}))
+                    "arrays_compared": counts, "max_abs_difference": diff}))
   sys.exit(0 if diff == 0.0 else 1)
 
 

@@ -25,6 +25,9 @@ def jax_compilation_cache(tmp_path_factory):
   cache.mkdir(exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", str(cache))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  # launch.py subprocesses (multi-device, multi-process, kill trials) share
+  # it through launch.py's --compilation_cache_dir default.
+  os.environ["MMJAX_COMPILATION_CACHE_DIR"] = str(cache)
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +137,22 @@ def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   av_digit_clips.get_builder(real_manual_dir, data_dir, splits.SplitSpec(),
                              **CLIPS_TINY)
   return data_dir
+
+
+# The longest test files (measured in `bash .ci/run`, 2026-11-27), run first:
+# pytest-xdist's --dist loadfile hands files out in collection order, so a
+# long file started last would run alone at the end of the suite.
+SLOW_FIRST = ("tests/test_kill_resume.py", "tests/test_parallel.py",
+              "tests/train/test_robustness.py", "tests/test_distributed.py",
+              "tests/test_configs.py", "tests/train/test_loop.py",
+              "tests/train/test_contrastive.py",
+              "tests/train/test_loop_failures.py")
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+  def key(item):
+    path = pathlib.Path(str(item.fspath)).relative_to(REPO_ROOT).as_posix()
+    return rank.get(path, len(SLOW_FIRST))
+  items.sort(key=key)  # stable: the order within a file is kept

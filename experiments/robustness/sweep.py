@@ -59,7 +59,13 @@ VARIANTS = {
         "fusion=early_fusion", {**recipes.AUDIO_DROPOUT_HIGH,
                                 **recipes.AUX_HEADS, **recipes.CMVN,
                                 **recipes.SPEC_AUGMENT, **recipes.LONG}),
+    # Its single-modality baseline on the audio side (the image side is
+    # image_only@1200: the audio options do not touch it).
+    "audio_only+cmvn+spec_augment@1200": ("", {
+        **recipes.PLAIN, **recipes.CMVN, **recipes.SPEC_AUGMENT,
+        **recipes.LONG, "modalities": ("audio",)}),
 }
-UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200")
+UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200",
+            "audio_only+cmvn+spec_augment@1200")
 
 PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
