@@ -16,7 +16,7 @@ REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 def test_killed_runs_resume_to_bitwise_the_same_state(prepared_data_dir, tmp_path):
   overrides = {**tiny_overrides("image=resnet"),
                "data.data_dir": str(prepared_data_dir),
-               "num_train_steps": 40, "checkpoint_every_steps": 2,
+               "num_train_steps": 24, "checkpoint_every_steps": 2,
                "log_every_steps": 2, "eval_every_steps": 100,
                "eval_splits": "('validation',)"}
   proc = subprocess.run(
