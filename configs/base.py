@@ -75,6 +75,13 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.sharding = sharding.sharding_config()
 
   c.batch_size = 64  # global batch size, over all devices and hosts
+  # Training input (mmjax.data.pipeline.train_batches): shuffle_buffer_size
+  # 0 caches the whole split in host memory and shuffles all of it (small
+  # datasets); > 0 streams: files in a new order each epoch, cycle_length of
+  # them read at once, through a shuffle buffer of that many examples, and
+  # the input's position saved with each checkpoint (constant-time resume).
+  c.input = ml_collections.ConfigDict({"shuffle_buffer_size": 0,
+                                       "cycle_length": 16})
   c.eval_batch_size = 200
   c.eval_splits = ("train", "validation", "test")  # evaluated at the end
   c.num_train_steps = 1200

@@ -1,8 +1,11 @@
 """Orbax checkpointing of the train_state: save every N steps, keep the last K,
 resume from the latest.
 
-The input pipeline needs no state of its own: its position is a function of
-the restored step (see `mmjax.data.pipeline.train_batches`).
+The input's position: with the in-memory shuffle it is a function of the
+restored step (`mmjax.data.pipeline.train_batches` skips to it); streaming
+input saves its tf.data iterator with each checkpoint instead, as a second
+item of the step folder (`mmjax.data.input_checkpoint`), restored in
+constant time.
 
 Directories may be local or on GCS (`gs://...`): Orbax takes them as
 `etils.epath` paths (its array data go through TensorStore, which writes
@@ -17,6 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mmjax import paths
+from mmjax.data import input_checkpoint
 
 State = TypeVar("State")
 
@@ -36,13 +40,47 @@ def make_manager(directory: epath.PathLike, *, keep: int,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=True)
-  return ocp.CheckpointManager(paths.absolute(directory), options=options)
+  return ocp.CheckpointManager(paths.absolute(directory), options=options,
+                               item_names=ITEMS)
 
 
-def save(manager: ocp.CheckpointManager, state) -> None:
-  """Starts saving `state` under its step (asynchronously, in the background)."""
+# Items of a step folder: the train_state ("default", the name Orbax gives a
+# single item, so checkpoints from before the input item still restore) and,
+# for streaming input, the input's position (`mmjax.data.input_checkpoint`).
+ITEMS = ("default", "input")
+
+
+def save(manager: ocp.CheckpointManager, state,
+         input_position: Optional[input_checkpoint.InputSave] = None) -> None:
+  """Starts saving `state` under its step (asynchronously, in the
+  background), and `input_position` with it when given (written before
+  this returns)."""
   step = int(jax.device_get(state.step))
-  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  items = {"default": ocp.args.StandardSave(state)}
+  if input_position is not None:
+    items["input"] = input_position
+  manager.save(step, args=ocp.args.Composite(**items), force=True)
+
+
+def has_input_position(manager: ocp.CheckpointManager, step: int) -> bool:
+  """Whether the checkpoint of `step` holds the input's position."""
+  return (epath.Path(manager.directory) / str(step) / "input").is_dir()
+
+
+def restore_input_position(manager: ocp.CheckpointManager, step: int,
+                           iterator) -> Optional[list]:
+  """Restores the tf.data `iterator` in place to its position at `step`.
+
+  Returns:
+    The batches it had produced that training had not consumed yet (to be
+    yielded first), or None when the checkpoint has no input position for
+    this process (then `iterator` is untouched).
+  """
+  if not has_input_position(manager, step):
+    return None
+  restored = manager.restore(step, args=ocp.args.Composite(
+      input=input_checkpoint.InputRestore(iterator)))
+  return restored["input"]
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: State) -> Optional[State]:
@@ -60,7 +98,8 @@ def restore_latest(manager: ocp.CheckpointManager, target: State) -> Optional[St
   if step is None:
     return None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  return manager.restore(step, args=ocp.args.Composite(
+      default=ocp.args.StandardRestore(abstract)))["default"]
 
 
 def restore_latest_model(manager: ocp.CheckpointManager, target: State) -> Optional[State]:
@@ -80,8 +119,9 @@ def restore_latest_model(manager: ocp.CheckpointManager, target: State) -> Optio
            "batch_stats": target.batch_stats}
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, model)
   restore_args = ocp.checkpoint_utils.construct_restore_args(abstract)
-  restored = manager.restore(step, args=ocp.args.PyTreeRestore(
-      item=abstract, restore_args=restore_args, partial_restore=True))
+  restored = manager.restore(step, args=ocp.args.Composite(
+      default=ocp.args.PyTreeRestore(item=abstract, restore_args=restore_args,
+                                     partial_restore=True)))["default"]
   return target.replace(**restored)
 
 

@@ -170,24 +170,37 @@ def to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> Any:
       lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
-def prefetch_to_device(batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
-                       size: int = 2) -> Iterator[Any]:
+class prefetch_to_device:  # pylint: disable=invalid-name  (used as a function)
   """Yields `to_global(batch, mesh)` for each batch, `size` batches ahead.
 
   Host-to-device transfers are asynchronous in JAX: starting the transfer
   of the next batches before the current step is consumed overlaps the
   copy with the step's computation (as `flax.jax_utils.prefetch_to_device`,
-  for sharded global arrays).
+  for sharded global arrays). `pending()` gives the host batches taken from
+  `batches` but not yielded yet, which a checkpoint of the input position
+  must hold (`mmjax.data.input_checkpoint`).
   """
-  queue = collections.deque()
-  batches = iter(batches)
 
-  def enqueue(n):
-    for batch in itertools.islice(batches, n):
-      queue.append(to_global(batch, mesh))
+  def __init__(self, batches: Iterable[Mapping[str, np.ndarray]], mesh: Mesh,
+               size: int = 2):
+    self._batches, self._mesh = iter(batches), mesh
+    self._queue = collections.deque()  # (host batch, global batch)
+    self._enqueue(size)
 
-  enqueue(size)
-  while queue:
-    batch = queue.popleft()
-    enqueue(1)
-    yield batch
+  def _enqueue(self, n: int) -> None:
+    for batch in itertools.islice(self._batches, n):
+      self._queue.append((batch, to_global(batch, self._mesh)))
+
+  def __iter__(self) -> Iterator[Any]:
+    return self
+
+  def __next__(self) -> Any:
+    if not self._queue:
+      raise StopIteration
+    _, batch = self._queue.popleft()
+    self._enqueue(1)
+    return batch
+
+  def pending(self) -> list:
+    """The host batches taken from the source and not yielded yet, in order."""
+    return [host for host, _ in self._queue]

@@ -22,6 +22,7 @@ What it does, all through `launch.py` subprocesses (the arguments after
 """
 
 import argparse
+import collections
 import json
 import pathlib
 import random
@@ -194,13 +195,20 @@ def main():
     resumes += bool(before)
 
   diff, counts = compare(reference / "checkpoints", killed / "checkpoints")
+  # How each resumed launch found the input's position: "restored" from the
+  # checkpoint (streaming input) or "skipped" to (in-memory shuffle).
+  input_resumes = collections.Counter(
+      launch.get("input_resume") for launch in map(json.loads, (
+          killed / "launches.jsonl").read_text().splitlines())
+      if launch["start_step"])
   kills = sum(t["return_code"] == -signal.SIGKILL for t in trials)
   print(f"trials run: {len(trials)}, SIGKILLs that landed: {kills} "
         f"({in_write_kills} during a checkpoint write), resumed: {resumes}, "
         f"max difference of the final train_state ({counts} arrays): {diff}")
   print(json.dumps({"trials": trials, "resumes": resumes, "kills": kills,
                     "kills_during_checkpoint_write": in_write_kills,
-                    "arrays_compared": counts, "max_abs_difference": diff}))
+                    "arrays_compared": counts, "max_abs_difference": diff,
+                    "input_resumes": input_resumes}))
   sys.exit(0 if diff == 0.0 else 1)
 
 

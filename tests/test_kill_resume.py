@@ -2,7 +2,8 @@
 equal to an uninterrupted one (SIGTERM, SIGKILL during a checkpoint write,
 SIGKILLs at random times during training): parameters, Adam moments and
 step count, and BatchNorm statistics (a tiny BatchNorm ResNet image
-encoder)."""
+encoder), with streaming input whose position each resume restores from the
+checkpoint."""
 
 import json
 import subprocess
@@ -18,7 +19,10 @@ def test_killed_runs_resume_to_bitwise_the_same_state(prepared_data_dir, tmp_pat
                "data.data_dir": str(prepared_data_dir),
                "num_train_steps": 24, "checkpoint_every_steps": 2,
                "log_every_steps": 2, "eval_every_steps": 100,
-               "eval_splits": "('validation',)"}
+               "eval_splits": "('validation',)",
+               # Streaming input: its position is restored from each
+               # checkpoint, not skipped to.
+               "input.shuffle_buffer_size": 256}
   proc = subprocess.run(
       [sys.executable, "scripts/kill_resume_trials.py", "--root",
        str(tmp_path), "--kills", "3", "--",
@@ -33,4 +37,5 @@ def test_killed_runs_resume_to_bitwise_the_same_state(prepared_data_dir, tmp_pat
   assert report["kills_during_checkpoint_write"] == 1, report
   assert report["trials"][0]["return_code"] in (75, 0), report  # SIGTERM
   assert report["resumes"] >= 3, report
+  assert report["input_resumes"] == {"restored": report["resumes"]}, report
   assert list((tmp_path / "cache").iterdir())  # --compilation_cache_dir

@@ -9,7 +9,7 @@ with
 
 CONFIG = "configs/av_digits.py"
 # The default recipe when this sweep ran (the config now defaults to the
-# 600-step anti-laziness recipe of experiments/robustness).
+# recipe of experiments/robustness).
 COMMON = {
     "num_train_steps": 1200,
     "optimizer.warmup_steps": 100,
@@ -18,6 +18,9 @@ COMMON = {
     "modality_dropout.image": 0.0,
     "modality_dropout.audio": 0.0,
     "aux_loss_weight": 0.0,
+    "model.encoders.audio.normalization": "utterance",
+    "model.encoders.audio.freq_masks": 0,
+    "model.encoders.audio.time_masks": 0,
 }
 VARIANTS = {
     "early_fusion": ("", {}),

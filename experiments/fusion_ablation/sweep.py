@@ -26,6 +26,9 @@ COMMON = {
     "modality_dropout.image": 0.0,
     "modality_dropout.audio": 0.0,
     "aux_loss_weight": 0.0,
+    "model.encoders.audio.normalization": "utterance",
+    "model.encoders.audio.freq_masks": 0,
+    "model.encoders.audio.time_masks": 0,
 }
 
 _BLOCKS = ("early_fusion", "sum", "mean", "max", "weighted", "gated",

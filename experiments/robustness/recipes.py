@@ -39,6 +39,14 @@ AUX_HEADS = {"aux_loss_weight": 1.0}
 OGM_GE = {"aux_loss_weight": 1.0, "gradient_modulation.name": "ogm_ge",
           "gradient_modulation.alpha": 0.5}
 
+# The audio features of every run before CMVN and SpecAugment (below) became
+# part of configs/av_digits.py's default; explicit in the sweeps' COMMON.
+UTTERANCE_NORMALIZATION = {
+    "model.encoders.audio.normalization": "utterance",
+    "model.encoders.audio.freq_masks": 0,
+    "model.encoders.audio.time_masks": 0,
+}
+
 # Explicit, as configs/av_digits.py now defaults to the anti-laziness recipe.
 PLAIN = {"modality_dropout.image": 0.0, "modality_dropout.audio": 0.0,
          "aux_loss_weight": 0.0}

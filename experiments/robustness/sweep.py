@@ -20,7 +20,8 @@ CONFIG = "configs/av_digits.py"
 
 SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
 
-COMMON = {**recipes.STEPS, "eval_splits": ("validation", "test")}
+COMMON = {**recipes.STEPS, **recipes.UTTERANCE_NORMALIZATION,
+          "eval_splits": ("validation", "test")}
 
 _BLOCKS = ("early_fusion", "gated", "cross_attention", "bottleneck")
 

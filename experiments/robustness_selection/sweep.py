@@ -17,7 +17,8 @@ import recipes  # noqa: E402  pylint: disable=g-import-not-at-top
 CONFIG = "configs/av_digits.py"
 REPORT_SPLIT = "validation"
 
-COMMON = {**recipes.STEPS, "eval_splits": ("validation",),
+COMMON = {**recipes.STEPS, **recipes.UTTERANCE_NORMALIZATION,
+          "eval_splits": ("validation",),
           "data.test_speakers": ("theo",),
           "data.validation_speakers": ("george",)}
 

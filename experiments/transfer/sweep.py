@@ -23,7 +23,8 @@ CONFIG = "configs/av_digits.py"
 
 SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
 
-COMMON = {**recipes.STEPS, **recipes.PLAIN, "eval_every_steps": 100,
+COMMON = {**recipes.STEPS, **recipes.PLAIN, **recipes.UTTERANCE_NORMALIZATION,
+          "eval_every_steps": 100,
           "eval_splits": ("validation", "test")}
 
 FROM_UNIMODAL = {

@@ -1,5 +1,5 @@
-"""The tf.data input pipeline: shuffle -> this process's examples -> preprocess
--> batch.
+"""The tf.data input pipeline: read -> shuffle (in memory, or streaming through a
+bounded buffer) -> this process's examples -> preprocess -> batch.
 
 Batches leave the pipeline as numpy arrays of the process-local batch
 (`global batch size / process count`) and are assembled into global
@@ -117,14 +117,67 @@ def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
   return fn
 
 
+def _streaming_read(builder: tfds.core.DatasetBuilder, split: str, seed: int,
+                    cycle_length: int) -> tf.data.Dataset:
+  """`split` without a cache, its files in a new seeded order each epoch,
+  `cycle_length` files read at once (interleaved), decoded."""
+  options = _options()
+  # The pp ops' `tf.py_function`s (tokenizers) are pure functions of their
+  # input; without this, tf.data refuses to checkpoint an iterator over them.
+  options.experimental_external_state_policy = (
+      tf.data.experimental.ExternalStatePolicy.IGNORE)
+  # Keeps `skip(0)` in the graph: the graph of a run resumed by skipping and
+  # of one restored from its saved iterator must be the same.
+  options.experimental_optimization.noop_elimination = False
+  read_config = tfds.ReadConfig(
+      options=options, shuffle_seed=seed, shuffle_reshuffle_each_iteration=True,
+      interleave_cycle_length=cycle_length, interleave_block_length=1)
+  return builder.as_dataset(split=split, shuffle_files=True,
+                            read_config=read_config)
+
+
+class TrainBatches:
+  """Endless shuffled training batches of this process (numpy), from
+  `train_batches`; an iterator whose position can be saved and restored
+  (`checkpointable`, streaming input only) through its tf.data iterator.
+
+  Attributes:
+    iterator: the `tf.data.Iterator` (checkpoint it with
+      `tf.train.Checkpoint(iterator=...)`, or `mmjax.data.input_checkpoint`).
+    checkpointable: whether saving `iterator` is cheap: True for streaming
+      input (its state is the shuffle buffer and file offsets), False for the
+      in-memory cache (its state would hold the whole split).
+  """
+
+  def __init__(self, dataset: tf.data.Dataset, checkpointable: bool):
+    self.iterator = iter(dataset)
+    self.checkpointable = checkpointable
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> Batch:
+    return jax.tree.map(np.asarray, next(self.iterator))
+
+
 def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
                   modalities: Sequence[str], pp: Mapping[str, str],
-                  global_batch_size: int, seed: int,
-                  start_step: int = 0) -> Iterator[Batch]:
+                  global_batch_size: int, seed: int, start_step: int = 0,
+                  shuffle_buffer_size: int = 0,
+                  cycle_length: int = 16) -> TrainBatches:
   """Endless shuffled training batches of this process.
 
-  Every process reads and caches the whole split, shuffles it with `seed`
-  (a new order each epoch), numbers the endless stream of examples, skips the
+  Two ways to shuffle (`shuffle_buffer_size`):
+  - 0, in memory: every process reads and caches the whole split and
+    shuffles all of it with `seed` (a new order each epoch). For datasets
+    that fit in host memory; an exact uniform shuffle.
+  - > 0, streaming: nothing cached. The split's files are read in a new
+    seeded order each epoch, `cycle_length` at a time (interleaved), through
+    a shuffle buffer of `shuffle_buffer_size` examples (the host memory it
+    needs). The order is shuffled to the extent the files and the buffer
+    allow, the standard trade-off for data larger than memory.
+
+  Either way every process reads the same stream, numbers it, skips the
   `start_step * global_batch_size` positions already trained on, and keeps
   its own block of each global batch before preprocessing it: process `p` of
   `P` takes positions `s * G + p * L ... s * G + (p + 1) * L - 1` of step `s`
@@ -132,7 +185,9 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   step, its example order and its augmentation (keyed by `seed` and the
   position) are therefore the same for any number of processes, and a run
   resumed at `start_step` yields the batches an uninterrupted run yields
-  from there.
+  from there. Streaming input resumes in constant time instead by restoring
+  the iterator (`TrainBatches.checkpointable`; build it with
+  `start_step=0` for that).
 
   Args:
     builder: a prepared TFDS builder whose examples have the `modalities` and
@@ -144,23 +199,38 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
       `{dataset_dir}` in a spec becomes `builder.data_dir`.
     global_batch_size: examples per step over all processes.
     seed: shuffling and augmentation seed.
-    start_step: steps already trained (on resume).
+    start_step: steps already trained (on resume without a saved iterator).
+    shuffle_buffer_size: 0 for the in-memory shuffle, else the streaming
+      shuffle buffer's size in examples.
+    cycle_length: streaming: files read at once.
 
-  Yields:
-    `{modality: [local_batch, ...], "label": int32 [local_batch]}`.
+  Returns:
+    A `TrainBatches` iterator of `{modality: [local_batch, ...], "label":
+    int32 [local_batch]}`.
 
   Raises:
-    ValueError: if `global_batch_size` is not divisible by the process count.
+    ValueError: if `global_batch_size` is not divisible by the process
+      count, or `shuffle_buffer_size` is negative.
   """
   count, index = jax.process_count(), jax.process_index()
   if global_batch_size % count:
     raise ValueError(f"the global batch size {global_batch_size} must be "
                      f"divisible by the number of processes, {count}")
+  if shuffle_buffer_size < 0:
+    raise ValueError(f"shuffle_buffer_size must be >= 0 (0: the whole split "
+                     f"in memory), got {shuffle_buffer_size}")
   local_batch = global_batch_size // count
-  ds = _read(builder, split).cache()
-  num_examples = int(ds.cardinality())
-  ds = ds.shuffle(num_examples, seed=seed,
-                  reshuffle_each_iteration=True).repeat()
+  if shuffle_buffer_size == 0:
+    ds = _read(builder, split).cache()
+    ds = ds.shuffle(int(ds.cardinality()), seed=seed,
+                    reshuffle_each_iteration=True).repeat()
+  else:
+    ds = _streaming_read(builder, split, seed, cycle_length).repeat()
+    ds = ds.shuffle(shuffle_buffer_size, seed=seed,
+                    reshuffle_each_iteration=True)
+  # Always in the graph, even skipping 0 (a restored iterator needs the
+  # graph it was saved from; see `_streaming_read`'s options); skips
+  # nothing on a restored iterator.
   ds = ds.enumerate().skip(start_step * global_batch_size)
   if count > 1:  # this process's block of each global batch
     ds = ds.filter(lambda position, _: position // local_batch % count == index)
@@ -168,7 +238,7 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   ds = ds.map(_preprocess_fn(modalities, pp, seed),
               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(local_batch, drop_remainder=True).prefetch(2)
-  return ds.as_numpy_iterator()
+  return TrainBatches(ds, checkpointable=shuffle_buffer_size > 0)
 
 
 def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,

@@ -90,9 +90,9 @@ def check_contrastive(config: ml_collections.ConfigDict) -> None:
 
 # What a resumed run may not change without saying so: the learning-rate
 # schedule (it depends on num_train_steps too), the global batch size, the
-# seed and the data (dataset, split protocol, training pp).
+# seed, the data (dataset, split protocol, training pp) and the input order.
 RESUME_GUARDED_KEYS = ("optimizer", "num_train_steps", "batch_size", "seed",
-                       "data", "pp_train")
+                       "data", "pp_train", "input")
 
 
 def _flatten(tree, prefix=""):

@@ -9,6 +9,7 @@ picked by name in three small tables, not here: the model
 evaluator (`evaluate.make_evaluator`).
 """
 
+import itertools
 import json
 import resource
 import time
@@ -22,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmjax import checkpoint, objectives, parallel, paths, pretrained, sharding
-from mmjax.data import datasets, pipeline
+from mmjax.data import datasets, input_checkpoint, pipeline
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard
@@ -154,11 +155,13 @@ def _check_resume(config, workdir: epath.Path, allow_config_change: bool):
         f"pass --allow_config_change to resume anyway")
 
 
-def _record_launch(workdir: epath.Path, start: int) -> None:
-  """Appends this launch (process and device count, step) to launches.jsonl."""
+def _record_launch(workdir: epath.Path, start: int, input_resume: str) -> None:
+  """Appends this launch (process and device count, step, how the input
+  resumed) to launches.jsonl."""
   if writers.is_chief():
     paths.append_text(workdir / "launches.jsonl", json.dumps({
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_step": start,
+        "input_resume": input_resume,
         "process_count": jax.process_count(),
         "device_count": jax.device_count(), "jax": jax.__version__}) + "\n")
 
@@ -179,8 +182,9 @@ def _check_finite(window, last_step: int) -> None:
 
 
 def _train(config, state, batches, train_step, evaluator, manager, writer,
-           start: int, guard: PreemptionGuard):
-  """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints.
+           start: int, guard: PreemptionGuard, input_position):
+  """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints
+  (with `input_position()`, the input's saved position, when not None).
 
   Returns the final train_state and the training throughput in examples/s,
   measured from the end of the first (compiling) step to the end, without
@@ -226,7 +230,7 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
       t_window = time.perf_counter()
       t_eval += t_window - t_eval_start
     if save:
-      checkpoint.save(manager, state)
+      checkpoint.save(manager, state, input_position and input_position())
     bar.update(1)
     if preempted:
       bar.close()
@@ -240,6 +244,44 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
     throughput = steps_timed * config.batch_size / (
         time.perf_counter() - t_first - t_eval)
   return state, throughput
+
+
+def _train_input(config, builder, mesh, manager, start: int):
+  """The device batches of steps `start + 1 ...`; for streaming input, a
+  function giving the input's position to save with a checkpoint (else
+  None); and how the input resumed: "restored", "skipped" or "" (step 0).
+
+  Streaming input restores its iterator from the checkpoint of `start` in
+  constant time; without a saved position (the in-memory shuffle, or a
+  checkpoint without one) the pipeline skips the examples already seen.
+  """
+  def build(start_step):
+    return pipeline.train_batches(
+        builder, "train", modalities=config.modalities, pp=config.pp_train,
+        global_batch_size=config.batch_size, seed=config.seed,
+        start_step=start_step,
+        shuffle_buffer_size=config.input.shuffle_buffer_size,
+        cycle_length=config.input.cycle_length)
+
+  streaming = config.input.shuffle_buffer_size > 0
+  pending = None
+  if streaming and start and checkpoint.has_input_position(manager, start):
+    host = build(0)
+    pending = checkpoint.restore_input_position(manager, start, host.iterator)
+  if pending is None:
+    if streaming and start and writers.is_chief():
+      print(f"The checkpoint of step {start} has no input position for this "
+            f"process: skipping the {start * config.batch_size} examples "
+            "already trained on.", flush=True)
+    host, pending = build(start), []
+    resume = "skipped" if start else ""
+  else:
+    resume = "restored"
+  batches = parallel.prefetch_to_device(itertools.chain(pending, host), mesh)
+  if not streaming:
+    return batches, None, resume
+  return batches, lambda: input_checkpoint.InputSave(
+      host.iterator, batches.pending()), resume
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -281,7 +323,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   else:
     state = _initialize_encoders(config, state)
   start = int(jax.device_get(state.step))
-  _record_launch(workdir, start)
   skipped = evaluate.skipped_examples(builder)
   if writers.is_chief() and sum(skipped.values()):
     print(f"{sum(skipped.values())} examples with a missing or unreadable "
@@ -296,17 +337,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   train_step = steps.make_train_step_from_config(
       mesh, config, schedule,
       state_sharding=jax.tree.map(lambda x: x.sharding, state))
-  batches = parallel.prefetch_to_device(pipeline.train_batches(
-      builder, "train", modalities=config.modalities, pp=config.pp_train,
-      global_batch_size=config.batch_size, seed=config.seed, start_step=start),
-                                         mesh)
+  batches, input_position, input_resume = _train_input(
+      config, builder, mesh, manager, start)
+  _record_launch(workdir, start, input_resume)
   writer = writers.MetricWriter(workdir)
   class_names = builder.info.features["label"].names
 
   try:
     with PreemptionGuard() as guard:
       state, throughput = _train(config, state, batches, train_step, evaluator,
-                                 manager, writer, start, guard)
+                                 manager, writer, start, guard, input_position)
   except BaseException:
     writer.close()  # flushes TensorBoard events of the steps trained
     raise
