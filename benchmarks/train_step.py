@@ -133,7 +133,7 @@ def run(config) -> dict:
     jax.block_until_ready(metrics)
     holder["state"] = s
 
-  device_batches = parallel.prefetch_to_device(host_batches, mesh)
+  device_batches = parallel.DevicePrefetcher(host_batches, mesh)
 
   def with_pipeline():
     s = holder["state"]

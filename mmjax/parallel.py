@@ -170,7 +170,7 @@ def to_global(batch: Mapping[str, np.ndarray], mesh: Mesh) -> Any:
       lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
-class prefetch_to_device:  # pylint: disable=invalid-name  (used as a function)
+class DevicePrefetcher:
   """Yields `to_global(batch, mesh)` for each batch, `size` batches ahead.
 
   Host-to-device transfers are asynchronous in JAX: starting the transfer

@@ -6,6 +6,8 @@ Also scripts/local_processes.py's failure handling.
 
 import json
 import os
+import re
+import signal
 import stat
 import subprocess
 import sys
@@ -112,6 +114,45 @@ def test_two_processes_train_like_one(prepared_data_dir, tmp_path):
   assert step == 3 and int(tree["step"]) == 3
   assert (jax.tree.map(lambda x: x.shape, tree)
           == jax.tree.map(lambda x: x.shape, one_tree))
+
+
+def test_sigterm_to_one_process_saves_the_same_step_on_all(
+    prepared_data_dir, tmp_path):
+  """SIGTERM to process 1 only: through JAX's preemption service both
+  processes stop after the same step, save its checkpoint together and exit
+  with 75."""
+  workdir, address = tmp_path / "run", f"localhost:{local_processes.free_port()}"
+  args = _launch_args(workdir, prepared_data_dir)
+  args = [a for a in args if "num_train_steps" not in a
+          and "checkpoint_every_steps" not in a] + [
+      "--config.num_train_steps=400", "--config.checkpoint_every_steps=400"]
+  logs = [open(tmp_path / f"{i}.log", "w") for i in range(2)]
+  procs = [subprocess.Popen(
+      [sys.executable, "launch.py", f"--coordinator_address={address}",
+       "--num_processes=2", f"--process_id={i}", "--cpu_devices=2", *args],
+      cwd=REPO_ROOT, env=_env(), stdout=logs[i], stderr=subprocess.STDOUT)
+      for i in range(2)]
+  try:
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+      assert time.monotonic() < deadline and procs[0].poll() is None, (
+          (tmp_path / "0.log").read_text()[-3000:])
+      time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    codes = [p.wait(timeout=120) for p in procs]
+  finally:
+    for p in procs:
+      p.kill()
+    for log in logs:
+      log.close()
+  outputs = [(tmp_path / f"{i}.log").read_text() for i in range(2)]
+  assert codes == [75, 75], outputs[1][-3000:]
+  saved = [re.search(r"saved the checkpoint of step (\d+)", o) for o in outputs]
+  assert all(saved), outputs
+  step = int(saved[0].group(1))
+  assert int(saved[1].group(1)) == step and 3 <= step < 400
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [str(step)]
 
 
 def test_launcher_stops_every_process_when_one_fails(tmp_path):

@@ -25,7 +25,7 @@ def test_mesh_and_global_batch():
   np.testing.assert_array_equal(batch["x"], np.arange(8.0).reshape(8, 1))
 
 
-def test_prefetch_to_device_keeps_order_and_places_batches():
+def test_device_prefetcher_keeps_order_and_places_batches():
   mesh = parallel.make_mesh()
   host = [{"x": np.full((8, 2), i, np.float32)} for i in range(5)]
   consumed = []
@@ -35,9 +35,11 @@ def test_prefetch_to_device_keeps_order_and_places_batches():
       consumed.append(i)
       yield b
 
-  stream = parallel.prefetch_to_device(source(), mesh, size=2)
+  stream = parallel.DevicePrefetcher(source(), mesh, size=2)
   first = next(stream)
   assert consumed == [0, 1, 2]  # the next 2 batches are already on the way
+  # ... and are what a checkpoint of the input position must hold.
+  assert [int(b["x"][0, 0]) for b in stream.pending()] == [1, 2]
   got = [first] + list(stream)
   assert [int(b["x"][0, 0]) for b in got] == [0, 1, 2, 3, 4]
   assert all(b["x"].sharding == parallel.data_sharding(mesh) for b in got)

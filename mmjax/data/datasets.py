@@ -5,6 +5,8 @@ Importing this module also registers the text pp ops of
 the datasets below can name them.
 """
 
+import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import tensorflow_datasets as tfds
 
@@ -17,11 +19,21 @@ DATASETS = Registry("dataset")
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """Prepares (once) and returns the TFDS builder named by `data_config.name`.
 
+  With several processes, process 0 prepares a missing dataset while the
+  others wait at a barrier, then they open it: prepared once on a data dir
+  all hosts share, or once per host on host-local data dirs, never by two
+  processes writing the same folder.
+
   Raises:
     KeyError: for an unknown dataset name.
     mmjax.data.errors.DataError: when the raw files are missing or malformed.
   """
-  return DATASETS.get(data_config.name)(data_config)
+  make = DATASETS.get(data_config.name)
+  if jax.process_count() == 1:
+    return make(data_config)
+  builder = make(data_config) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"mmjax: {data_config.name} prepared")
+  return builder or make(data_config)
 
 
 @DATASETS.register("av_digits")

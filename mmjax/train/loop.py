@@ -277,7 +277,7 @@ def _train_input(config, builder, mesh, manager, start: int):
     resume = "skipped" if start else ""
   else:
     resume = "restored"
-  batches = parallel.prefetch_to_device(itertools.chain(pending, host), mesh)
+  batches = parallel.DevicePrefetcher(itertools.chain(pending, host), mesh)
   if not streaming:
     return batches, None, resume
   return batches, lambda: input_checkpoint.InputSave(

@@ -71,7 +71,7 @@ def test_streaming_checkpoint_restores_the_position_exactly(builder, tmp_path):
   reference = list(itertools.islice(streaming(builder), 25))
 
   host = streaming(builder)
-  device = parallel.prefetch_to_device(host, mesh, size=2)
+  device = parallel.DevicePrefetcher(host, mesh, size=2)
   for _ in range(5):
     next(device)
   manager = checkpoint.make_manager(tmp_path / "ckpt", keep=2)
