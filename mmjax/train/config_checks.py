@@ -94,6 +94,11 @@ def check_contrastive(config: ml_collections.ConfigDict) -> None:
 RESUME_GUARDED_KEYS = ("optimizer", "num_train_steps", "batch_size", "seed",
                        "data", "pp_train", "input")
 
+# Guarded keys added after runs were saved without them, with the value those
+# runs had: a workdir from before resumes without an error.
+_VALUE_BEFORE_THE_KEY = {"input.shuffle_buffer_size": 0,
+                         "input.cycle_length": 16}
+
 
 def _flatten(tree, prefix=""):
   if isinstance(tree, dict):
@@ -107,8 +112,10 @@ def _flatten(tree, prefix=""):
 def changed_on_resume(previous: dict, current: dict) -> list:
   """The `RESUME_GUARDED_KEYS` (dotted, e.g. "optimizer.learning_rate")
   whose values differ between two resolved configs (`config.json` dicts),
-  sorted; a key present in only one of them counts as changed."""
-  before, after = _flatten(previous), _flatten(current)
+  sorted; a key present in only one of them counts as changed (except the
+  keys added later, read as their value before they existed)."""
+  before = {**_VALUE_BEFORE_THE_KEY, **_flatten(previous)}
+  after = _flatten(current)
   return sorted(
       k for k in set(before) | set(after)
       if k.split(".")[0] in RESUME_GUARDED_KEYS and before.get(k, None) !=
