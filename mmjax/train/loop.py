@@ -278,7 +278,7 @@ def _train_input(config, builder, mesh, manager, start: int):
   else:
     resume = "restored"
   batches = parallel.DevicePrefetcher(itertools.chain(pending, host), mesh)
-  if not streaming:
+  if not host.checkpointable:  # the in-memory input: its position is the step
     return batches, None, resume
   return batches, lambda: input_checkpoint.InputSave(
       host.iterator, batches.pending()), resume
