@@ -12,6 +12,7 @@ import pytest
 
 from mmjax import parallel
 from tests.train.conftest import as_flags, tiny_overrides
+from tests.conftest import xla_flags
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,7 +90,7 @@ CONFIG_ARG = "image=resnet"
 
 
 def run_launch(workdir, data_dir, devices, *extra):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+  env = dict(os.environ, XLA_FLAGS=xla_flags(f"--xla_force_host_platform_device_count={devices}"),
              JAX_PLATFORMS="cpu")
   overrides = dict(tiny_overrides(CONFIG_ARG), num_train_steps=NUM_STEPS,
                    log_every_steps=1, eval_every_steps=100,

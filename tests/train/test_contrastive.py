@@ -22,6 +22,7 @@ from mmjax.models.multimodal import build_model
 from mmjax.train import (config_checks, evaluate, loop, losses, metrics,
                          retrieval, robustness, steps)
 from tests.train import contrastive_data
+from tests.conftest import xla_flags
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -431,7 +432,7 @@ PARAMS_RTOL = 2e-5
 
 def test_negatives_are_the_global_batch_on_8_devices():
   env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=8")
+             XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=8"))
   proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT],
                         cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                         timeout=600)

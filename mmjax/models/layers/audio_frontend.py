@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.layers import fft
+
 FEATURES = ("log_mel", "mfcc")
 
 # Accelerators default to reduced-precision matmuls (TF32 / bf16 passes),
@@ -119,7 +121,7 @@ def stft(waveform: jax.Array,
   waveform = waveform.astype(jnp.float32)
   if center:
     waveform = jnp.pad(waveform, ((0, 0), (n_fft // 2, n_fft // 2)))
-  return jnp.fft.rfft(frame(waveform, n_fft, hop_length) * window, axis=-1)
+  return fft.rfft(frame(waveform, n_fft, hop_length) * window)
 
 
 def frame(waveform: jax.Array, n_fft: int, hop_length: int) -> jax.Array:
