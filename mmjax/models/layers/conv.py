@@ -42,12 +42,16 @@ def _patches(x: Array, kernel_size: Tuple[int, int]) -> Array:
   return jnp.concatenate(shifted, axis=-1)
 
 
+def _lax_convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
+  return jax.lax.conv_general_dilated(
+      x, kernel, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def _convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
   """SAME convolution, NHWC x HWIO -> NHWC (see `Conv`)."""
   if x.shape[-1] <= PATCH_MATMUL_MAX_CHANNELS and strides == (1, 1):
     return _patches(x, kernel.shape[:2]) @ kernel.reshape(-1, kernel.shape[-1])
-  return jax.lax.conv_general_dilated(
-      x, kernel, strides, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return _lax_convolve(x, kernel, strides)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -57,8 +61,12 @@ def convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
 
   Without that barrier XLA:CPU fuses the producer of the cotangent (e.g. the
   backward pass of the max-pool or GroupNorm that follows) into the operand
-  of the gradient contractions and recomputes it inside their inner loops:
-  measured 3x slower for the av_digits first audio block.
+  of the gradient convolutions and recomputes it inside their inner loops:
+  measured 3x slower for the av_digits first audio block. The gradients
+  are XLA's own (`lax.conv_general_dilated`'s), for the kernel in every
+  case: with the barrier in place, XLA's kernel gradient made the av_digits
+  step 15% faster (1 and 8 CPU devices) than one matmul of 3x3 patches,
+  the formulation used before the barrier existed (benchmarks/RESULTS.md).
   """
   return _convolve(x, kernel, strides)
 
@@ -67,29 +75,12 @@ def _convolve_fwd(x, kernel, strides):
   return _convolve(x, kernel, strides), (x, kernel)
 
 
-def _kernel_gradient(x: Array, dy: Array, kernel_shape) -> Array:
-  """dL/dkernel of a stride-1 SAME convolution, as one matmul of the input
-  patches with the cotangent, `[kh * kw * c, N] @ [N, o]`.
-
-  XLA:CPU lowers this gradient as a convolution over the batch axis:
-  measured 3-4x slower for the av_digits convolutions. (Nine per-tap
-  matmuls over contiguous slices of the flattened input were slower still:
-  XLA transposes every slice.)
-  """
-  patches = _patches(x, kernel_shape[:2])
-  dk = patches.reshape(-1, patches.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])
-  return dk.reshape(kernel_shape)
-
-
 def _convolve_bwd(strides, residuals, dy):
   x, kernel = residuals
   dy = jax.lax.optimization_barrier(dy)
   _, input_vjp = jax.vjp(lambda a: _convolve(a, kernel, strides), x)
-  (dx,) = input_vjp(dy)
-  if strides != (1, 1):
-    _, kernel_vjp = jax.vjp(lambda k: _convolve(x, k, strides), kernel)
-    return dx, kernel_vjp(dy)[0]
-  return dx, _kernel_gradient(x, dy, kernel.shape)
+  _, kernel_vjp = jax.vjp(lambda k: _lax_convolve(x, k, strides), kernel)
+  return input_vjp(dy)[0], kernel_vjp(dy)[0]
 
 
 convolve.defvjp(_convolve_fwd, _convolve_bwd)
