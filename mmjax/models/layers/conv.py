@@ -129,6 +129,95 @@ class Conv(nn.Module):
     return y
 
 
+def _group_sums(per_channel_sums: Array, num_groups: int) -> Array:
+  """`[batch, channels]` -> `[batch, groups]`, summing each group's channels."""
+  b, c = per_channel_sums.shape
+  return per_channel_sums.reshape(b, num_groups, c // num_groups).sum(-1)
+
+
+def _to_channels(per_group: Array, like: Array) -> Array:
+  """`[batch, groups]` -> `[batch, 1, ..., 1, channels]`, broadcastable to
+  `like`."""
+  channels = like.shape[-1]
+  repeated = jnp.repeat(per_group, channels // per_group.shape[-1], axis=-1)
+  return repeated.reshape((like.shape[0],) + (1,) * (like.ndim - 2) +
+                          (channels,))
+
+
+def _group_count(shape: Tuple[int, ...], num_groups: int) -> int:
+  """Elements of one (example, group) of a `[batch, ..., channels]` array."""
+  count = shape[-1] // num_groups
+  for size in shape[1:-1]:
+    count *= size
+  return count
+
+
+def _group_statistics(x32: Array, num_groups: int):
+  """Per (example, group) mean and biased variance, `[batch, groups]`, of
+  `x32` `[batch, ..., channels]` (float32)."""
+  axes = tuple(range(1, x32.ndim - 1))
+  count = _group_count(x32.shape, num_groups)
+  mean = _group_sums(x32.sum(axes), num_groups) / count
+  mean_sq = _group_sums(jnp.square(x32).sum(axes), num_groups) / count
+  return mean, jnp.maximum(mean_sq - jnp.square(mean), 0.0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def group_norm(x: Array, scale: Array, bias: Array, num_groups: int,
+               epsilon: float) -> Array:
+  """Group normalisation of `x` `[batch, ..., channels]` with per-channel
+  `scale` and `bias` `[channels]` (see `GroupNorm`); same shape and dtype
+  as `x`, statistics in float32.
+
+  The backward pass is the closed form: one pass over `x` and the
+  cotangent for the per-channel sums sum(dy) and sum(dy * x), one
+  elementwise pass for the input gradient. JAX's derivative of the forward
+  pass made XLA:CPU emit several more passes; the closed form made the
+  av_digits step 6-14% faster on 8 CPU devices and 7-12% on 1 (A/B runs,
+  benchmarks/RESULTS.md).
+
+  Args:
+    x: `[batch, ..., channels]`, any float dtype.
+    scale, bias: `[channels]` (float32 parameters).
+    num_groups: must divide `channels` (not checked here; see `GroupNorm`).
+    epsilon: added to the variance.
+  """
+  return _group_norm_fwd(x, scale, bias, num_groups, epsilon)[0]
+
+
+def _group_norm_fwd(x, scale, bias, num_groups, epsilon):
+  x32 = x.astype(jnp.float32)
+  mean, var = _group_statistics(x32, num_groups)
+  inv_std = jax.lax.rsqrt(var + epsilon)
+  y = ((x32 - _to_channels(mean, x)) * (_to_channels(inv_std, x) * scale)
+       + bias)
+  return y.astype(x.dtype), (x, mean, inv_std, scale)
+
+
+def _group_norm_bwd(num_groups, epsilon, residuals, dy):
+  del epsilon
+  x, mean, inv_std, scale = residuals
+  axes = tuple(range(1, x.ndim - 1))
+  x32, dy32 = x.astype(jnp.float32), dy.astype(jnp.float32)
+  sum_dy = dy32.sum(axes)  # [batch, channels]
+  sum_dy_x = (dy32 * x32).sum(axes)
+  group_size = x.shape[-1] // num_groups
+  mean_c = jnp.repeat(mean, group_size, axis=-1)
+  inv_std_c = jnp.repeat(inv_std, group_size, axis=-1)
+  sum_dy_xhat = inv_std_c * (sum_dy_x - mean_c * sum_dy)
+  count = _group_count(x.shape, num_groups)
+  mean_g = _group_sums(scale * sum_dy, num_groups) / count
+  mean_g_xhat = _group_sums(scale * sum_dy_xhat, num_groups) / count
+  xhat = (x32 - _to_channels(mean, x)) * _to_channels(inv_std, x)
+  dx = _to_channels(inv_std, x) * (dy32 * scale - _to_channels(mean_g, x)
+                                   - xhat * _to_channels(mean_g_xhat, x))
+  return (dx.astype(x.dtype), sum_dy_xhat.sum(0).astype(scale.dtype),
+          sum_dy.sum(0).astype(scale.dtype))
+
+
+group_norm.defvjp(_group_norm_fwd, _group_norm_bwd)
+
+
 class GroupNorm(nn.Module):
   """Group normalisation (Wu and He 2018, "Group Normalization") over
   `[batch, ..., channels]`.
@@ -138,7 +227,7 @@ class GroupNorm(nn.Module):
   a group, biased variance E[x^2] - E[x]^2, learned `scale` (ones) and
   `bias` (zeros) per channel. Statistics are computed in float32 as sums
   per channel first, then per group, which XLA fuses into one pass; outputs
-  are in the dtype of `x`.
+  are in the dtype of `x`. The gradient is `group_norm`'s closed form.
 
   Attributes:
     num_groups: groups; must divide the channel count.
@@ -158,24 +247,9 @@ class GroupNorm(nn.Module):
     if self.num_groups <= 0 or channels % self.num_groups:
       raise ValueError(f"GroupNorm: num_groups={self.num_groups} does not "
                        f"divide the {channels} channels")
-    group_size = channels // self.num_groups
-    axes = tuple(range(1, x.ndim - 1))
-    count = group_size
-    for a in axes:
-      count *= x.shape[a]
-    x32 = x.astype(jnp.float32)
-    per_group = lambda s: s.reshape(x.shape[0], self.num_groups,
-                                    group_size).sum(-1)
-    mean = per_group(x32.sum(axes)) / count
-    mean_sq = per_group(jnp.square(x32).sum(axes)) / count
-    var = jnp.maximum(mean_sq - jnp.square(mean), 0.0)
-    per_channel = lambda g: jnp.repeat(g, group_size, axis=-1).reshape(
-        (x.shape[0],) + (1,) * len(axes) + (channels,))
     scale = self.param("scale", nn.initializers.ones_init(), (channels,))
     bias = self.param("bias", nn.initializers.zeros_init(), (channels,))
-    inv = per_channel(jax.lax.rsqrt(var + self.epsilon)) * scale
-    y = (x32 - per_channel(mean)) * inv + bias
-    return y.astype(x.dtype)
+    return group_norm(x, scale, bias, self.num_groups, self.epsilon)
 
 
 def _window_view(x: Array, window: Tuple[int, int]) -> Array:

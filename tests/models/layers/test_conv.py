@@ -21,14 +21,21 @@ def _close(actual, expected):
   assert err <= RTOL, f"max relative error {err:.2e} > {RTOL}"
 
 
-def _compare(ours: nn.Module, reference: nn.Module, x: jnp.ndarray):
+def _compare(ours: nn.Module, reference: nn.Module, x: jnp.ndarray,
+             perturb: bool = False):
   """Same initial parameters; same outputs and gradients for a non-linear
-  loss (the cotangent is not uniform)."""
+  loss (the cotangent is not uniform). `perturb` adds noise to the
+  parameters first (e.g. so that a scale is not all ones)."""
   params = reference.init(jax.random.key(0), x)
   ours_params = ours.init(jax.random.key(0), x)
   assert jax.tree.structure(params) == jax.tree.structure(ours_params)
   for a, b in zip(jax.tree.leaves(ours_params), jax.tree.leaves(params)):
     np.testing.assert_array_equal(a, b)
+  if perturb:
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(5), len(leaves))
+    params = jax.tree.unflatten(tree, [
+        p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
 
   def loss(module):
     return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)) * x.mean())
@@ -65,10 +72,27 @@ def test_conv_rejects_rank_3():
 
 @pytest.mark.parametrize("shape,num_groups", [
     ((2, 5, 7, 8), 4), ((2, 5, 7, 16), 8), ((2, 5, 6), 3), ((3, 4, 4, 4), 4)])
-def test_group_norm_matches_flax(shape, num_groups):
+@pytest.mark.parametrize("perturb", [False, True])
+def test_group_norm_matches_flax(shape, num_groups, perturb):
   x = 3.0 + 2.0 * jax.random.normal(jax.random.key(2), shape)
   _compare(conv.GroupNorm(num_groups=num_groups),
-           nn.GroupNorm(num_groups=num_groups), x)
+           nn.GroupNorm(num_groups=num_groups), x, perturb=perturb)
+
+
+def test_group_norm_bfloat16_input_keeps_float32_parameter_gradients():
+  x = (3.0 + 2.0 * jax.random.normal(jax.random.key(2), (2, 5, 7, 8))).astype(
+      jnp.bfloat16)
+  module = conv.GroupNorm(num_groups=4)
+  params = module.init(jax.random.key(0), x)
+  y = module.apply(params, x)
+  grads, dx = jax.grad(
+      lambda p, x: jnp.sum(jnp.sin(module.apply(p, x).astype(jnp.float32))),
+      argnums=(0, 1))(params, x)
+  assert y.dtype == dx.dtype == jnp.bfloat16
+  assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
+  # The same as float32 input rounded to bfloat16 (statistics in float32).
+  y32 = module.apply(params, x.astype(jnp.float32))
+  np.testing.assert_allclose(y.astype(jnp.float32), y32, atol=2e-2)
 
 
 def test_group_norm_rejects_indivisible_channels():
