@@ -20,11 +20,12 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-# A 3x3 convolution of an input with at most this many channels is computed
-# as one matmul of its 3x3 patches: [N, 9 * C] @ [9 * C, O]. Measured on the
-# 2-core CPU (benchmarks/RESULTS.md): 1.7x faster forward + backward for
-# C = 1; slower than XLA's convolution from C = 16 on, where the patches
-# tensor costs more memory traffic than the matmul saves.
+# The forward pass of a 3x3 convolution of an input with at most this many
+# channels is one matmul of its 3x3 patches: [N, 9 * C] @ [9 * C, O].
+# Measured on the 2-core CPU (benchmarks/RESULTS.md, first pass): 1.7x
+# faster forward + backward for C = 1 (then with a patches kernel gradient,
+# since replaced by XLA's); slower than XLA's convolution from C = 16 on,
+# where the patches tensor costs more memory traffic than the matmul saves.
 PATCH_MATMUL_MAX_CHANNELS = 4
 
 
@@ -165,9 +166,9 @@ def _group_statistics(x32: Array, num_groups: int):
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def group_norm(x: Array, scale: Array, bias: Array, num_groups: int,
                epsilon: float) -> Array:
-  """Group normalisation of `x` `[batch, ..., channels]` with per-channel
-  `scale` and `bias` `[channels]` (see `GroupNorm`); same shape and dtype
-  as `x`, statistics in float32.
+  """Group normalisation (Wu and He 2018) of `x` `[batch, ..., channels]`
+  with per-channel `scale` and `bias` `[channels]` (see `GroupNorm`); same
+  shape and dtype as `x`, statistics in float32.
 
   The backward pass is the closed form: one pass over `x` and the
   cotangent for the per-channel sums sum(dy) and sum(dy * x), one

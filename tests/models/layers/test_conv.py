@@ -90,9 +90,11 @@ def test_group_norm_bfloat16_input_keeps_float32_parameter_gradients():
       argnums=(0, 1))(params, x)
   assert y.dtype == dx.dtype == jnp.bfloat16
   assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(grads))
-  # The same as float32 input rounded to bfloat16 (statistics in float32).
+  # The same as float32 input up to rounding the output to bfloat16
+  # (statistics in float32): half an ulp is 7.8e-3 for |y| < 4 (here
+  # |y| < 3); measured 7.5e-3 (jax 0.10.2, CPU).
   y32 = module.apply(params, x.astype(jnp.float32))
-  np.testing.assert_allclose(y.astype(jnp.float32), y32, atol=2e-2)
+  np.testing.assert_allclose(y.astype(jnp.float32), y32, atol=1e-2)
 
 
 def test_group_norm_rejects_indivisible_channels():

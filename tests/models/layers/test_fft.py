@@ -73,7 +73,8 @@ def test_sharded_batch_stays_sharded_on_8_devices():
     assert not got["all_gather"], (spec, got)
     assert [s.split("{")[0] for s in got["fft_shapes"]] == [fft_shape], got
     assert got["spec"] == out_spec
-    # float32 FFT against numpy's float64, |X|^2 of entries up to ~1e3.
-    assert got["max_error"] < 1e-3, got
+    # float32 FFT against numpy's float64: measured 3.8e-5, the same as
+    # jnp.fft.rfft's (jax 0.10.2, CPU), on |X|^2 values up to ~300.
+    assert got["max_error"] < 2e-4, got
   # What this module works around: XLA gathers the batch for jnp.fft.rfft.
   assert out["jnp P('data',)"]["all_gather"]
