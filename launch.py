@@ -47,9 +47,10 @@ flags.DEFINE_list("corruptions", None,
 flags.DEFINE_integer(
     "cpu_devices", None,
     "CPU devices for data parallelism when running on CPU (no effect on "
-    "GPU/TPU). Default: the first of 8, 4, 2, 1 that divides "
-    "config.batch_size and config.eval_batch_size (faster on multi-core "
-    "CPUs, see mmjax.parallel.configure_cpu_devices); ignored when XLA_FLAGS "
+    "GPU/TPU). Default: two per available core, or the largest count below "
+    "that which divides config.batch_size and config.eval_batch_size "
+    "(faster on multi-core CPUs, see "
+    "mmjax.parallel.default_cpu_device_count); ignored when XLA_FLAGS "
     "sets --xla_force_host_platform_device_count.")
 flags.DEFINE_bool("allow_config_change", False,
                   "Resume even when the learning-rate schedule, global batch "

@@ -6,8 +6,8 @@ alternating for `--rounds` rounds (this machine's speed drifts by 20% within
 minutes, so one pair of runs can give a ratio off by as much), with the
 same global batch (64) and float32, and prints the ratio of mmjax's examples/s (batch on device) to PyTorch's best
 mode. mmjax runs as `launch.py` would (on a CPU, the global batch split over
-the CPU devices `mmjax.parallel.configure_cpu_devices` picks, 8 for batch
-64) and XLA:CPU uses every core; PyTorch gets `--threads` (default: the
+the CPU devices `mmjax.parallel.configure_cpu_devices` picks, 4 for batch
+64 on 2 cores) and XLA:CPU uses every core; PyTorch gets `--threads` (default: the
 machine's core count), so both use the same cores.
 
   pip install -r benchmarks/requirements.txt

@@ -52,8 +52,37 @@ def initialize_distributed(enabled: bool = False,
                jax.local_device_count(), jax.device_count())
 
 
-# Candidate CPU device counts for `configure_cpu_devices`, best first.
-CPU_DEVICE_COUNTS = (8, 4, 2, 1)
+# CPU devices per available core that `configure_cpu_devices` aims for.
+# Measured on the 2-core development machine (benchmarks/RESULTS.md, third
+# pass; same process layout as launch.py, alternating runs): the av_digits
+# step took 45.6-48.2 ms on 4 devices against 52.9-61.0 ms on 8, and 2 and 16
+# devices were slower still. XLA:CPU runs most of a device's step on one
+# thread, so fewer devices than cores leave cores idle, and each device adds
+# a fixed cost per step (about 2 ms of one core's time here). Other core
+# counts are extrapolated from this one machine, not measured.
+CPU_DEVICES_PER_CORE = 2
+
+
+def default_cpu_device_count(global_batch_sizes: Sequence[int],
+                             num_processes: int = 1,
+                             cores: Optional[int] = None) -> int:
+  """The CPU device count `configure_cpu_devices` picks when none is given.
+
+  The largest n <= `CPU_DEVICES_PER_CORE` * `cores` such that n *
+  `num_processes` divides every global batch size (at least 1).
+
+  Args:
+    global_batch_sizes: the batch sizes the run will shard (train, eval).
+    num_processes: processes of the run, each exposing n devices.
+    cores: cores available to this process; default: its CPU affinity
+      (`os.sched_getaffinity`, which follows `taskset` and cpusets).
+  """
+  if cores is None:
+    cores = len(os.sched_getaffinity(0))
+  for n in range(max(1, CPU_DEVICES_PER_CORE * cores), 0, -1):
+    if all(b % (n * num_processes) == 0 for b in global_batch_sizes):
+      return n
+  return 1
 
 
 _TERMINATE_FLAG = "xla_cpu_collective_call_terminate_timeout_seconds"
@@ -67,8 +96,9 @@ def configure_cpu_devices(count: Optional[int],
   XLA:CPU runs one device's step on about one core; with several CPU
   devices the data-parallel step runs their batch shards concurrently, the
   same global batch and the same arithmetic up to float32 reduction order.
-  Measured on the 2-core development machine (benchmarks/RESULTS.md,
-  "scaling"): the av_digits step 1.7x faster with 8 devices than with 1.
+  Measured on the 2-core development machine (benchmarks/RESULTS.md): the
+  av_digits step about 2x faster with 4 devices than with 1, and 4 devices
+  faster than 2, 8 or 16 (`CPU_DEVICES_PER_CORE`).
   Has no effect on GPU or TPU backends (their devices are used, not the
   CPU's) and must run before JAX initialises its backends (it may run
   before `initialize_distributed`: each process of a multi-process run
@@ -78,9 +108,8 @@ def configure_cpu_devices(count: Optional[int],
   instead of aborting it.
 
   Args:
-    count: devices to expose (per process); None picks the first of
-      `CPU_DEVICE_COUNTS` such that `count * num_processes` divides every
-      global batch size.
+    count: devices to expose (per process); None picks
+      `default_cpu_device_count(global_batch_sizes, num_processes)`.
     global_batch_sizes: the batch sizes the run will shard (train, eval).
     num_processes: processes of the run, each exposing `count` devices.
 
@@ -95,9 +124,7 @@ def configure_cpu_devices(count: Optional[int],
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
     return 0
   if count is None:
-    count = next((n for n in CPU_DEVICE_COUNTS
-                  if all(b % (n * num_processes) == 0
-                         for b in global_batch_sizes)), 1)
+    count = default_cpu_device_count(global_batch_sizes, num_processes)
   if count < 1:
     raise ValueError(f"the CPU device count must be >= 1, got {count}")
   jax.config.update("jax_num_cpu_devices", count)

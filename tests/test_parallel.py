@@ -46,12 +46,28 @@ def test_device_prefetcher_keeps_order_and_places_batches():
   assert all(b["x"].sharding == parallel.data_sharding(mesh) for b in got)
 
 
+@pytest.mark.parametrize("batch_sizes,num_processes,cores,expected", [
+    ((64, 200), 1, 2, 4),  # 2 devices per core
+    ((64, 200), 1, 4, 8),
+    ((64, 200), 1, 1, 2),
+    ((12, 200), 1, 4, 4),  # 8, 7, 6 and 5 do not divide both
+    ((64, 200), 2, 2, 4),  # 4 devices x 2 processes = 8 divides both
+    ((6,), 1, 2, 3),
+    ((7,), 1, 2, 1),
+])
+def test_default_cpu_device_count(batch_sizes, num_processes, cores,
+                                  expected):
+  assert parallel.default_cpu_device_count(
+      batch_sizes, num_processes, cores) == expected
+
+
 @pytest.mark.parametrize("batch_sizes,xla_flags,expected", [
-    ((64, 200), "", 8),
-    ((12, 200), "", 4),  # 8 does not divide 12
+    ((64, 200), "", None),  # default_cpu_device_count on this machine
     ((64, 200), "--xla_force_host_platform_device_count=3", 3),  # respected
 ])
 def test_configure_cpu_devices(batch_sizes, xla_flags, expected):
+  if expected is None:
+    expected = parallel.default_cpu_device_count(batch_sizes)
   code = ("import jax; from mmjax import parallel; "
           f"parallel.configure_cpu_devices(None, {batch_sizes}); "
           "print(jax.device_count())")

@@ -20,27 +20,36 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-# The forward pass of a 3x3 convolution of an input with at most this many
-# channels is one matmul of its 3x3 patches: [N, 9 * C] @ [9 * C, O].
-# Measured on the 2-core CPU (benchmarks/RESULTS.md, first pass): 1.7x
-# faster forward + backward for C = 1 (then with a patches kernel gradient,
-# since replaced by XLA's); slower than XLA's convolution from C = 16 on,
-# where the patches tensor costs more memory traffic than the matmul saves.
-PATCH_MATMUL_MAX_CHANNELS = 4
+# The forward pass of a stride-1 convolution of an input with at most this
+# many channels is a sum of shifted copies of each input channel times a row
+# of the kernel (`_shifted_sum`), which XLA compiles to one elementwise loop.
+# Measured on the 2-core CPU, one core, jax 0.10.2, input [16, 32, 32, C] to
+# 16-32 features, 3x3, forward: C = 1: 146 us against 2,053 for XLA's
+# convolution (and 859 for the 3x3-patches matmul this replaced); C = 3: 280
+# against 1,072; C = 2: 295 against 245; C = 4: 842 against 434.
+# The av_digits step (two 1-channel first convolutions) became 5% faster
+# (benchmarks/RESULTS.md, third pass).
+SHIFTED_SUM_MAX_CHANNELS = 3
 
 
 def _same_padding(size: int) -> Tuple[int, int]:
   return (size - 1) // 2, size // 2
 
 
-def _patches(x: Array, kernel_size: Tuple[int, int]) -> Array:
-  """`[batch, h, w, c]` -> `[batch, h, w, kh * kw * c]`, SAME zero padding,
-  ordered (kh, kw, c) like a flattened HWIO kernel."""
-  kh, kw = kernel_size
+def _shifted_sum(x: Array, kernel: Array) -> Array:
+  """SAME stride-1 convolution `[b, h, w, c]` x `[kh, kw, c, o]` ->
+  `[b, h, w, o]` as the sum over taps and input channels of the shifted
+  channel `[b, h, w, 1]` times the kernel row `[o]`."""
+  kh, kw, c, _ = kernel.shape
   h, w = x.shape[1:3]
   x = jnp.pad(x, ((0, 0), _same_padding(kh), _same_padding(kw), (0, 0)))
-  shifted = [x[:, i:i + h, j:j + w] for i in range(kh) for j in range(kw)]
-  return jnp.concatenate(shifted, axis=-1)
+  y = None
+  for i in range(kh):
+    for j in range(kw):
+      for ch in range(c):
+        term = x[:, i:i + h, j:j + w, ch:ch + 1] * kernel[i, j, ch]
+        y = term if y is None else y + term
+  return y
 
 
 def _lax_convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
@@ -50,8 +59,8 @@ def _lax_convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
 
 def _convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
   """SAME convolution, NHWC x HWIO -> NHWC (see `Conv`)."""
-  if x.shape[-1] <= PATCH_MATMUL_MAX_CHANNELS and strides == (1, 1):
-    return _patches(x, kernel.shape[:2]) @ kernel.reshape(-1, kernel.shape[-1])
+  if x.shape[-1] <= SHIFTED_SUM_MAX_CHANNELS and strides == (1, 1):
+    return _shifted_sum(x, kernel)
   return _lax_convolve(x, kernel, strides)
 
 
@@ -63,11 +72,13 @@ def convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
   Without that barrier XLA:CPU fuses the producer of the cotangent (e.g. the
   backward pass of the max-pool or GroupNorm that follows) into the operand
   of the gradient convolutions and recomputes it inside their inner loops:
-  measured 3x slower for the av_digits first audio block. The gradients
-  are XLA's own (`lax.conv_general_dilated`'s), for the kernel in every
-  case: with the barrier in place, XLA's kernel gradient made the av_digits
-  step 15% faster (1 and 8 CPU devices) than one matmul of 3x3 patches,
-  the formulation used before the barrier existed (benchmarks/RESULTS.md).
+  measured 3x slower for the av_digits first audio block. Both gradients
+  are XLA's own (`lax.conv_general_dilated`'s), whatever formulation the
+  forward pass has: with the barrier in place, XLA's kernel gradient made
+  the av_digits step 15% faster (1 and 8 CPU devices) than one matmul of
+  3x3 patches, the formulation used before the barrier existed
+  (benchmarks/RESULTS.md); JAX's derivative of `_shifted_sum` was measured
+  4-8x slower than XLA's input gradient (one core, 1 and 3 channels).
   """
   return _convolve(x, kernel, strides)
 
@@ -79,9 +90,8 @@ def _convolve_fwd(x, kernel, strides):
 def _convolve_bwd(strides, residuals, dy):
   x, kernel = residuals
   dy = jax.lax.optimization_barrier(dy)
-  _, input_vjp = jax.vjp(lambda a: _convolve(a, kernel, strides), x)
-  _, kernel_vjp = jax.vjp(lambda k: _lax_convolve(x, k, strides), kernel)
-  return input_vjp(dy)[0], kernel_vjp(dy)[0]
+  _, vjp = jax.vjp(lambda a, k: _lax_convolve(a, k, strides), x, kernel)
+  return vjp(dy)
 
 
 convolve.defvjp(_convolve_fwd, _convolve_bwd)
@@ -93,8 +103,9 @@ class Conv(nn.Module):
   The parameters and results of `flax.linen.Conv(features, kernel_size,
   strides, padding="SAME", use_bias)`: `kernel` `[kh, kw, in, features]`
   (LeCun normal) and optional `bias` `[features]` (zeros). A stride-1
-  convolution of an input with at most `PATCH_MATMUL_MAX_CHANNELS` channels
-  runs as a patches matmul, every other one as `lax.conv_general_dilated`.
+  convolution of an input with at most `SHIFTED_SUM_MAX_CHANNELS` channels
+  runs as a sum of shifted inputs times kernel rows (one elementwise loop),
+  every other one as `lax.conv_general_dilated`.
 
   Attributes:
     features: output channels.

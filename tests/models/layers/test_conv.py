@@ -48,7 +48,7 @@ def _compare(ours: nn.Module, reference: nn.Module, x: jnp.ndarray,
 
 
 @pytest.mark.parametrize("channels,kernel_size,strides,use_bias", [
-    (1, (3, 3), (1, 1), False),  # patches matmul forward
+    (1, (3, 3), (1, 1), False),  # shifted-sum forward
     (3, (3, 3), (1, 1), True),
     (8, (3, 3), (1, 1), False),  # lax.conv forward
     (8, (3, 3), (2, 2), True),  # strided: XLA's own backward
