@@ -56,7 +56,7 @@ def initialize_distributed(enabled: bool = False,
 # Measured on the 2-core development machine (benchmarks/RESULTS.md, third
 # pass; same process layout as launch.py, alternating runs): the av_digits
 # step took 45.6-48.2 ms on 4 devices against 52.9-61.0 ms on 8, and 2 and 16
-# devices were slower still. XLA:CPU runs most of a device's step on one
+# devices were slower than 4 too. XLA:CPU runs most of a device's step on one
 # thread, so fewer devices than cores leave cores idle, and each device adds
 # a fixed cost per step (about 2 ms of one core's time here). Other core
 # counts are extrapolated from this one machine, not measured.
@@ -97,8 +97,8 @@ def configure_cpu_devices(count: Optional[int],
   devices the data-parallel step runs their batch shards concurrently, the
   same global batch and the same arithmetic up to float32 reduction order.
   Measured on the 2-core development machine (benchmarks/RESULTS.md): the
-  av_digits step about 2x faster with 4 devices than with 1, and 4 devices
-  faster than 2, 8 or 16 (`CPU_DEVICES_PER_CORE`).
+  av_digits step about 1.6x faster with 4 devices than with 1, and 4
+  devices faster than 2, 8 or 16 (`CPU_DEVICES_PER_CORE`).
   Has no effect on GPU or TPU backends (their devices are used, not the
   CPU's) and must run before JAX initialises its backends (it may run
   before `initialize_distributed`: each process of a multi-process run

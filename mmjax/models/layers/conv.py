@@ -20,16 +20,17 @@ import jax.numpy as jnp
 
 Array = jax.Array
 
-# The forward pass of a stride-1 convolution of an input with at most this
-# many channels is a sum of shifted copies of each input channel times a row
-# of the kernel (`_shifted_sum`), which XLA compiles to one elementwise loop.
-# Measured on the 2-core CPU, one core, jax 0.10.2, input [16, 32, 32, C] to
-# 16-32 features, 3x3, forward: C = 1: 146 us against 2,053 for XLA's
-# convolution (and 859 for the 3x3-patches matmul this replaced); C = 3: 280
-# against 1,072; C = 2: 295 against 245; C = 4: 842 against 434.
-# The av_digits step (two 1-channel first convolutions) became 5% faster
-# (benchmarks/RESULTS.md, third pass).
-SHIFTED_SUM_MAX_CHANNELS = 3
+# The forward pass of a stride-1 convolution of an input with one of these
+# channel counts (mono spectrograms and grey images, RGB images) is a sum of
+# shifted copies of each input channel times a row of the kernel
+# (`_shifted_sum`), which XLA compiles to one elementwise loop. Measured on
+# the 2-core CPU, one core, jax 0.10.2, input [16, 32, 32, C] to 16-32
+# features, 3x3, forward: C = 1: 146 us against 2,053 for XLA's convolution
+# (and 859 for the 3x3-patches matmul this replaced); C = 3: 280 against
+# 1,072; but C = 2: 295 against 245 and C = 4: 842 against 434, so those
+# stay XLA's. The av_digits step (two 1-channel first convolutions) became
+# 5% faster (benchmarks/RESULTS.md, third pass).
+SHIFTED_SUM_CHANNELS = (1, 3)
 
 
 def _same_padding(size: int) -> Tuple[int, int]:
@@ -59,7 +60,7 @@ def _lax_convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
 
 def _convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
   """SAME convolution, NHWC x HWIO -> NHWC (see `Conv`)."""
-  if x.shape[-1] <= SHIFTED_SUM_MAX_CHANNELS and strides == (1, 1):
+  if x.shape[-1] in SHIFTED_SUM_CHANNELS and strides == (1, 1):
     return _shifted_sum(x, kernel)
   return _lax_convolve(x, kernel, strides)
 
@@ -103,7 +104,7 @@ class Conv(nn.Module):
   The parameters and results of `flax.linen.Conv(features, kernel_size,
   strides, padding="SAME", use_bias)`: `kernel` `[kh, kw, in, features]`
   (LeCun normal) and optional `bias` `[features]` (zeros). A stride-1
-  convolution of an input with at most `SHIFTED_SUM_MAX_CHANNELS` channels
+  convolution of an input with 1 or 3 channels (`SHIFTED_SUM_CHANNELS`)
   runs as a sum of shifted inputs times kernel rows (one elementwise loop),
   every other one as `lax.conv_general_dilated`.
 
