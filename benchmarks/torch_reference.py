@@ -12,6 +12,13 @@ inside the step, as in mmjax: `torch.stft` (centred, zero padding, periodic
 Hann window), the same Slaney mel filterbank, `10 log10` with an 80 dB floor
 per example, per-example standardisation.
 
+Two differences from the config's training recipe remain: the config
+standardises each mel band over time (CMVN) where this standardises over
+all bins, the same work; and the config's SpecAugment masks are not
+applied here. SpecAugment on or off made no measurable difference to
+mmjax's step (A/B, benchmarks/RESULTS.md, third pass), so the comparison
+is not tilted by it.
+
 The reference is written to be fast, not literal: channels-last memory
 format when it helps (both layouts are timed, the faster is reported), eager
 and `torch.compile` (inductor), `optimizer.step` with `foreach` kernels,
