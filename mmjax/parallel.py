@@ -63,6 +63,12 @@ def initialize_distributed(enabled: bool = False,
 CPU_DEVICES_PER_CORE = 2
 
 
+def _available_cores() -> int:
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
 def default_cpu_device_count(global_batch_sizes: Sequence[int],
                              num_processes: int = 1,
                              cores: Optional[int] = None) -> int:
@@ -75,10 +81,14 @@ def default_cpu_device_count(global_batch_sizes: Sequence[int],
     global_batch_sizes: the batch sizes the run will shard (train, eval).
     num_processes: processes of the run, each exposing n devices.
     cores: cores available to this process; default: its CPU affinity
-      (`os.sched_getaffinity`, which follows `taskset` and cpusets).
+      (`os.sched_getaffinity`, which follows `taskset` and cpusets), or
+      `os.cpu_count()` where the platform has no affinity call (macOS).
+
+  Returns:
+    The device count per process, >= 1.
   """
   if cores is None:
-    cores = len(os.sched_getaffinity(0))
+    cores = _available_cores()
   for n in range(max(1, CPU_DEVICES_PER_CORE * cores), 0, -1):
     if all(b % (n * num_processes) == 0 for b in global_batch_sizes):
       return n

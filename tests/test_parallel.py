@@ -61,6 +61,13 @@ def test_default_cpu_device_count(batch_sizes, num_processes, cores,
       batch_sizes, num_processes, cores) == expected
 
 
+def test_default_cpu_device_count_without_an_affinity_call(monkeypatch):
+  # macOS has no os.sched_getaffinity: the count follows os.cpu_count().
+  monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+  monkeypatch.setattr(os, "cpu_count", lambda: 3)
+  assert parallel.default_cpu_device_count((60,)) == 6
+
+
 @pytest.mark.parametrize("batch_sizes,xla_flags,expected", [
     ((64, 200), "", None),  # default_cpu_device_count on this machine
     ((64, 200), "--xla_force_host_platform_device_count=3", 3),  # respected
