@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from mmjax.models.encoders.text import _check_text
-from mmjax.models.fusion.base import masked_mean
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
 POOLS = ("none", "last", "mean")

@@ -6,7 +6,7 @@ from typing import ClassVar, Mapping, Optional, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import masked_mean
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.layers.attention import TransformerEncoder
 from mmjax.models.registries import ENCODERS
 

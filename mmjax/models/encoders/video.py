@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.fusion.base import masked_mean
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.layers.attention import (AddPositionalEmbedding,
                                            TransformerEncoder)
 from mmjax.models.layers.patch_transformer import PatchTransformer

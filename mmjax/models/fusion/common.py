@@ -12,7 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import masked_mean, modality_order, valid_tokens
+from mmjax.models.fusion.base import modality_order
+from mmjax.models.layers.masking import masked_mean, valid_tokens
 
 Array = jnp.ndarray
 

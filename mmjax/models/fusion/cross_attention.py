@@ -5,8 +5,8 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import (FusionOutput, TokenTimes, masked_mean,
-                                      modality_order, present_mean)
+from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
+from mmjax.models.layers.masking import masked_mean, present_mean
 from mmjax.models.fusion.projection import ProjectTokens
 from mmjax.models.layers.attention import TransformerBlock, TransformerEncoder
 from mmjax.models.registries import FUSION

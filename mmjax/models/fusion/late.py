@@ -10,7 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes, masked_mean
+from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.fusion.common import Trunk, pool_modalities, present_softmax
 from mmjax.models.registries import FUSION
 

@@ -5,7 +5,8 @@ from typing import Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes, masked_mean
+from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.fusion.common import (Trunk, pool_modalities, present_max,
                                         present_sum, project)
 from mmjax.models.registries import FUSION

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.fusion.base import valid_tokens
+from mmjax.models.layers.masking import valid_tokens
 from mmjax.models.layers.attention import AddPositionalEmbedding
 
 Array = jnp.ndarray

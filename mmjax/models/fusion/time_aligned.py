@@ -6,8 +6,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.fusion.base import (FusionOutput, TokenTimes, masked_mean,
-                                      modality_order, valid_tokens)
+from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
+from mmjax.models.layers.masking import masked_mean, valid_tokens
 from mmjax.models.layers.attention import (AddPositionalEmbedding,
                                            TransformerEncoder)
 from mmjax.models.registries import FUSION

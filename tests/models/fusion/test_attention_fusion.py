@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmjax.models.fusion.base import valid_mask
+from mmjax.models.layers.masking import valid_mask
 from mmjax.models.registries import FUSION, module_defaults
 
 SMALL = dict(dim=16, num_layers=1, num_heads=2, mlp_dim=32)
