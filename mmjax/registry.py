@@ -25,14 +25,14 @@ class UnknownNameError(KeyError):
 
   A `KeyError` (so `except KeyError` still catches it) whose `str` is the
   plain message, naming the kind, the name, the known names and the closest
-  match, e.g. "unknown fusion block 'nope'; known fusion blocks: ...".
+  match, e.g. "Unknown fusion block 'nope'; known fusion blocks: ...".
   """
 
   def __init__(self, kind: str, name: str, known: List[str]):
     close = difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     self.kind, self.name, self.known = kind, name, known
-    self.message = (f"unknown {kind} {name!r}; known {kind}s: "
+    self.message = (f"Unknown {kind} {name!r}; known {kind}s: "
                     f"{', '.join(known)}{hint}")
     super().__init__(self.message)
 

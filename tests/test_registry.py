@@ -18,7 +18,7 @@ def test_register_and_get():
 def test_unknown_name_lists_known():
   reg = Registry("fusion block")
   reg.register("early_fusion")(object)
-  with pytest.raises(KeyError, match="unknown fusion block 'nope'.*early_fusion"):
+  with pytest.raises(KeyError, match="Unknown fusion block 'nope'.*early_fusion"):
     reg.get("nope")
 
 
