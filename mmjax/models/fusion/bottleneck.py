@@ -5,17 +5,17 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.fusion.attention_base import AttentionFusionBlock
 from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
-from mmjax.models.layers.masking import masked_mean, present_mean
-from mmjax.models.fusion.projection import ProjectTokens
 from mmjax.models.layers.attention import TransformerBlock
+from mmjax.models.layers.masking import masked_mean, present_mean
 from mmjax.models.registries import FUSION
 
 Array = jnp.ndarray
 
 
 @FUSION.register("bottleneck")
-class BottleneckFusion(nn.Module):
+class BottleneckFusion(AttentionFusionBlock):
   """Modalities exchange information only through a few bottleneck tokens.
 
   Each modality is projected to `dim` with its own positional embedding.
@@ -36,44 +36,32 @@ class BottleneckFusion(nn.Module):
   bottleneck the others wrote in layer i - 1, so information crosses
   modalities only from the second fusion layer on; with `num_layers < 2` the
   modalities do not interact (late fusion of the pooled features).
+  Departure from MBT (and scenic's implementation): MBT classifies each
+  modality's CLS token with a shared head and averages the logits; here
+  each modality's valid tokens are mean-pooled (no CLS token) and the
+  pooled features are averaged over the present modalities before the
+  model's single head.
 
   Shapes: tokens `{m: [batch, T_m, dim_m]}`, bottleneck
   `[batch, num_bottleneck_tokens, dim]` -> embedding `[batch, dim]`. Sown:
   `fused_embedding` and `{m}_embedding` `[batch, dim]` per modality.
 
-  Attributes:
-    num_classes: unused (the classifier head is outside the block).
-    dim: model width.
+  Attributes (beside `AttentionFusionBlock`'s):
     num_layers: fusion layers.
-    num_heads: attention heads (must divide `dim`).
-    mlp_dim: MLP hidden width.
-    dropout_rate: dropout inside the Transformer layers.
-    positional_embedding: "learned", "sinusoidal" or "time" (time-
-      aligned, from `token_times`), per modality.
     num_bottleneck_tokens: shared bottleneck tokens.
   """
-  num_classes: int
-  dim: int = 128
-  num_layers: int = 2
-  num_heads: int = 4
-  mlp_dim: int = 256
-  dropout_rate: float = 0.0
-  positional_embedding: str = "learned"
   num_bottleneck_tokens: int = 4
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, Array],
-               token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+  @classmethod
+  def tiny(cls):
+    # Two layers: with one, the modalities do not interact.
+    return {**super().tiny(), "num_layers": 2, "num_bottleneck_tokens": 2}
+
+  def fuse(self, tokens: Mapping[str, Array], token_masks: Mapping[str, Array],
+           present: Mapping[str, Array], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     order = modality_order(tokens)
-    x, valid = {}, {}
-    for m in order:
-      x[m], valid[m] = ProjectTokens(self.dim, self.positional_embedding,
-                                     name=f"{m}_projection")(
-                                         tokens[m], token_masks[m], present[m],
-                                         (token_times or {}).get(m))
+    x, valid = self.project_tokens(tokens, token_masks, present, token_times)
     batch, n = x[order[0]].shape[0], self.num_bottleneck_tokens
     bottleneck = self.param("bottleneck", nn.initializers.normal(0.02),
                             (1, n, self.dim))
@@ -99,6 +87,4 @@ class BottleneckFusion(nn.Module):
       h = nn.LayerNorm(name=f"{m}_final_norm")(x[m])
       pooled.append(masked_mean(h, valid[m]))
       self.sow("intermediates", f"{m}_embedding", pooled[-1])
-    embedding = present_mean(pooled, presence)
-    self.sow("intermediates", "fused_embedding", embedding)
-    return FusionOutput(embedding=embedding)
+    return FusionOutput(embedding=present_mean(pooled, presence))

@@ -1,14 +1,16 @@
 """Cross-modal attention fusion: the Multimodal Transformer (MulT)."""
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
-from mmjax.models.layers.masking import masked_mean, present_mean
-from mmjax.models.fusion.projection import ProjectTokens
+from mmjax.models.fusion.attention_base import AttentionFusionBlock
+from mmjax.models.fusion.base import (FusionOutput, Params, TokenTimes,
+                                      modality_order)
 from mmjax.models.layers.attention import TransformerBlock, TransformerEncoder
+from mmjax.models.layers.masking import masked_mean, present_mean
 from mmjax.models.registries import FUSION
 
 Array = jnp.ndarray
@@ -43,7 +45,7 @@ class CrossModalTransformer(nn.Module):
 
 
 @FUSION.register("cross_attention")
-class CrossAttentionFusion(nn.Module):
+class CrossAttentionFusion(AttentionFusionBlock):
   """Pairwise cross-modal Transformers, then a self-attention per target.
 
   For every target modality t and every other (source) modality s, a stack of
@@ -59,46 +61,32 @@ class CrossAttentionFusion(nn.Module):
   the self-attention layers.
 
   Reference: Tsai et al. 2019, "Multimodal Transformer for Unaligned
-  Multimodal Language Sequences" (MulT).
+  Multimodal Language Sequences" (MulT). Departures from it:
+  - the source tokens get a LayerNorm of their own (`context_norm`), where
+    MulT normalises queries and keys/values with the same LayerNorm;
+  - no causal ("future") mask, which MulT applies by default (`attn_mask`):
+    the classifiers here read whole clips;
+  - the cross-modal outputs enter residually through a `dim`-wide
+    projection, where MulT concatenates them to a `2 * dim` sequence;
+  - positions are `positional_embedding` (learned by default), where MulT
+    adds scaled sinusoids after a 1-D convolution.
 
   Shapes: tokens `{m: [batch, T_m, dim_m]}` -> per target `[batch, T_t, dim]`
   -> embedding `[batch, dim]`. Sown: `fused_embedding`, `{t}_embedding`
   `[batch, dim]` per target, and in `t_from_s/layer_i/attention` the
   attention weights `[batch, heads, T_t, T_s]`.
 
-  Attributes:
-    num_classes: unused (the classifier head is outside the block).
-    dim: model width.
+  Attributes (beside `AttentionFusionBlock`'s):
     num_layers: cross-attention layers per (target, source) pair.
-    num_heads: attention heads (must divide `dim`).
-    mlp_dim: MLP hidden width.
-    dropout_rate: dropout inside the Transformer layers.
-    positional_embedding: "learned", "sinusoidal" or "time" (time-
-      aligned, from `token_times`), per modality.
     num_self_layers: self-attention layers per target after the fusion.
   """
-  num_classes: int
-  dim: int = 128
-  num_layers: int = 2
-  num_heads: int = 4
-  mlp_dim: int = 256
-  dropout_rate: float = 0.0
-  positional_embedding: str = "learned"
   num_self_layers: int = 1
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, Array],
-               token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+  def fuse(self, tokens: Mapping[str, Array], token_masks: Mapping[str, Array],
+           present: Mapping[str, Array], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     order = modality_order(tokens)
-    x, valid = {}, {}
-    for m in order:
-      x[m], valid[m] = ProjectTokens(self.dim, self.positional_embedding,
-                                     name=f"{m}_projection")(
-                                         tokens[m], token_masks[m], present[m],
-                                         (token_times or {}).get(m))
+    x, valid = self.project_tokens(tokens, token_masks, present, token_times)
     pooled = []
     for t in order:
       updates = []
@@ -120,6 +108,26 @@ class CrossAttentionFusion(nn.Module):
                              name=f"{t}_self")(h, valid[t], train=train)
       pooled.append(masked_mean(h, valid[t]))
       self.sow("intermediates", f"{t}_embedding", pooled[-1])
-    embedding = present_mean(pooled, [present[m] for m in order])
-    self.sow("intermediates", "fused_embedding", embedding)
-    return FusionOutput(embedding=embedding)
+    return FusionOutput(embedding=present_mean(pooled,
+                                               [present[m] for m in order]))
+
+  def params_without_modality(self, params: Params, dims: Mapping[str, int],
+                              modality: str) -> Optional[Params]:
+    """A missing source's update is zeros in `{t}_fuse`'s input: removing it
+    removes its `dim` rows of the kernel (and the whole Dense when no source
+    is left)."""
+    out = dict(params)
+    order = modality_order(dims)
+    for t in order:
+      if t == modality:
+        continue
+      sources = [s for s in order if s != t]
+      name = f"{t}_fuse"
+      if len(sources) == 1:
+        out.pop(name, None)
+        continue
+      kernel = np.asarray(params[name]["kernel"])
+      i = sources.index(modality)
+      keep = np.r_[0:i * self.dim, (i + 1) * self.dim:kernel.shape[0]]
+      out[name] = {"kernel": kernel[keep]}
+    return out

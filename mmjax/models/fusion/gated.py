@@ -1,18 +1,20 @@
 """Gated Multimodal Unit fusion."""
 
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.fusion.base import (FusionBlock, FusionOutput, Params,
+                                      TokenTimes, modality_order)
 from mmjax.models.fusion.common import (Trunk, pool_modalities,
                                         present_softmax, project)
 from mmjax.models.registries import FUSION
 
 
 @FUSION.register("gated")
-class GatedFusion(nn.Module):
+class GatedFusion(FusionBlock):
   """Gated Multimodal Unit (GMU) over masked-mean pooled modality features.
 
   Arevalo, Solorio, Montes-y-Gomez and Gonzalez 2017, "Gated Multimodal
@@ -24,16 +26,15 @@ class GatedFusion(nn.Module):
       h   = sum_m z_m * h_m
 
   For two modalities the softmax of two gate logits is the paper's
-  sigmoid gate z / 1 - z. Missing modalities get gate 0. Like the paper's
-  equations, the layers have no bias. Sows `gates` `[batch, modalities, dim]`.
+  sigmoid gate z / 1 - z. A missing modality gets gate 0 and is zeros in the
+  gate's input, so the result is that of the block without it (its rows and
+  columns of the gate drop out). Like the paper's equations, the layers have
+  no bias. Sows `gates` `[batch, modalities, dim]`.
 
   With `input_norm` (default), each x_m is first LayerNorm-ed (Ba et al.
-  2016). The paper fuses fixed features; trained end to end, an encoder
-  whose output grows saturates both the tanh and the bias-free gate, which
-  then pass no gradient: with modality dropout and auxiliary heads on
-  av_digits the audio embeddings reached |x| ~ 150, the fused embedding was
-  all +-1 and training stalled at 0.63 accuracy
-  (experiments/robustness/RESULTS.md).
+  2016), a departure from the paper, which fuses fixed features: trained
+  end to end, a growing encoder output saturates the tanh and the bias-free
+  gate (experiments/robustness/RESULTS.md).
 
   Shapes: tokens `{m: [batch, tokens_m, dim_m]}` -> embedding
   `[batch, dim]` (`[batch, hidden_dims[-1]]` with hidden layers).
@@ -45,24 +46,21 @@ class GatedFusion(nn.Module):
     dropout_rate: trunk dropout.
     input_norm: LayerNorm each pooled modality feature before the GMU.
   """
-  num_classes: int
   dim: int = 128
   hidden_dims: Tuple[int, ...] = ()
   dropout_rate: float = 0.0
   input_norm: bool = True
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, jnp.ndarray],
-               token_masks: Mapping[str, jnp.ndarray],
-               present: Mapping[str, jnp.ndarray], *,
-               train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
+  def fuse(self, tokens: Mapping[str, jnp.ndarray],
+           token_masks: Mapping[str, jnp.ndarray],
+           present: Mapping[str, jnp.ndarray], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     if self.input_norm:
-      # A missing modality becomes the norm's bias; its gate is still 0.
-      pooled = [nn.LayerNorm(name=f"{m}_input_norm")(x)
-                for m, x in zip(order, pooled)]
+      # LayerNorm of a missing modality's zeros would be the norm's bias.
+      pooled = [jnp.where(is_present[:, i, None],
+                          nn.LayerNorm(name=f"{m}_input_norm")(x), 0.0)
+                for i, (m, x) in enumerate(zip(order, pooled))]
     hidden = jnp.tanh(jnp.stack(
         project(order, pooled, self.dim, use_bias=False), axis=1))
     gate_logits = nn.Dense(len(order) * self.dim, use_bias=False,
@@ -72,5 +70,15 @@ class GatedFusion(nn.Module):
     self.sow("intermediates", "gates", gates)
     embedding = Trunk(self.hidden_dims, self.dropout_rate)(
         (gates * hidden).sum(axis=1), train=train)
-    self.sow("intermediates", "fused_embedding", embedding)
     return FusionOutput(embedding=embedding)
+
+  def params_without_modality(self, params: Params, dims: Mapping[str, int],
+                              modality: str) -> Optional[Params]:
+    """Drops the modality's input rows and output columns of the gate."""
+    order = modality_order(dims)
+    i = order.index(modality)
+    start = sum(dims[m] for m in order[:i])
+    kernel = np.asarray(params["gate"]["kernel"])
+    rows = np.r_[0:start, start + dims[modality]:kernel.shape[0]]
+    columns = np.r_[0:i * self.dim, (i + 1) * self.dim:kernel.shape[1]]
+    return {**params, "gate": {"kernel": kernel[rows][:, columns]}}

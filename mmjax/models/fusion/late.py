@@ -4,20 +4,21 @@ The combine rules are pure functions of stacked per-modality logits
 `[batch, modalities, classes]` and bool presence `[batch, modalities]`.
 """
 
-from typing import Mapping, Tuple
+from typing import Literal, Mapping, Tuple, get_args
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.fusion.base import FusionBlock, FusionOutput, TokenTimes
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.fusion.common import Trunk, pool_modalities, present_softmax
 from mmjax.models.registries import FUSION
 
 Array = jnp.ndarray
 
-COMBINES = ("average", "weighted", "vote")
+Combine = Literal["average", "weighted", "vote"]
+COMBINES = get_args(Combine)
 
 
 def average_combine(logits: Array, is_present: Array) -> Array:
@@ -39,10 +40,11 @@ def vote_combine(logits: Array, is_present: Array) -> Array:
   """Majority vote of the present modalities, as logits.
 
   Each present modality votes for its argmax class; ties are broken by the
-  probabilities summed over the present modalities. The score
-  `votes + summed_probs / (M + 1)` is returned as `log(score / score.sum())`:
-  summed probabilities are below M + 1, so the tie-break is below one vote
-  and can never overturn a vote difference. A score of 0 is clamped to the
+  probabilities summed over the present modalities. With P the number of
+  present modalities, the score `votes + summed_probs / (P + 1)` is returned
+  as `log(score / score.sum())`: summed probabilities are below P + 1, so
+  the tie-break is below one vote and can never overturn a vote difference,
+  and the result depends on the present modalities only. A score of 0 is clamped to the
   smallest positive float before the log, and an example with no modality
   present gets zero (uniform) logits, so the output is always finite.
 
@@ -53,13 +55,14 @@ def vote_combine(logits: Array, is_present: Array) -> Array:
   Returns:
     float `[batch, classes]`.
   """
-  num_modalities, num_classes = logits.shape[1:]
+  num_classes = logits.shape[-1]
   mask = is_present[..., None]
+  num_present = is_present.sum(axis=1, keepdims=True).astype(logits.dtype)
   votes = jnp.where(
       mask, jax.nn.one_hot(logits.argmax(-1), num_classes, dtype=logits.dtype),
       0.0).sum(axis=1)
   probs = jnp.where(mask, jax.nn.softmax(logits), 0.0).sum(axis=1)
-  score = votes + probs / (num_modalities + 1)
+  score = votes + probs / (num_present + 1)
   share = score / jnp.maximum(score.sum(-1, keepdims=True),
                               jnp.finfo(score.dtype).tiny)
   out = jnp.log(jnp.maximum(share, jnp.finfo(score.dtype).tiny))
@@ -67,7 +70,7 @@ def vote_combine(logits: Array, is_present: Array) -> Array:
 
 
 @FUSION.register("late_fusion")
-class LateFusion(nn.Module):
+class LateFusion(FusionBlock):
   """Late fusion: a classifier per modality, combined over present modalities.
 
   Snoek, Worring and Smeulders 2005, "Early versus Late Fusion in Semantic
@@ -84,7 +87,9 @@ class LateFusion(nn.Module):
     the mean of the present modalities' log-softmax instead (`log_prob_mean`),
     which is what the model is then trained on.
 
-  An example with no modality present gets zero logits.
+  An example with no modality present gets zero logits. A missing modality
+  is left out of every combination: the logits equal those of the same
+  classifiers combined over the present modalities only.
 
   Shapes: tokens `{m: [batch, tokens_m, dim_m]}` -> embedding
   `[batch, M * hidden_dims[-1]]` (the per-modality hidden features in
@@ -97,22 +102,17 @@ class LateFusion(nn.Module):
     dropout_rate: trunk dropout.
     combine: "average", "weighted" or "vote".
   """
-  num_classes: int
   hidden_dims: Tuple[int, ...] = (256,)
   dropout_rate: float = 0.0
-  combine: str = "average"
+  combine: Combine = "average"
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, jnp.ndarray],
-               token_masks: Mapping[str, jnp.ndarray],
-               present: Mapping[str, jnp.ndarray], *,
-               train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses modalities; see `mmjax.models.fusion.base` for the arguments.
+  modality_indexed_params = ("modality_weight_logits",)
 
-    Raises:
-      ValueError: for an unknown `combine`.
-    """
+  def fuse(self, tokens: Mapping[str, jnp.ndarray],
+           token_masks: Mapping[str, jnp.ndarray],
+           present: Mapping[str, jnp.ndarray], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
+    """Raises ValueError for an unknown `combine`."""
     if self.combine not in COMBINES:
       raise ValueError(f"late_fusion: unknown combine {self.combine!r}; "
                        f"expected one of {COMBINES}")
@@ -140,7 +140,5 @@ class LateFusion(nn.Module):
       fused = log_prob_mean(stacked, is_present)
     else:
       fused = vote_combine(stacked, is_present)
-    embedding = jnp.concatenate(hidden, axis=-1)
-    self.sow("intermediates", "fused_embedding", embedding)
-    return FusionOutput(embedding=embedding, logits=fused,
+    return FusionOutput(embedding=jnp.concatenate(hidden, axis=-1), logits=fused,
                         modality_logits=dict(zip(order, logits)))

@@ -5,14 +5,14 @@ from typing import Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.fusion.base import FusionBlock, FusionOutput, TokenTimes
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.fusion.common import (Trunk, pool_modalities, present_max,
                                         present_sum, project)
 from mmjax.models.registries import FUSION
 
 
-class _ProjectAndPool(nn.Module):
+class _ProjectAndPool(FusionBlock):
   """Base of `sum`, `mean` and `max` fusion; subclasses define `reduce`.
 
   Each modality's masked-mean pooled features get their own `Dense(dim)`;
@@ -29,7 +29,6 @@ class _ProjectAndPool(nn.Module):
     hidden_dims: trunk hidden widths after the reduction.
     dropout_rate: trunk dropout.
   """
-  num_classes: int
   dim: int = 128
   hidden_dims: Tuple[int, ...] = ()
   dropout_rate: float = 0.0
@@ -39,18 +38,14 @@ class _ProjectAndPool(nn.Module):
     """`[batch, M, dim]`, bool `[batch, M]` -> `[batch, dim]`."""
     raise NotImplementedError
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, jnp.ndarray],
-               token_masks: Mapping[str, jnp.ndarray],
-               present: Mapping[str, jnp.ndarray], *,
-               train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
+  def fuse(self, tokens: Mapping[str, jnp.ndarray],
+           token_masks: Mapping[str, jnp.ndarray],
+           present: Mapping[str, jnp.ndarray], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     stacked = jnp.stack(project(order, pooled, self.dim), axis=1)
     embedding = Trunk(self.hidden_dims, self.dropout_rate)(
         self.reduce(stacked, is_present), train=train)
-    self.sow("intermediates", "fused_embedding", embedding)
     return FusionOutput(embedding=embedding)
 
 

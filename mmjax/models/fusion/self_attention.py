@@ -5,8 +5,8 @@ from typing import Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.fusion.attention_base import AttentionFusionBlock
 from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
-from mmjax.models.fusion.projection import ProjectTokens
 from mmjax.models.layers.attention import TransformerEncoder
 from mmjax.models.registries import FUSION
 
@@ -14,7 +14,7 @@ Array = jnp.ndarray
 
 
 @FUSION.register("self_attention")
-class SelfAttentionFusion(nn.Module):
+class SelfAttentionFusion(AttentionFusionBlock):
   """Self-attention over the concatenated token sequences, read at a CLS token.
 
   Each modality is projected to `dim` by its own Dense, gets its own
@@ -31,40 +31,18 @@ class SelfAttentionFusion(nn.Module):
   Shapes: tokens `{m: [batch, T_m, dim_m]}` -> sequence
   `[batch, 1 + sum_m T_m, dim]` -> embedding `[batch, dim]`.
 
-  Attributes:
-    num_classes: unused (the classifier head is outside the block).
-    dim: model width.
-    num_layers: Transformer layers.
-    num_heads: attention heads (must divide `dim`).
-    mlp_dim: MLP hidden width.
-    dropout_rate: dropout inside the Transformer layers.
-    positional_embedding: "learned", "sinusoidal" or "time" (time-
-      aligned, from `token_times`), per modality.
+  Attributes: those of `AttentionFusionBlock`.
   """
-  num_classes: int
-  dim: int = 128
-  num_layers: int = 2
-  num_heads: int = 4
-  mlp_dim: int = 256
-  dropout_rate: float = 0.0
-  positional_embedding: str = "learned"
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, Array],
-               token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+  def fuse(self, tokens: Mapping[str, Array], token_masks: Mapping[str, Array],
+           present: Mapping[str, Array], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     init = nn.initializers.normal(0.02)
-    sequence, masks = [], []
-    for m in modality_order(tokens):
-      x, valid = ProjectTokens(self.dim, self.positional_embedding,
-                               name=f"{m}_projection")(
-                                   tokens[m], token_masks[m], present[m],
-                                   (token_times or {}).get(m))
-      x = x + self.param(f"{m}_type_embedding", init, (self.dim,))
-      sequence.append(x)
-      masks.append(valid)
+    x, valid = self.project_tokens(tokens, token_masks, present, token_times)
+    order = modality_order(tokens)
+    sequence = [x[m] + self.param(f"{m}_type_embedding", init, (self.dim,))
+                for m in order]
+    masks = [valid[m] for m in order]
     batch = sequence[0].shape[0]
     cls = self.param("cls", init, (1, 1, self.dim))
     sequence.insert(0, jnp.broadcast_to(cls, (batch, 1, self.dim)))
@@ -73,6 +51,4 @@ class SelfAttentionFusion(nn.Module):
                            self.dropout_rate, name="encoder")(
                                jnp.concatenate(sequence, axis=1),
                                jnp.concatenate(masks, axis=1), train=train)
-    embedding = x[:, 0]
-    self.sow("intermediates", "fused_embedding", embedding)
-    return FusionOutput(embedding=embedding)
+    return FusionOutput(embedding=x[:, 0])

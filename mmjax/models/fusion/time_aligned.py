@@ -1,12 +1,14 @@
 """Time-aligned (frame-level) fusion: streams side by side, step by step."""
 
-from typing import Mapping, Tuple
+from typing import Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
+from mmjax.models.fusion.attention_base import AttentionFusionBlock
+from mmjax.models.fusion.base import (FusionOutput, Params, TokenTimes,
+                                      modality_order)
 from mmjax.models.layers.masking import masked_mean, valid_tokens
 from mmjax.models.layers.attention import (AddPositionalEmbedding,
                                            TransformerEncoder)
@@ -59,7 +61,7 @@ def time_grid(times: Mapping[str, np.ndarray], step_seconds: float
 
 
 @FUSION.register("time_aligned")
-class TimeAlignedFusion(nn.Module):
+class TimeAlignedFusion(AttentionFusionBlock):
   """Frame-level fusion: per moment, every stream's tokens side by side.
 
   The grid is the time axis of the modality with the fewest tokens (or
@@ -91,13 +93,13 @@ class TimeAlignedFusion(nn.Module):
   `[batch, dim]`. Sown:
   `fused_embedding` `[batch, dim]` and `step_mask` bool `[batch, K]`.
 
-  Attributes:
-    num_classes: unused (the classifier head is outside the block).
-    dim: model width.
+  A modality missing in an example adds zeros to its slot of every step and
+  no valid step: nothing of it (tokens or parameters) reaches the result.
+  This is not the block without the modality, whose grid and time span may
+  differ (they follow the modalities' token counts and times, not presence).
+
+  Attributes (beside `AttentionFusionBlock`'s):
     num_layers: Transformer layers over the steps.
-    num_heads: attention heads (must divide `dim`).
-    mlp_dim: MLP hidden width.
-    dropout_rate: dropout inside the Transformer layers.
     positional_embedding: "learned", "sinusoidal" or "time" (the grid's
       seconds, `time_positional_embedding`).
     reference: the modality whose token times are the grid; "" picks the
@@ -109,13 +111,6 @@ class TimeAlignedFusion(nn.Module):
     ValueError: for a `reference` that is not among the modalities, or
       `step_seconds` > 0 without token times.
   """
-  num_classes: int
-  dim: int = 128
-  num_layers: int = 2
-  num_heads: int = 4
-  mlp_dim: int = 256
-  dropout_rate: float = 0.0
-  positional_embedding: str = "learned"
   reference: str = ""
   step_seconds: float = 0.0
 
@@ -129,12 +124,9 @@ class TimeAlignedFusion(nn.Module):
                        f"is not a modality of this model {list(order)}")
     return self.reference
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, Array],
-               token_masks: Mapping[str, Array],
-               present: Mapping[str, Array], *, train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses; see `mmjax.models.fusion.base` for the arguments."""
+  def fuse(self, tokens: Mapping[str, Array], token_masks: Mapping[str, Array],
+           present: Mapping[str, Array], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     times = dict(token_times or {})
     if self.step_seconds > 0:
       grid_times = grid = time_grid(times, self.step_seconds)
@@ -160,8 +152,13 @@ class TimeAlignedFusion(nn.Module):
                                h, step_mask, train=train)
     embedding = masked_mean(h, step_mask)
     self.sow("intermediates", "step_mask", step_mask)
-    self.sow("intermediates", "fused_embedding", embedding)
     return FusionOutput(embedding=embedding)
+
+  def params_without_modality(self, params: Params, dims: Mapping[str, int],
+                              modality: str) -> Optional[Params]:
+    """None: the grid, and the times given to modalities without their own,
+    depend on which modalities the model has (see the class docstring)."""
+    return None
 
 
 def _times(times: Mapping[str, np.ndarray], modality: str,

@@ -5,14 +5,14 @@ from typing import Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.fusion.base import FusionOutput, TokenTimes
+from mmjax.models.fusion.base import FusionBlock, FusionOutput, TokenTimes
 from mmjax.models.fusion.common import (Trunk, pool_modalities,
                                         present_softmax, project)
 from mmjax.models.registries import FUSION
 
 
 @FUSION.register("weighted")
-class WeightedFusion(nn.Module):
+class WeightedFusion(FusionBlock):
   """Weighted sum of per-modality projections with learned modality weights.
 
   One logit per modality (initialised to 0, i.e. equal weights) gives
@@ -33,18 +33,16 @@ class WeightedFusion(nn.Module):
     hidden_dims: trunk hidden widths.
     dropout_rate: trunk dropout.
   """
-  num_classes: int
   dim: int = 128
   hidden_dims: Tuple[int, ...] = ()
   dropout_rate: float = 0.0
 
-  @nn.compact
-  def __call__(self, tokens: Mapping[str, jnp.ndarray],
-               token_masks: Mapping[str, jnp.ndarray],
-               present: Mapping[str, jnp.ndarray], *,
-               train: bool,
-               token_times: TokenTimes = None) -> FusionOutput:
-    """Fuses modalities; see `mmjax.models.fusion.base` for the arguments."""
+  modality_indexed_params = ("modality_weight_logits",)
+
+  def fuse(self, tokens: Mapping[str, jnp.ndarray],
+           token_masks: Mapping[str, jnp.ndarray],
+           present: Mapping[str, jnp.ndarray], *, token_times: TokenTimes,
+           train: bool) -> FusionOutput:
     order, pooled, is_present = pool_modalities(tokens, token_masks, present)
     stacked = jnp.stack(project(order, pooled, self.dim), axis=1)
     weight_logits = self.param("modality_weight_logits", nn.initializers.zeros,
@@ -54,5 +52,4 @@ class WeightedFusion(nn.Module):
     self.sow("intermediates", "modality_weights", weights)
     fused = jnp.einsum("bm,bmd->bd", weights, stacked)
     embedding = Trunk(self.hidden_dims, self.dropout_rate)(fused, train=train)
-    self.sow("intermediates", "fused_embedding", embedding)
     return FusionOutput(embedding=embedding)
