@@ -19,7 +19,7 @@ def example_block():
   code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
   exec(compile(code, str(README), "exec"), {"__name__": "readme_example"})  # pylint: disable=exec-used
   yield NAME
-  FUSION._entries.pop(NAME)  # pylint: disable=protected-access
+  FUSION.unregister(NAME)
 
 
 @pytest.mark.parametrize("check", [
