@@ -26,6 +26,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mmjax.registry import UnknownNameError
+
 config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (a get_config() module).",
     lock_config=True)
@@ -115,11 +117,36 @@ def main(argv):
     sys.exit(f"error: {message}")
 
 
+def _unknown_name(e: BaseException):
+  """The `UnknownNameError` that `e` is or wraps (in its args, cause or
+  context), else None."""
+  pending, seen = [e], set()
+  while pending:
+    e = pending.pop()
+    if id(e) in seen:
+      continue
+    seen.add(id(e))
+    if isinstance(e, UnknownNameError):
+      return e
+    pending += [a for a in e.args if isinstance(a, BaseException)]
+    pending += [c for c in (e.__cause__, e.__context__) if c is not None]
+  return None
+
+
 def parse_flags(argv):
-  """absl flag parsing, with an unknown `--config.<key>` reported in one line."""
+  """absl flag parsing, with an unknown `--config.<key>`, or an unknown
+  registered name in the config-file argument (`:fusion=nope`), reported in
+  one line."""
   try:
     return FLAGS(argv)
-  except (AttributeError, KeyError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    unknown = _unknown_name(e)
+    if unknown is not None:  # however the config or absl wrapped it
+      sys.exit(f"error: {unknown}")
+    if isinstance(e, flags.Error):
+      sys.exit(f"error: {e}")
+    if not isinstance(e, (AttributeError, KeyError)):
+      raise
     while isinstance(e, (AttributeError, KeyError)) and e.args and isinstance(
         e.args[0], BaseException):
       e = e.args[0]
@@ -135,8 +162,6 @@ def parse_flags(argv):
                "--config=configs/av_digits.py:fusion=cross_attention,image=vit")
     sys.exit(f"error: unknown config key {key!r} in "
              f"{where[0] if where else 'the --config overrides'}. {hint}".strip())
-  except flags.Error as e:
-    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import ml_collections
 
 from configs import av_digits
 from configs import base
-from mmjax.models import multimodal  # noqa: F401  (registers every block)
 from mmjax.models.registries import ENCODERS, FUSION, module_config
 
 FRAME_RATE = 8.0  # stored frames per second

@@ -22,7 +22,6 @@ from typing import Optional
 import ml_collections
 
 from configs import base
-from mmjax.models import multimodal  # noqa: F401  (registers every block)
 from mmjax.models.registries import ENCODERS, FUSION, module_config
 
 # 32 ms windows, 16 ms hop at 8 kHz; 40 mel bands up to 4 kHz.

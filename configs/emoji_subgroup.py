@@ -17,7 +17,6 @@ from typing import Optional
 import ml_collections
 
 from configs import base
-from mmjax.models import multimodal  # noqa: F401  (registers every block)
 from mmjax.models.registries import ENCODERS, FUSION, module_config
 
 IMAGE_SIZE = 64

@@ -49,7 +49,6 @@ from configs import av_digit_clips
 from configs import av_digits
 from configs import base
 from mmjax.data import manifest as manifest_lib
-from mmjax.models import multimodal  # noqa: F401  (registers every block)
 from mmjax.models.registries import ENCODERS, FUSION, module_config
 
 DEFAULT_MODALITIES = ("image", "text")

@@ -78,3 +78,46 @@ def test_block_hyperparameters_from_the_command_line(tmp_path):
   # The key was accepted; the run stopped at the (missing) data, not the key.
   assert "unknown config key" not in proc.stderr
   assert "t10k-first8000-images-idx3-ubyte.gz" in proc.stderr
+
+
+def _config_argument_error(tmp_path, config):
+  proc = subprocess.run(
+      [sys.executable, "launch.py", f"--config={config}",
+       "--workdir", str(tmp_path / "w")],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr
+  assert not (tmp_path / "w").exists()
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1, proc.stderr
+  return lines[0]
+
+
+def test_unknown_fusion_block_in_config_argument(tmp_path):
+  from mmjax.models.registries import FUSION  # pylint: disable=g-import-not-at-top
+  line = _config_argument_error(tmp_path, "configs/av_digits.py:fusion=nope")
+  assert line == ("error: Unknown fusion block 'nope'; known fusion blocks: "
+                  + ", ".join(FUSION.names()))
+
+
+def test_unknown_encoder_in_config_argument_suggests_the_closest(tmp_path):
+  line = _config_argument_error(tmp_path, "configs/av_digits.py:image=vitt")
+  assert line.startswith("error: Unknown encoder 'vitt'; known encoders: ")
+  assert "text_transformer, vit, vivit" in line
+  assert line.endswith("; did you mean 'vit'?")
+  assert "unknown config key" not in line
+
+
+def test_unknown_name_wrapped_by_the_config_is_still_one_line(tmp_path):
+  """An `UnknownNameError` that a config re-raises as the cause of another
+  error is found through the exception chain."""
+  config = tmp_path / "wrapping.py"
+  config.write_text(
+      "from mmjax.models.registries import FUSION\n"
+      "def get_config():\n"
+      "  try:\n"
+      "    FUSION.get('early_fusoin')\n"
+      "  except KeyError as e:\n"
+      "    raise RuntimeError('cannot build the config') from e\n")
+  line = _config_argument_error(tmp_path, str(config))
+  assert line.startswith("error: Unknown fusion block 'early_fusoin'; ")
+  assert line.endswith("; did you mean 'early_fusion'?")

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import (ENCODERS, check_module_config,
                                      split_options)

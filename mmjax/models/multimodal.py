@@ -8,8 +8,6 @@ import ml_collections
 
 from mmjax import objectives
 from mmjax.models import contrastive
-from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
-from mmjax.models import fusion as _fusion  # noqa: F401  (registration)
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import (ENCODERS, FUSION, check_module_config,
                                      split_options)

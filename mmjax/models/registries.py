@@ -15,10 +15,10 @@ import ml_collections
 from mmjax.registry import Registry
 
 # Maps one modality's batch to (tokens `[batch, tokens, dim]`, mask `[batch, tokens]`).
-ENCODERS = Registry("encoder")
+ENCODERS = Registry("encoder", package="mmjax.models.encoders")
 # Maps `{modality: tokens}`, `{modality: token mask}`, `{modality: presence}`
 # to a `FusionOutput` (see `mmjax.models.fusion.base`).
-FUSION = Registry("fusion block")
+FUSION = Registry("fusion block", package="mmjax.models.fusion")
 
 # Attributes set by the model, never by a config.
 _NOT_CONFIGURABLE = ("parent", "name", "num_classes")

@@ -1,13 +1,7 @@
 """Pretrained encoders: Hugging Face checkpoints and other mmjax runs.
 
-Importing this package registers every checkpoint family (one module each).
+`mmjax.pretrained.load` initialises encoders (`initialize_encoders`,
+`pretrained_encoder_config`, `load_hf_encoder`, `load_workdir_encoder`);
+`mmjax.pretrained.families.FAMILIES` is the registry of checkpoint families
+(one module each, imported on its first lookup).
 """
-
-from mmjax.pretrained import (audio_spectrogram_transformer, bert,  # noqa: F401
-                              clip_text, clip_vision, families, vit, whisper)
-from mmjax.pretrained.load import (initialize_encoders,  # noqa: F401
-                                   is_mmjax_workdir, load_hf_encoder,
-                                   load_workdir_encoder,
-                                   pretrained_encoder_config)
-
-FAMILIES = families.FAMILIES

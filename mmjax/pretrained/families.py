@@ -3,9 +3,10 @@
 A family knows one published architecture (a Hugging Face `model_type`) and
 the mmjax encoder that reproduces it: which encoder attributes the
 checkpoint fixes, and the explicit name/layout mapping of its weights. A new
-family is one file defining a `Family` subclass and one `FAMILIES.register`;
-the contract tests in tests/pretrained/ then build a tiny random checkpoint
-of it with `transformers` and check output parity.
+family is one file of `mmjax.pretrained` defining a `Family` subclass and one
+`FAMILIES.register` (`FAMILIES` imports every module of the package on its
+first lookup); the contract tests in tests/pretrained/ then build a tiny
+random checkpoint of it with `transformers` and check output parity.
 """
 
 from typing import Any, ClassVar, Dict, Mapping, Tuple
@@ -15,7 +16,7 @@ import numpy as np
 from mmjax.pretrained.weight_map import WeightSource
 from mmjax.registry import Registry
 
-FAMILIES = Registry("pretrained family")
+FAMILIES = Registry("pretrained family", package="mmjax.pretrained")
 
 
 class Family:

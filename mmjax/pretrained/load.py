@@ -22,7 +22,6 @@ import flax
 import ml_collections
 import numpy as np
 
-from mmjax.models import encoders as _encoders  # noqa: F401  (registration)
 from mmjax.models.registries import ENCODERS, module_config, split_options
 from mmjax.pretrained import checkpoint_files
 from mmjax.pretrained.families import find_family
@@ -78,7 +77,7 @@ def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
              for k, (mine, theirs) in sorted(differing.items())]
     raise ValueError(f"{where}.init_from={init_from!r} does not fit the "
                      "encoder config:\n  " + "\n  ".join(lines) + "\nBuild "
-                     "the encoder config with mmjax.pretrained."
+                     "the encoder config with mmjax.pretrained.load."
                      "pretrained_encoder_config.")
   weights = checkpoint_files.load_weights(directory)
   source = WeightSource(weights, str(directory), family.weight_prefix(weights))

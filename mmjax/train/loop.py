@@ -22,12 +22,13 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from mmjax import checkpoint, objectives, parallel, paths, pretrained, sharding
+from mmjax import checkpoint, objectives, parallel, paths, sharding
 from mmjax.data import datasets, input_checkpoint, pipeline
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard
 from mmjax.train.state import create_train_state
+from mmjax.pretrained import load as pretrained_load
 
 
 class TrainingDiverged(FloatingPointError):
@@ -89,7 +90,7 @@ def _check_num_classes(config, builder) -> None:
 def _initialize_encoders(config, state):
   """The state with the encoders that name `init_from` loaded (a fresh run
   only: a resumed run restores them from its own checkpoint)."""
-  params, batch_stats, loaded = pretrained.initialize_encoders(
+  params, batch_stats, loaded = pretrained_load.initialize_encoders(
       config, jax.device_get(state.params), jax.device_get(state.batch_stats))
   if not loaded:
     return state

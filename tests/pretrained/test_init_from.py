@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from configs import av_digits
-from mmjax import checkpoint, parallel, pretrained
+from mmjax import checkpoint, parallel
 from mmjax.models.multimodal import build_model
 from mmjax.pretrained.weight_map import WeightError
 from mmjax.train import optim
 from mmjax.train.state import create_train_state
+from mmjax.pretrained import load as pretrained_load
 
 SHAPES = {"image": jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32),
           "audio": jax.ShapeDtypeStruct((2, 8000), jnp.float32)}
@@ -59,8 +60,8 @@ def test_encoder_from_an_mmjax_run(audio_run):
   c = tiny_config()
   c.model.encoders.audio.init_from = str(workdir)
   state = jax.device_get(init_state(c))
-  params, _, loaded = pretrained.initialize_encoders(c, state.params,
-                                                     state.batch_stats)
+  params, _, loaded = pretrained_load.initialize_encoders(c, state.params,
+                                                          state.batch_stats)
   assert loaded == {"audio": str(workdir)}
   jax.tree.map(np.testing.assert_array_equal, params["audio_encoder"],
                saved["audio_encoder"])
@@ -80,7 +81,7 @@ def test_mismatched_encoder_from_an_mmjax_run_names_the_paths(audio_run):
   state = jax.device_get(init_state(c))
   with pytest.raises(WeightError, match=r"config.model.encoders.audio.init_from"
                      r"(.|\n)*ConvBlock_1/Conv_0/kernel: \(3, 3, 4, 8\) in that run"):
-    pretrained.initialize_encoders(c, state.params, state.batch_stats)
+    pretrained_load.initialize_encoders(c, state.params, state.batch_stats)
 
 
 def test_a_run_without_that_encoder(audio_run):
@@ -89,7 +90,7 @@ def test_a_run_without_that_encoder(audio_run):
   c.model.encoders.image.init_from = str(workdir)
   state = jax.device_get(init_state(c))
   with pytest.raises(WeightError, match="has no image_encoder"):
-    pretrained.initialize_encoders(c, state.params, state.batch_stats)
+    pretrained_load.initialize_encoders(c, state.params, state.batch_stats)
 
 
 def test_a_missing_source_is_a_clear_error(tmp_path, monkeypatch):
@@ -98,11 +99,11 @@ def test_a_missing_source_is_a_clear_error(tmp_path, monkeypatch):
   c.model.encoders.audio.init_from = str(tmp_path / "nowhere")
   state = jax.device_get(init_state(c))
   with pytest.raises(FileNotFoundError, match="is not a directory.*save_pretrained"):
-    pretrained.initialize_encoders(c, state.params, state.batch_stats)
+    pretrained_load.initialize_encoders(c, state.params, state.batch_stats)
   (tmp_path / "not_a_checkpoint").mkdir()
   c.model.encoders.audio.init_from = str(tmp_path / "not_a_checkpoint")
   with pytest.raises(FileNotFoundError, match="config.json is missing"):
-    pretrained.initialize_encoders(c, state.params, state.batch_stats)
+    pretrained_load.initialize_encoders(c, state.params, state.batch_stats)
 
 
 def test_unknown_encoder_options_are_still_errors():
@@ -125,12 +126,12 @@ def test_encoder_from_a_hugging_face_checkpoint(tmp_path):
       add_pooling_layer=False)
   vit.save_pretrained(tmp_path)
   c = tiny_config()
-  c.model.encoders.image = pretrained.pretrained_encoder_config(
+  c.model.encoders.image = pretrained_load.pretrained_encoder_config(
       str(tmp_path), "vit", pool="all", freeze=True)
   assert c.model.encoders.image.init_from == str(tmp_path)
   state = jax.device_get(init_state(c))
-  params, _, loaded = pretrained.initialize_encoders(c, state.params,
-                                                     state.batch_stats)
+  params, _, loaded = pretrained_load.initialize_encoders(c, state.params,
+                                                          state.batch_stats)
   assert loaded == {"image": str(tmp_path)}
   from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
   weights = load_file(str(tmp_path / "model.safetensors"))
@@ -147,7 +148,7 @@ def test_encoder_from_a_hugging_face_checkpoint(tmp_path):
   state = jax.device_get(init_state(c))
   with pytest.raises(ValueError, match=r"config.model.encoders.image.num_heads=4, "
                      r"the checkpoint has 2"):
-    pretrained.initialize_encoders(c, state.params, state.batch_stats)
+    pretrained_load.initialize_encoders(c, state.params, state.batch_stats)
 
 
 def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
@@ -175,8 +176,8 @@ def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
       "frame_mask": jax.ShapeDtypeStruct((2, 8), jnp.bool_)}}
   fresh = jax.device_get(create_train_state(
       build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
-  params, _, loaded = pretrained.initialize_encoders(c, fresh.params,
-                                                     fresh.batch_stats)
+  params, _, loaded = pretrained_load.initialize_encoders(c, fresh.params,
+                                                          fresh.batch_stats)
   assert loaded == {"video.image_encoder": str(tmp_path)}
   jax.tree.map(np.testing.assert_array_equal,
                params["video_encoder"]["image_encoder"], saved)
@@ -187,4 +188,4 @@ def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
   other = jax.device_get(create_train_state(
       build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
   with pytest.raises(WeightError, match="video.image_encoder.init_from"):
-    pretrained.initialize_encoders(c, other.params, other.batch_stats)
+    pretrained_load.initialize_encoders(c, other.params, other.batch_stats)

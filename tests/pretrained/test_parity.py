@@ -1,7 +1,7 @@
 """Parity of every pretrained family with its reference implementation.
 
-For each family registered in `mmjax.pretrained.FAMILIES`, a spec module
-`tests/pretrained/spec_<family>.py` builds a tiny random model with
+For each family registered in `mmjax.pretrained.families.FAMILIES`, a spec
+module `tests/pretrained/spec_<family>.py` builds a tiny random model with
 `transformers` (PyTorch, CPU), saves it with `save_pretrained`, and gives
 the same inputs to it and to the mmjax encoder loaded from that directory.
 The issue's bound: maximum absolute difference at most 1e-4 in float32 for
@@ -21,7 +21,8 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import pretrained
+from mmjax.pretrained import load as pretrained_load
+from mmjax.pretrained.families import FAMILIES
 from mmjax.models.registries import ENCODERS, split_options
 
 torch = pytest.importorskip("torch")  # test-only dependency (requirements-test.txt)
@@ -30,7 +31,7 @@ PARITY_ATOL = 1e-4
 SPEC_DIR = pathlib.Path(__file__).parent
 SPECS = {p.stem[len("spec_"):]: importlib.import_module(f"tests.pretrained.{p.stem}")
          for p in sorted(SPEC_DIR.glob("spec_*.py"))}
-FAMILY_NAMES = sorted(pretrained.FAMILIES.names())
+FAMILY_NAMES = sorted(FAMILIES.names())
 
 
 def test_every_family_has_a_spec():
@@ -58,15 +59,16 @@ def mmjax_outputs(family, directory, mutate=None):
   spec = SPECS[family]
   outs = {}
   for output, overrides in spec.OUTPUTS.items():
-    config, _ = split_options(pretrained.pretrained_encoder_config(
+    config, _ = split_options(pretrained_load.pretrained_encoder_config(
         str(directory), spec.ENCODER, **overrides).to_dict())
     name = config.pop("name")
     encoder = ENCODERS.get(name)(**config)
     x = spec.mmjax_inputs()
     abstract = jax.eval_shape(lambda: encoder.init(jax.random.key(0), x,
                                                    train=False))["params"]
-    params = pretrained.load_hf_encoder(str(directory), {"name": name, **config},
-                                        abstract, f"spec_{family}")
+    params = pretrained_load.load_hf_encoder(str(directory),
+                                             {"name": name, **config},
+                                             abstract, f"spec_{family}")
     if mutate is not None:
       params = mutate(params)
     tokens, mask = encoder.apply({"params": params}, x, train=False)

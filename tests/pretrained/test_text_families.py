@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import pretrained
+from mmjax.pretrained import load as pretrained_load
 from mmjax.models.registries import ENCODERS, split_options
 from mmjax.pretrained.weight_map import WeightError
 from tests.pretrained import spec_bert, spec_clip_text
@@ -21,15 +21,16 @@ ATOL = 1e-4
 
 def encode(directory, inputs, **overrides):
   """The `text_transformer` loaded from `directory`: (tokens, mask)."""
-  config = pretrained.pretrained_encoder_config(
+  config = pretrained_load.pretrained_encoder_config(
       str(directory), "text_transformer", **overrides).to_dict()
   kwargs, _ = split_options(config)
   name = kwargs.pop("name")
   encoder = ENCODERS.get(name)(**kwargs)
   abstract = jax.eval_shape(lambda: encoder.init(jax.random.key(0), inputs,
                                                  train=False))["params"]
-  params = pretrained.load_hf_encoder(str(directory), {"name": name, **kwargs},
-                                      abstract, "test")
+  params = pretrained_load.load_hf_encoder(str(directory),
+                                           {"name": name, **kwargs},
+                                           abstract, "test")
   tokens, mask = encoder.apply({"params": params}, inputs, train=False)
   return np.asarray(tokens), np.asarray(mask)
 
@@ -45,8 +46,8 @@ def test_full_clip_model_checkpoint_loads_its_text_tower(tmp_path):
       text_config=text, vision_config=vision, projection_dim=16))
   spec_bert.perturb(model, torch)
   model.save_pretrained(tmp_path)
-  config = pretrained.pretrained_encoder_config(str(tmp_path),
-                                                "text_transformer")
+  config = pretrained_load.pretrained_encoder_config(str(tmp_path),
+                                                     "text_transformer")
   assert config.eos_token_id == -1 and config.causal and config.final_norm
   inputs = spec_clip_text.mmjax_inputs(eos_token_id=98)
   model = transformers.CLIPModel.from_pretrained(tmp_path).eval()
@@ -105,20 +106,20 @@ def _config_dir(tmp_path, **changes):
 ])
 def test_bert_refuses_unsupported_configs(changes, match, tmp_path):
   with pytest.raises(ValueError, match=match):
-    pretrained.pretrained_encoder_config(_config_dir(tmp_path, **changes),
-                                         "text_transformer")
+    pretrained_load.pretrained_encoder_config(_config_dir(tmp_path, **changes),
+                                              "text_transformer")
 
 
 def test_bert_activations_and_defaults(tmp_path):
-  config = pretrained.pretrained_encoder_config(
+  config = pretrained_load.pretrained_encoder_config(
       _config_dir(tmp_path, hidden_act="gelu_new"), "text_transformer")
   assert config.activation == "gelu_tanh"
   assert not config.norm_first and config.embedding_norm
   assert not config.final_norm and not config.causal
   # Keys a config.json leaves out take BertConfig's defaults.
   (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-  config = pretrained.pretrained_encoder_config(str(tmp_path),
-                                                "text_transformer")
+  config = pretrained_load.pretrained_encoder_config(str(tmp_path),
+                                                     "text_transformer")
   assert (config.hidden_dim, config.num_layers, config.vocab_size,
           config.layer_norm_epsilon, config.activation) == (
               768, 12, 30522, 1e-12, "gelu")
@@ -129,4 +130,4 @@ def test_clip_text_refuses_several_eos_ids(tmp_path):
             "eos_token_id": [5, 6]}
   (tmp_path / "config.json").write_text(json.dumps(config))
   with pytest.raises(ValueError, match="eos_token_id"):
-    pretrained.pretrained_encoder_config(str(tmp_path), "text_transformer")
+    pretrained_load.pretrained_encoder_config(str(tmp_path), "text_transformer")

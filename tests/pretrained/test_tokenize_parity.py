@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmjax import pretrained
+from mmjax.pretrained import load as pretrained_load
 from mmjax.data import preprocess
 from mmjax.models.registries import ENCODERS, split_options
 from tests.data import tiny_tokenizers
@@ -38,14 +38,15 @@ def mmjax_outputs(directory, texts, **overrides):
   seed = tf.constant([0, 0], tf.int64)
   inputs = next(tf.data.Dataset.from_tensor_slices(list(texts)).map(
       lambda t: op(t, seed)).batch(len(texts)).as_numpy_iterator())
-  config, _ = split_options(pretrained.pretrained_encoder_config(
+  config, _ = split_options(pretrained_load.pretrained_encoder_config(
       str(directory), "text_transformer", **overrides).to_dict())
   name = config.pop("name")
   encoder = ENCODERS.get(name)(**config)
   abstract = jax.eval_shape(lambda: encoder.init(
       jax.random.key(0), inputs, train=False))["params"]
-  params = pretrained.load_hf_encoder(str(directory), {"name": name, **config},
-                                      abstract, "test_tokenize_parity")
+  params = pretrained_load.load_hf_encoder(str(directory),
+                                           {"name": name, **config},
+                                           abstract, "test_tokenize_parity")
   tokens, mask = encoder.apply({"params": params}, inputs, train=False)
   return np.asarray(tokens), np.asarray(mask), inputs
 

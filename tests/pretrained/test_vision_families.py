@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import pretrained
+from mmjax.pretrained import load as pretrained_load
 from mmjax.models.encoders.image import ViT
 from mmjax.models.registries import ENCODERS, split_options
 from mmjax.pretrained.weight_map import WeightError
@@ -22,16 +22,17 @@ ATOL = 1e-4
 
 def load(directory, x=None, **overrides):
   """(tokens, params) of the `vit` encoder loaded from `directory`."""
-  config = pretrained.pretrained_encoder_config(str(directory), "vit",
-                                                **overrides).to_dict()
+  config = pretrained_load.pretrained_encoder_config(str(directory), "vit",
+                                                     **overrides).to_dict()
   kwargs, _ = split_options(config)
   name = kwargs.pop("name")
   encoder = ENCODERS.get(name)(**kwargs)
   x = spec_vit.mmjax_inputs() if x is None else x
   abstract = jax.eval_shape(
       lambda: encoder.init(jax.random.key(0), x, train=False))["params"]
-  params = pretrained.load_hf_encoder(str(directory), {"name": name, **kwargs},
-                                      abstract, "test")
+  params = pretrained_load.load_hf_encoder(str(directory),
+                                           {"name": name, **kwargs},
+                                           abstract, "test")
   tokens, _ = encoder.apply({"params": params}, x, train=False)
   return np.asarray(tokens), params
 
@@ -60,7 +61,7 @@ def test_clip_vision_model_checkpoints_load(with_projection, tmp_path):
 def test_full_clip_checkpoint_fixes_the_vision_tower_attributes(tmp_path):
   torch.manual_seed(0)
   spec_clip_vision.build(tmp_path)
-  config = pretrained.pretrained_encoder_config(str(tmp_path), "vit")
+  config = pretrained_load.pretrained_encoder_config(str(tmp_path), "vit")
   assert (config.hidden_dim, config.num_layers, config.num_heads,
           config.mlp_dim, tuple(config.patch_size)) == (32, 2, 4, 32, (8, 8))
   assert (config.activation, config.layer_norm_epsilon, config.patch_bias,
@@ -99,22 +100,23 @@ def test_unsupported_vit_configs_are_named(tmp_path):
   torch.manual_seed(0)
   spec_vit.build(tmp_path / "no_qkv_bias", qkv_bias=False)
   with pytest.raises(ValueError, match="qkv_bias"):
-    pretrained.pretrained_encoder_config(str(tmp_path / "no_qkv_bias"), "vit")
+    pretrained_load.pretrained_encoder_config(str(tmp_path / "no_qkv_bias"),
+                                              "vit")
   spec_vit.build(tmp_path / "silu", hidden_act="silu")
   with pytest.raises(ValueError, match="hidden_act='silu'"):
-    pretrained.pretrained_encoder_config(str(tmp_path / "silu"), "vit")
+    pretrained_load.pretrained_encoder_config(str(tmp_path / "silu"), "vit")
 
 
 def test_an_encoder_config_that_differs_from_the_checkpoint_is_named(tmp_path):
   torch.manual_seed(0)
   spec_clip_vision.build(tmp_path)
-  config = pretrained.pretrained_encoder_config(str(tmp_path), "vit",
-                                                pool="all").to_dict()
+  config = pretrained_load.pretrained_encoder_config(str(tmp_path), "vit",
+                                                     pool="all").to_dict()
   kwargs, _ = split_options(config)
   kwargs["final_norm"] = True
   with pytest.raises(ValueError, match=r"test\.final_norm=True, the "
                      r"checkpoint has False"):
-    pretrained.load_hf_encoder(str(tmp_path), kwargs, {}, "test")
+    pretrained_load.load_hf_encoder(str(tmp_path), kwargs, {}, "test")
 
 
 @pytest.mark.parametrize("pool", ["none", "cls", "mean"])

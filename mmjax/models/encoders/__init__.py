@@ -4,11 +4,6 @@ Interface: `encoder(**config)(batch_of_one_modality, train=...)` returns
 `(tokens float32 [batch, tokens, dim], token_mask bool [batch, tokens])`;
 the class attribute `modality` names the input it takes ("image", "audio",
 "text", "video").
-Every module of this package is imported here (no list to edit).
+`registries.ENCODERS` imports every module of this package on its first
+lookup (no list to edit, nothing to import).
 """
-
-import importlib as _importlib
-import pkgutil as _pkgutil
-
-for _module in _pkgutil.iter_modules(__path__):
-  _importlib.import_module(f"{__name__}.{_module.name}")

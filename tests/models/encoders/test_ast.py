@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import pretrained
+from mmjax.pretrained import load as pretrained_load
 from mmjax.models.encoders.audio import SpectrogramTransformer
 from mmjax.models.registries import ENCODERS, split_options
 from tests.pretrained import spec_ast
@@ -65,15 +65,16 @@ def checkpoint(tmp_path_factory):
 def load(directory, inputs, **overrides):
   """(encoder, params) of the checkpoint in `directory`, built by
   `pretrained_encoder_config` with `overrides`."""
-  config = pretrained.pretrained_encoder_config(
+  config = pretrained_load.pretrained_encoder_config(
       str(directory), "spectrogram_transformer", **overrides).to_dict()
   kwargs, _ = split_options(config)
   name = kwargs.pop("name")
   encoder = ENCODERS.get(name)(**kwargs)
   abstract = jax.eval_shape(
       lambda: encoder.init(jax.random.key(0), inputs, train=False))["params"]
-  params = pretrained.load_hf_encoder(str(directory), {"name": name, **kwargs},
-                                      abstract, "test_ast")
+  params = pretrained_load.load_hf_encoder(str(directory),
+                                           {"name": name, **kwargs},
+                                           abstract, "test_ast")
   return encoder, params
 
 
@@ -88,8 +89,8 @@ def hf_input_values(waves):
 
 
 def test_checkpoint_fixes_ast_attributes(checkpoint):
-  config = pretrained.pretrained_encoder_config(str(checkpoint),
-                                                "spectrogram_transformer")
+  config = pretrained_load.pretrained_encoder_config(str(checkpoint),
+                                                     "spectrogram_transformer")
   assert config.frontend.to_dict() == {
       "features": "ast_fbank", "max_length": MAX_LENGTH,
       "num_mel_bins": NUM_MEL_BINS}

@@ -14,7 +14,7 @@ import pytest
 
 from mmjax.models.encoders.whisper import WhisperEncoder
 from mmjax.models.layers import whisper_features
-from mmjax.pretrained import load_hf_encoder
+from mmjax.pretrained.load import load_hf_encoder
 from mmjax.pretrained.whisper import WhisperFamily
 from tests.pretrained import spec_whisper
 
