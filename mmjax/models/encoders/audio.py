@@ -7,8 +7,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.encoders.image import ConvBlock
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
+from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.kaldi_fbank import ast_features
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.layers.spec_augment import spec_augment

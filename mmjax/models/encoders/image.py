@@ -6,7 +6,8 @@ from typing import ClassVar, Sequence, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.layers.conv import Conv, GroupNorm, max_pool
+from mmjax.models.layers.conv import Conv, GroupNorm
+from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.registries import ENCODERS
 
@@ -18,21 +19,6 @@ def _check_images(images: jnp.ndarray) -> None:
     raise ValueError(
         f"image encoder expects [batch, height, width, channels], got shape "
         f"{images.shape}")
-
-
-class ConvBlock(nn.Module):
-  """3x3 conv -> GroupNorm -> GELU -> 2x2 max-pool (stride 2), with the
-  layers of `mmjax.models.layers.conv` (flax.linen's results, faster)."""
-  features: int
-  num_groups: int = 8
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    """`[batch, h, w, c]` -> `[batch, h // 2, w // 2, features]`."""
-    x = Conv(self.features, (3, 3), use_bias=False)(x)
-    x = GroupNorm(num_groups=min(self.num_groups, self.features))(x)
-    x = nn.gelu(x)
-    return max_pool(x, (2, 2))
 
 
 @ENCODERS.register("cnn")

@@ -7,7 +7,7 @@ from typing import Callable, ClassVar, Mapping, Tuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.encoders.text import _check_text
+from mmjax.models.encoders.text_input import check_text
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
@@ -76,7 +76,7 @@ class BidirectionalRecurrent(nn.Module):
       raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
     if self.num_layers < 1:
       raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
-    ids, mask, _ = _check_text(inputs, None, 0)
+    ids, mask, _ = check_text(inputs, None, 0)
     lengths = mask.sum(axis=1)
     x = nn.Embed(self.vocab_size, self.embed_dim,
                  name="token_embedding")(ids).astype(jnp.float32)
