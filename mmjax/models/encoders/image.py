@@ -1,7 +1,7 @@
 """Image encoders: `[batch, height, width, channels]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import ClassVar, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -36,6 +36,12 @@ class CNN(nn.Module):
   modality: ClassVar[str] = "image"
   features: Sequence[int] = (32, 64, 128)
   embed_dim: int = 128
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"features": (8, 16), "embed_dim": 16}
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,
@@ -140,6 +146,12 @@ class ResNet(nn.Module):
   num_groups: int = 8
   embed_dim: int = 128
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"stage_sizes": (1, 1), "width": 8, "embed_dim": 16}
+
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -226,6 +238,13 @@ class ViT(nn.Module):
   pre_norm: bool = False
   final_norm: bool = True
   pooler: str = "none"
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"hidden_dim": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64,
+            "patch_size": (7, 7)}
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,

@@ -2,7 +2,7 @@
 `[batch, length]` -> tokens `[batch, tokens, 2 * hidden_dim]` and a token mask
 `[batch, tokens]`."""
 
-from typing import Callable, ClassVar, Mapping, Tuple
+from typing import Any, Callable, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -50,6 +50,12 @@ class BidirectionalRecurrent(nn.Module):
   num_layers: int = 1
   dropout_rate: float = 0.0
   pool: str = "none"
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "embed_dim": 16, "hidden_dim": 16}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,

@@ -1,7 +1,7 @@
 """Text encoders: token ids `[batch, length]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import ClassVar, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -87,6 +87,13 @@ class TextTransformer(nn.Module):
   pool: str = "none"
   pooler: str = "none"
   eos_token_id: int = -1
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "hidden_dim": 32, "num_layers": 1,
+            "num_heads": 2, "mlp_dim": 64, "max_length": 16}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
@@ -182,6 +189,12 @@ class BagOfEmbeddings(nn.Module):
   dropout_rate: float = 0.0
   max_length: int = 64
   projection_dim: int = 0
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "embed_dim": 16, "max_length": 16}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,

@@ -9,7 +9,7 @@ the gradients, and the tokens that cover only padding are masked.
 """
 
 import dataclasses
-from typing import Any, ClassVar, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -109,6 +109,13 @@ class FrameEncoder(nn.Module):
   dropout_rate: float = 0.0
   positional_embedding: str = "learned"
   frame_rate: float = 4.0
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"image_encoder": {"name": "cnn", "features": (8,), "embed_dim": 16},
+            "dim": 16, "num_heads": 2, "mlp_dim": 32}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
@@ -227,6 +234,13 @@ class ViViT(nn.Module):
   spatial_pool: str = "cls"
   positional_embedding: str = "learned"
   frame_rate: float = 4.0
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"patch_size": 16, "hidden_dim": 16, "spatial_layers": 1,
+            "temporal_layers": 1, "num_heads": 2, "mlp_dim": 32}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
