@@ -85,8 +85,9 @@ def _norm(kind: str, num_groups: int, features: int, train: bool,
 class ResidualBlock(nn.Module):
   """Basic residual block (He et al. 2016): two 3x3 convs and a shortcut.
 
-  The stride sits in the first 3x3 conv (the "v1.5" placement); the shortcut
-  is a 1x1 conv + norm when the shape changes, the identity otherwise.
+  The stride sits in the first 3x3 conv, as in the paper's basic block; the
+  shortcut is a 1x1 conv + norm when the shape changes (the paper's option
+  B), the identity otherwise.
 
   Attributes:
     features: output channels.
@@ -127,6 +128,13 @@ class ResNet(nn.Module):
   images such as MNIST 28x28. Stage i has `stage_sizes[i]` basic residual
   blocks with `width * 2**i` channels; every stage after the first halves
   height and width. A Dense projects every spatial position to `embed_dim`.
+
+  The defaults are the layout of the paper's CIFAR-10 networks (Sec. 4.2: a
+  3x3 stem, three stages of 16, 32 and 64 channels), with these departures:
+  GroupNorm instead of BatchNorm by default (norm="batch" restores it);
+  1x1 projection shortcuts where the shape changes, where the CIFAR
+  networks pad the identity with zeros (option A); and no global average
+  pooling or classifier: the final feature map is the output.
 
   With norm="batch", BatchNorm statistics live in the "batch_stats"
   collection: apply with `train=True, mutable=["batch_stats"]` to use and
@@ -194,7 +202,11 @@ class ViT(nn.Module):
   Words: Transformers for Image Recognition at Scale").
 
   Non-overlapping `patch_size` patches, linearly embedded, plus positional
-  embeddings, through a pre-LN Transformer (`PatchTransformer`). The
+  embeddings, through a pre-LN Transformer (`PatchTransformer`). Departures
+  from the paper: no dropout on the embedded patches (ViT drops out after
+  adding the positions; here dropout is inside the layers only), and the
+  default pool "none" returns the patch tokens without a CLS token (the
+  paper classifies from the CLS output; pool "cls" gives it). The
   defaults are mmjax's own ViT; the other settings reproduce published
   towers whose weights `mmjax.pretrained` loads: Hugging Face ViT (exact
   GELU, epsilon 1e-12, pooler "dense_tanh") and CLIP's vision tower

@@ -208,6 +208,11 @@ class ViViT(nn.Module):
   Transformer over the temporal indices, whose attention sees only the
   valid ones, gives one token per temporal index.
 
+  Departures from ViViT model 2: the temporal Transformer has no CLS token
+  of its own (ViViT classifies from it); every temporal index is a token,
+  which the fusion block or head pools. ViViT has no padding; here padded
+  frames are zeroed and masked (module docstring).
+
   Attributes:
     patch_size: p, patch height and width in pixels.
     tubelet_size: t, frames per tubelet.
