@@ -134,7 +134,8 @@ class ResNet(nn.Module):
   GroupNorm instead of BatchNorm by default (norm="batch" restores it);
   1x1 projection shortcuts where the shape changes, where the CIFAR
   networks pad the identity with zeros (option A); and no global average
-  pooling or classifier: the final feature map is the output.
+  pooling or classifier: the final feature map, projected by a Dense, is
+  the output.
 
   With norm="batch", BatchNorm statistics live in the "batch_stats"
   collection: apply with `train=True, mutable=["batch_stats"]` to use and
