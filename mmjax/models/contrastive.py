@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from mmjax.models.layers.masking import masked_mean
-from mmjax.models.registries import (ENCODERS, check_module_config,
-                                     split_options)
+from mmjax.models.registries import (ENCODERS, build_encoder,
+                                     check_module_config, split_options)
 
 # CLIP's initial temperature 0.07 and its cap on the logit scale, 100.
 INIT_LOGIT_SCALE = math.log(1 / 0.07)
@@ -88,9 +88,7 @@ class ContrastiveModel(nn.Module):
                        f"got {tuple(self.modalities)}")
     encoders, projections = {}, {}
     for m in self.modalities:
-      kwargs = dict(self.encoders[m])
-      encoders[m] = ENCODERS.get(kwargs.pop("name"))(**kwargs,
-                                                     name=f"{m}_encoder")
+      encoders[m] = build_encoder(self.encoders[m], name=f"{m}_encoder")
       projections[m] = nn.Dense(self.embed_dim, use_bias=False,
                                 name=f"{m}_projection")
     self._encoders = encoders

@@ -9,8 +9,8 @@ import ml_collections
 from mmjax import objectives
 from mmjax.models import contrastive
 from mmjax.models.layers.masking import masked_mean
-from mmjax.models.registries import (ENCODERS, FUSION, check_module_config,
-                                     split_options)
+from mmjax.models.registries import (ENCODERS, FUSION, build_encoder,
+                                     check_module_config, split_options)
 
 
 class MultimodalModel(nn.Module):
@@ -68,8 +68,7 @@ class MultimodalModel(nn.Module):
     for m in self.modalities:
       if m not in inputs:
         raise KeyError(f"batch has no {m!r} input; it has {sorted(inputs)}")
-      kwargs = dict(self.encoders[m])
-      encoder = ENCODERS.get(kwargs.pop("name"))(**kwargs, name=f"{m}_encoder")
+      encoder = build_encoder(self.encoders[m], name=f"{m}_encoder")
       tokens[m], token_masks[m] = encoder(inputs[m], train=train)
       if hasattr(encoder, "token_times"):
         token_times[m] = encoder.token_times(tokens[m].shape[1])

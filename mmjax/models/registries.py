@@ -8,7 +8,7 @@ the block's attributes becomes an overridable key
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import ml_collections
 
@@ -39,6 +39,35 @@ def split_options(encoder_config: Mapping[str, Any]):
   kwargs = {k: v for k, v in encoder_config.items() if k not in ENCODER_OPTIONS}
   options = {k: encoder_config.get(k, v) for k, v in ENCODER_OPTIONS.items()}
   return kwargs, options
+
+
+def build_encoder(encoder_config: Mapping[str, Any],
+                  name: Optional[str] = None) -> Any:
+  """The encoder module of an encoder config.
+
+  Args:
+    encoder_config: `{"name": registered encoder, **its attributes}`,
+      optionally with the `ENCODER_OPTIONS` keys (dropped here: they are
+      read by `mmjax.pretrained` and `mmjax.train.optim`); a dict or a
+      ConfigDict (then converted with `to_dict()`).
+    name: the Flax name of the module (e.g. "image_encoder"); None: named
+      by its parent, or unbound.
+
+  Returns:
+    The (unbound) Flax module `ENCODERS.get(config["name"])(**attributes,
+    name=name)`.
+
+  Raises:
+    KeyError: for a config without "name" or an unregistered name
+      (`UnknownNameError`).
+    TypeError: for a key that is not an attribute of the encoder.
+  """
+  if hasattr(encoder_config, "to_dict"):
+    encoder_config = encoder_config.to_dict()
+  kwargs, _ = split_options(encoder_config)
+  if "name" not in kwargs:
+    raise KeyError(f"encoder config has no 'name' (keys {sorted(kwargs)})")
+  return ENCODERS.get(kwargs.pop("name"))(**kwargs, name=name)
 
 
 def module_defaults(cls) -> Dict[str, Any]:

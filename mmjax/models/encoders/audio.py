@@ -1,14 +1,14 @@
 """Audio encoders: waveform `[batch, samples]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import Any, ClassVar, Mapping, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from mmjax.models.encoders.image import ConvBlock
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
+from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.kaldi_fbank import ast_features
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.layers.spec_augment import spec_augment
@@ -135,6 +135,12 @@ class SpectrogramCNN(SpectrogramEncoder):
   features: Sequence[int] = (32, 64, 128)
   embed_dim: int = 128
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"features": (8, 16), "embed_dim": 16, "frontend": {"n_mels": 16}}
+
   @nn.compact
   def __call__(self, waveform: jnp.ndarray, *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -254,6 +260,13 @@ class SpectrogramTransformer(SpectrogramEncoder):
   layer_norm_epsilon: float = 1e-6
   activation: str = "gelu_tanh"
   input_features: bool = False
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"hidden_dim": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64,
+            "frontend": {"n_mels": 16}}
 
   def frontend_features(self, waveform: jnp.ndarray) -> jnp.ndarray:
     """`SpectrogramEncoder.frontend_features`, AST's for "ast_fbank", or the

@@ -1,12 +1,13 @@
 """Image encoders: `[batch, height, width, channels]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import ClassVar, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Sequence, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.layers.conv import Conv, GroupNorm, max_pool
+from mmjax.models.layers.conv import Conv, GroupNorm
+from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.registries import ENCODERS
 
@@ -18,21 +19,6 @@ def _check_images(images: jnp.ndarray) -> None:
     raise ValueError(
         f"image encoder expects [batch, height, width, channels], got shape "
         f"{images.shape}")
-
-
-class ConvBlock(nn.Module):
-  """3x3 conv -> GroupNorm -> GELU -> 2x2 max-pool (stride 2), with the
-  layers of `mmjax.models.layers.conv` (flax.linen's results, faster)."""
-  features: int
-  num_groups: int = 8
-
-  @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    """`[batch, h, w, c]` -> `[batch, h // 2, w // 2, features]`."""
-    x = Conv(self.features, (3, 3), use_bias=False)(x)
-    x = GroupNorm(num_groups=min(self.num_groups, self.features))(x)
-    x = nn.gelu(x)
-    return max_pool(x, (2, 2))
 
 
 @ENCODERS.register("cnn")
@@ -50,6 +36,12 @@ class CNN(nn.Module):
   modality: ClassVar[str] = "image"
   features: Sequence[int] = (32, 64, 128)
   embed_dim: int = 128
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"features": (8, 16), "embed_dim": 16}
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,
@@ -93,8 +85,9 @@ def _norm(kind: str, num_groups: int, features: int, train: bool,
 class ResidualBlock(nn.Module):
   """Basic residual block (He et al. 2016): two 3x3 convs and a shortcut.
 
-  The stride sits in the first 3x3 conv (the "v1.5" placement); the shortcut
-  is a 1x1 conv + norm when the shape changes, the identity otherwise.
+  The stride sits in the first 3x3 conv, as in the paper's basic block; the
+  shortcut is a 1x1 conv + norm when the shape changes (the paper's option
+  B), the identity otherwise.
 
   Attributes:
     features: output channels.
@@ -136,6 +129,14 @@ class ResNet(nn.Module):
   blocks with `width * 2**i` channels; every stage after the first halves
   height and width. A Dense projects every spatial position to `embed_dim`.
 
+  The defaults are the layout of the paper's CIFAR-10 networks (Sec. 4.2: a
+  3x3 stem, three stages of 16, 32 and 64 channels), with these departures:
+  GroupNorm instead of BatchNorm by default (norm="batch" restores it);
+  1x1 projection shortcuts where the shape changes, where the CIFAR
+  networks pad the identity with zeros (option A); and no global average
+  pooling or classifier: the final feature map, projected by a Dense, is
+  the output.
+
   With norm="batch", BatchNorm statistics live in the "batch_stats"
   collection: apply with `train=True, mutable=["batch_stats"]` to use and
   update them (momentum 0.9), `train=False` to use the running averages.
@@ -153,6 +154,12 @@ class ResNet(nn.Module):
   norm: str = "group"
   num_groups: int = 8
   embed_dim: int = 128
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"stage_sizes": (1, 1), "width": 8, "embed_dim": 16}
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,
@@ -196,7 +203,11 @@ class ViT(nn.Module):
   Words: Transformers for Image Recognition at Scale").
 
   Non-overlapping `patch_size` patches, linearly embedded, plus positional
-  embeddings, through a pre-LN Transformer (`PatchTransformer`). The
+  embeddings, through a pre-LN Transformer (`PatchTransformer`). Departures
+  from the paper: no dropout on the embedded patches (ViT drops out after
+  adding the positions; here dropout is inside the layers only), and the
+  default pool "none" returns the patch tokens without a CLS token (the
+  paper classifies from the CLS output; pool "cls" gives it). The
   defaults are mmjax's own ViT; the other settings reproduce published
   towers whose weights `mmjax.pretrained` loads: Hugging Face ViT (exact
   GELU, epsilon 1e-12, pooler "dense_tanh") and CLIP's vision tower
@@ -240,6 +251,13 @@ class ViT(nn.Module):
   pre_norm: bool = False
   final_norm: bool = True
   pooler: str = "none"
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"hidden_dim": 32, "num_layers": 1, "num_heads": 2, "mlp_dim": 64,
+            "patch_size": (7, 7)}
 
   @nn.compact
   def __call__(self, images: jnp.ndarray, *,

@@ -2,12 +2,12 @@
 `[batch, length]` -> tokens `[batch, tokens, 2 * hidden_dim]` and a token mask
 `[batch, tokens]`."""
 
-from typing import Callable, ClassVar, Mapping, Tuple
+from typing import Any, Callable, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.encoders.text import _check_text
+from mmjax.models.encoders.text_input import check_text
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
@@ -51,6 +51,12 @@ class BidirectionalRecurrent(nn.Module):
   dropout_rate: float = 0.0
   pool: str = "none"
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "embed_dim": 16, "hidden_dim": 16}
+
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -76,7 +82,7 @@ class BidirectionalRecurrent(nn.Module):
       raise ValueError(f"pool must be one of {POOLS}, got {self.pool!r}")
     if self.num_layers < 1:
       raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
-    ids, mask, _ = _check_text(inputs, None, 0)
+    ids, mask, _ = check_text(inputs, None, 0)
     lengths = mask.sum(axis=1)
     x = nn.Embed(self.vocab_size, self.embed_dim,
                  name="token_embedding")(ids).astype(jnp.float32)

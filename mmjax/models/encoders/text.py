@@ -1,51 +1,18 @@
 """Text encoders: token ids `[batch, length]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import ClassVar, Mapping, Optional, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.layers.masking import masked_mean
+from mmjax.models.encoders.text_input import check_text
 from mmjax.models.layers.attention import TransformerEncoder
+from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
 POOLS = ("none", "cls", "eos", "mean")
 POOLERS = ("none", "dense_tanh")
-
-
-def _check_text(inputs, max_length: Optional[int], type_vocab_size: int):
-  """(token_ids `[B, L]`, bool mask `[B, L]`, token_type_ids `[B, L]` or
-  None) of a text batch, checked; `max_length` None: any length."""
-  if not isinstance(inputs, Mapping) or "token_ids" not in inputs:
-    got = (sorted(inputs) if isinstance(inputs, Mapping)
-           else type(inputs).__name__)
-    raise ValueError(f"text encoder expects a mapping with 'token_ids' "
-                     f"[batch, length] and 'token_mask' [batch, length], got "
-                     f"{got}")
-  ids = jnp.asarray(inputs["token_ids"])
-  if ids.ndim != 2:
-    raise ValueError(f"text encoder expects token_ids [batch, length], got "
-                     f"shape {ids.shape}")
-  if max_length is not None and ids.shape[1] > max_length:
-    raise ValueError(f"text encoder: token_ids have length {ids.shape[1]}, "
-                     f"more than max_length={max_length} positions")
-  mask = inputs.get("token_mask")
-  mask = (jnp.ones(ids.shape, bool) if mask is None
-          else jnp.asarray(mask).astype(bool))
-  if mask.shape != ids.shape:
-    raise ValueError(f"text encoder: token_mask has shape {mask.shape}, "
-                     f"token_ids {ids.shape}")
-  types = inputs.get("token_type_ids")
-  if types is not None:
-    if not type_vocab_size:
-      raise ValueError("text encoder: token_type_ids given, but "
-                       "type_vocab_size=0 (no token-type embeddings)")
-    types = jnp.asarray(types)
-    if types.shape != ids.shape:
-      raise ValueError(f"text encoder: token_type_ids have shape "
-                       f"{types.shape}, token_ids {ids.shape}")
-  return ids, mask, types
 
 
 @ENCODERS.register("text_transformer")
@@ -121,6 +88,13 @@ class TextTransformer(nn.Module):
   pooler: str = "none"
   eos_token_id: int = -1
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "hidden_dim": 32, "num_layers": 1,
+            "num_heads": 2, "mlp_dim": 64, "max_length": 16}
+
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -150,7 +124,7 @@ class TextTransformer(nn.Module):
     if self.pooler != "none" and self.pool == "none":
       raise ValueError(f"pooler={self.pooler!r} needs a pooled output (pool "
                        f"'cls', 'eos' or 'mean'), got pool 'none'")
-    ids, mask, types = _check_text(inputs, self.max_length,
+    ids, mask, types = check_text(inputs, self.max_length,
                                    self.type_vocab_size)
     embed_init = nn.initializers.normal(0.02)
     embed = lambda n, name: nn.Embed(n, self.hidden_dim,
@@ -216,6 +190,12 @@ class BagOfEmbeddings(nn.Module):
   max_length: int = 64
   projection_dim: int = 0
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"vocab_size": 256, "embed_dim": 16, "max_length": 16}
+
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -235,7 +215,7 @@ class BagOfEmbeddings(nn.Module):
       ValueError: for inputs that are not such a mapping, mismatched
         shapes, a length above `max_length` or `token_type_ids`.
     """
-    ids, mask, _ = _check_text(inputs, self.max_length, 0)
+    ids, mask, _ = check_text(inputs, self.max_length, 0)
     x = nn.Embed(self.vocab_size, self.embed_dim,
                  name="token_embedding")(ids).astype(jnp.float32)
     x = masked_mean(x, mask)[:, None]

@@ -9,7 +9,7 @@ the gradients, and the tokens that cover only padding are masked.
 """
 
 import dataclasses
-from typing import Any, ClassVar, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Mapping, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -110,6 +110,13 @@ class FrameEncoder(nn.Module):
   positional_embedding: str = "learned"
   frame_rate: float = 4.0
 
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"image_encoder": {"name": "cnn", "features": (8,), "embed_dim": 16},
+            "dim": 16, "num_heads": 2, "mlp_dim": 32}
+
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,
                train: bool) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -201,6 +208,11 @@ class ViViT(nn.Module):
   Transformer over the temporal indices, whose attention sees only the
   valid ones, gives one token per temporal index.
 
+  Departures from ViViT model 2: the temporal Transformer has no CLS token
+  of its own (ViViT classifies from it); every temporal index is a token,
+  which the fusion block or head pools. ViViT has no padding; here padded
+  frames are zeroed and masked (module docstring).
+
   Attributes:
     patch_size: p, patch height and width in pixels.
     tubelet_size: t, frames per tubelet.
@@ -227,6 +239,13 @@ class ViViT(nn.Module):
   spatial_pool: str = "cls"
   positional_embedding: str = "learned"
   frame_rate: float = 4.0
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"patch_size": 16, "hidden_dim": 16, "spatial_layers": 1,
+            "temporal_layers": 1, "num_heads": 2, "mlp_dim": 32}
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray], *,

@@ -2,7 +2,7 @@
 via Large-Scale Weak Supervision"), trainable from scratch or loaded from a
 Hugging Face checkpoint (`mmjax.pretrained.whisper`)."""
 
-from typing import ClassVar, Tuple
+from typing import Any, ClassVar, Dict, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -96,6 +96,13 @@ class WhisperEncoder(nn.Module):
   pool: str = "none"
   pad_or_trim: bool = True
   input_features: bool = False
+
+  @classmethod
+  def tiny(cls) -> Dict[str, Any]:
+    """{attribute: value} overrides that make the encoder small and fast,
+    for tests (`tests/models/test_encoder_contract.py`)."""
+    return {"n_mels": 16, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
+            "mlp_dim": 64, "max_source_positions": 10}
 
   def features(self, waveform: jnp.ndarray) -> jnp.ndarray:
     """Whisper's log-mel features of the waveforms, as this encoder computes

@@ -272,7 +272,18 @@ class TransformerBlock(nn.Module):
   Pre-LayerNorm by default (`x + f(LN(x))`); with `norm_first=False`,
   post-LayerNorm as in the original Transformer and BERT (`LN(x + f(x))`).
   Self-attention by default; with `context`, cross-attention from `x` to the
-  context tokens (the context gets its own LayerNorm, as in MulT).
+  context tokens, as in MulT's crossmodal layers (Tsai et al. 2019,
+  "Multimodal Transformer for Unaligned Multimodal Language Sequences"),
+  with two departures from MulT's code (yaohungt/Multimodal-Transformer,
+  `modules/transformer.py`):
+    - pre-LN, the context is normalised by its own LayerNorm
+      (`context_norm`, its own scale and bias); MulT normalises query, key
+      and value with one shared LayerNorm (`layer_norms[0]`). Post-LN
+      normalises no context, as MulT's post-LN option.
+    - no causal mask by default (`causal=False`): every query attends to
+      every valid context token (`context_mask`). MulT's default (`--attn_mask`, on unless disabled)
+      masks each query's "future" context positions (`buffered_future_mask`,
+      offset by the length difference of the two streams).
 
   Attributes:
     num_heads: attention heads.
@@ -281,7 +292,10 @@ class TransformerBlock(nn.Module):
     norm_first: pre-LayerNorm (True) or post-LayerNorm (False).
     layer_norm_epsilon: epsilon of every LayerNorm.
     activation: MLP nonlinearity, a key of `ACTIVATIONS`.
-    causal: causal self-attention (see `MultiHeadAttention`).
+    causal: causal self-attention (see `MultiHeadAttention`). With a
+      context it also applies: query t sees context positions s <= t
+      (`tril` of `[T, S]`, aligned at the start), not MulT's mask offset
+      by the length difference.
   """
   num_heads: int
   mlp_dim: int

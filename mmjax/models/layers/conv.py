@@ -3,12 +3,13 @@ well on CPU as well as on accelerators.
 
 Each is a drop-in replacement for its flax.linen / lax counterpart: same
 parameters (names, shapes, initialisers), same outputs up to float32
-rounding. They exist because of measured costs of the av_digits train step
-on XLA:CPU (benchmarks/RESULTS.md, "Where the av_digits train step's time
-goes"): `reduce_window` max-pooling's
-backward pass (select-and-scatter), flax GroupNorm's reductions over a
-`[..., groups, group_size]` view, and convolutions of inputs with one or a
-few channels were the three largest costs after the convolutions proper.
+rounding. They exist because `reduce_window` max-pooling's backward pass
+(select-and-scatter), flax GroupNorm's reductions over a `[..., groups,
+group_size]` view, and convolutions of inputs with one or a few channels
+were the largest costs of the av_digits train step on XLA:CPU after the
+convolutions proper (benchmarks/RESULTS.md, "Where the av_digits train
+step's time goes"; the timings behind each choice below are in its section
+"Notes moved out of code").
 """
 
 import functools
@@ -23,13 +24,9 @@ Array = jax.Array
 # The forward pass of a stride-1 convolution of an input with one of these
 # channel counts (mono spectrograms and grey images, RGB images) is a sum of
 # shifted copies of each input channel times a row of the kernel
-# (`_shifted_sum`), which XLA compiles to one elementwise loop. Measured on
-# the 2-core CPU, one core, jax 0.10.2, input [16, 32, 32, C] to 16-32
-# features, 3x3, forward: C = 1: 146 us against 2,053 for XLA's convolution
-# (and 859 for the 3x3-patches matmul this replaced); C = 3: 280 against
-# 1,072; but C = 2: 295 against 245 and C = 4: 842 against 434, so those
-# stay XLA's. The av_digits step (two 1-channel first convolutions) became
-# 5% faster (benchmarks/RESULTS.md, third pass).
+# (`_shifted_sum`), which XLA compiles to one elementwise loop: faster on
+# XLA:CPU than XLA's convolution for 1 and 3 channels, slower for 2 and 4
+# (timings: benchmarks/RESULTS.md, "Notes moved out of code").
 SHIFTED_SUM_CHANNELS = (1, 3)
 
 
@@ -72,14 +69,19 @@ def convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
 
   Without that barrier XLA:CPU fuses the producer of the cotangent (e.g. the
   backward pass of the max-pool or GroupNorm that follows) into the operand
-  of the gradient convolutions and recomputes it inside their inner loops:
-  measured 3x slower for the av_digits first audio block. Both gradients
-  are XLA's own (`lax.conv_general_dilated`'s), whatever formulation the
-  forward pass has: with the barrier in place, XLA's kernel gradient made
-  the av_digits step 15% faster (1 and 8 CPU devices) than one matmul of
-  3x3 patches, the formulation used before the barrier existed
-  (benchmarks/RESULTS.md); JAX's derivative of `_shifted_sum` was measured
-  4-8x slower than XLA's input gradient (one core, 1 and 3 channels).
+  of the gradient convolutions and recomputes it inside their inner loops.
+  Both gradients are XLA's own (`lax.conv_general_dilated`'s), whatever
+  formulation the forward pass has, because they were faster than a matmul
+  of 3x3 patches and than JAX's derivative of `_shifted_sum` (timings:
+  benchmarks/RESULTS.md, "Notes moved out of code").
+
+  Args:
+    x: float `[b, h, w, c]` (NHWC).
+    kernel: float `[kh, kw, c, o]` (HWIO), same dtype as `x`.
+    strides: (height, width) strides, static.
+
+  Returns:
+    `[b, ceil(h / sh), ceil(w / sw), o]` in the dtype of `x`.
   """
   return _convolve(x, kernel, strides)
 
@@ -184,10 +186,9 @@ def group_norm(x: Array, scale: Array, bias: Array, num_groups: int,
 
   The backward pass is the closed form: one pass over `x` and the
   cotangent for the per-channel sums sum(dy) and sum(dy * x), one
-  elementwise pass for the input gradient. JAX's derivative of the forward
-  pass made XLA:CPU emit several more passes; the closed form made the
-  av_digits step 6-14% faster on 8 CPU devices and 7-12% on 1 (A/B runs,
-  benchmarks/RESULTS.md).
+  elementwise pass for the input gradient, where JAX's derivative of the
+  forward pass made XLA:CPU emit several more passes (timings:
+  benchmarks/RESULTS.md, "Notes moved out of code").
 
   Args:
     x: `[batch, ..., channels]`, any float dtype.
@@ -280,8 +281,8 @@ def max_pool(x: Array, window: Tuple[int, int]) -> Array:
   strides=window)`: the gradient of each window goes to its first maximum
   in row-major order, as XLA's select-and-scatter does. The forward pass is
   a reshape and a max over the window axes and the backward pass elementwise
-  selects, with no select-and-scatter or reduction; measured 4-5x faster
-  forward + backward on XLA:CPU (benchmarks/RESULTS.md).
+  selects, with no select-and-scatter or reduction, which XLA:CPU runs
+  faster (timings: benchmarks/RESULTS.md, "Notes moved out of code").
 
   Args:
     x: `[batch, height, width, channels]`.

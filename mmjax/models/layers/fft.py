@@ -2,10 +2,9 @@
 
 XLA's SPMD partitioner (GSPMD and Shardy, jax 0.10) does not partition FFT
 ops: under a data-parallel `jax.jit`, `jnp.fft.rfft` of a batch-sharded
-array all-gathers the whole batch and every device transforms all of it.
-For the av_digits train step on 8 CPU devices that was the STFT of all 64
-clips on each device plus an all-gather each step (benchmarks/RESULTS.md).
-`rfft` declares the obvious rule, following the FFT example of
+array all-gathers the whole batch and every device transforms all of it
+(its cost in the av_digits step: benchmarks/RESULTS.md, "Notes moved out of
+code"). `rfft` declares the obvious rule, following the FFT example of
 `jax.experimental.custom_partitioning`: every dimension but the last is a
 batch dimension, whose sharding passes through; the last is replicated.
 """

@@ -1,0 +1,200 @@
+"""The contract every registered encoder must keep.
+
+Parametrized over `ENCODERS` itself: a newly registered encoder is tested
+here with no new test code. Each encoder is built as a config builds it
+(`module_config` -> `build_encoder`), with the small settings it declares in
+`tiny()`.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmjax.models.registries import ENCODERS, build_encoder, module_config
+
+ENCODER_NAMES = list(ENCODERS.names())
+# The modalities `encoder_input` has a test batch for.
+MODALITIES = ("image", "audio", "text", "video")
+# Text ids below 100, and up to 199 in the independence test, so every
+# text encoder's tiny() vocabulary must hold at least this many ids.
+TEXT_IDS = 200
+
+
+def encoder_input(cls):
+  if cls.modality == "image":
+    return jax.random.uniform(jax.random.key(7), (2, 28, 28, 1))
+  if cls.modality == "audio":
+    return jax.random.normal(jax.random.key(8), (2, 1600)) * 0.1
+  if cls.modality == "text":  # ids below 100; example 1 is padded
+    return {"token_ids": jax.random.randint(jax.random.key(9), (2, 12), 0, 100),
+            "token_mask": jnp.arange(12)[None] < jnp.array([[12], [8]])}
+  if cls.modality == "video":  # example 1's last 3 frames are padding
+    return {"frames": jax.random.uniform(jax.random.key(10), (2, 8, 32, 32, 1)),
+            "frame_mask": jnp.arange(8)[None] < jnp.array([[8], [5]])}
+  raise AssertionError(f"no test input for modality {cls.modality!r}")
+
+
+def make_encoder(name):
+  return build_encoder(module_config(ENCODERS, name,
+                                     **ENCODERS.get(name).tiny()))
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_setup(name):
+  """(encoder, input, variables, jitted apply with train=False), built once
+  per encoder and shared by the tests below, so that each encoder's init and
+  apply compile once (compilation is most of these tests' time on CPU, and
+  eager Flax dispatches op by op)."""
+  encoder = make_encoder(name)
+  x = encoder_input(type(encoder))
+  variables = jax.jit(lambda x: encoder.init(jax.random.key(0), x, train=False))(x)
+  apply = jax.jit(lambda v, x: encoder.apply(v, x, train=False))
+  return encoder, x, variables, apply
+
+
+def test_encoders_are_registered():
+  assert ENCODER_NAMES, "ENCODERS lists no encoder"
+
+
+def test_build_encoder_drops_options_and_names_the_module():
+  config = module_config(ENCODERS, "cnn", features=(8,), embed_dim=4)
+  config.freeze = True
+  config.learning_rate_scale = 0.5
+  encoder = build_encoder(config, name="image_encoder")
+  assert type(encoder) is ENCODERS.get("cnn")
+  assert encoder.name == "image_encoder"
+  assert tuple(encoder.features) == (8,) and encoder.embed_dim == 4
+  assert build_encoder(dict(config.to_dict(), embed_dim=6)).embed_dim == 6
+  with pytest.raises(KeyError, match="no 'name'"):
+    build_encoder({"features": (8,)})
+  with pytest.raises(KeyError, match="Unknown encoder 'nope'"):
+    build_encoder({"name": "nope"})
+  with pytest.raises(TypeError):
+    build_encoder({"name": "cnn", "not_an_attribute": 1})
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_declares_modality_and_tiny_settings(name):
+  """`modality` is one the tests have a batch for; `tiny()` is a classmethod
+  returning overrides of real attributes (module_config raises for others)."""
+  cls = ENCODERS.get(name)
+  assert isinstance(getattr(cls, "modality", None), str), name
+  assert cls.modality in MODALITIES, (name, cls.modality)
+  assert callable(getattr(cls, "tiny", None)), f"{name} declares no tiny()"
+  tiny = cls.tiny()
+  assert isinstance(tiny, dict) and tiny, (name, tiny)
+  config = module_config(ENCODERS, name, **tiny)
+  for key, value in tiny.items():
+    got = config[key]
+    got = got.to_dict() if hasattr(got, "to_dict") else got
+    assert got == value, (name, key)
+  if cls.modality == "text":
+    assert config["vocab_size"] >= TEXT_IDS, (name, config["vocab_size"])
+  with pytest.raises(ValueError, match="no attribute"):
+    module_config(ENCODERS, name, **tiny, not_an_attribute=1)
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_tokens_mask_and_gradients(name):
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, mask = apply(variables, x)
+  assert tokens.ndim == 3 and tokens.shape[0] == 2 and tokens.dtype == jnp.float32
+  assert mask.shape == tokens.shape[:2] and mask.dtype == jnp.bool_
+  assert np.isfinite(tokens).all()
+
+  def loss(params):
+    out, _ = encoder.apply({**variables, "params": params}, x, train=True,
+                           rngs={"dropout": jax.random.key(1),
+                                 "augment": jax.random.key(2)},
+                           mutable=["batch_stats"])
+    return jnp.sum(out[0] * jnp.arange(out[0].shape[-1]))
+  grads = jax.jit(jax.grad(loss))(variables["params"])
+  flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+  dead = [jax.tree_util.keystr(path) for path, g in flat
+          if not np.any(np.asarray(g))]
+  assert not dead, f"parameters without gradient: {dead}"
+
+
+@pytest.mark.parametrize("name", ENCODER_NAMES)
+def test_encoder_examples_are_independent_at_evaluation(name):
+  """An example's tokens do not depend on the rest of the batch (train=False)."""
+  _, x, variables, apply = encoder_setup(name)
+  tokens, _ = apply(variables, x)
+  if isinstance(x, dict) and "frames" in x:  # video: other frames
+    other = dict(x, frames=x["frames"].at[1].set(x["frames"][1] * 5.0 + 0.3))
+  elif isinstance(x, dict):  # text: other ids for example 1
+    other = dict(x, token_ids=x["token_ids"].at[1].add(100))
+  else:
+    other = x.at[1].set(x[1] * 5.0 + 0.3)
+  changed, _ = apply(variables, other)
+  np.testing.assert_allclose(changed[0], tokens[0], atol=1e-5, rtol=1e-5)
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ENCODER_NAMES if ENCODERS.get(n).modality == "text"])
+def test_text_encoder_ignores_ids_at_padded_positions(name):
+  """Other ids where `token_mask` is False change neither the tokens at real
+  positions nor a pooled token; per-position encoders return `token_mask`."""
+  _, x, variables, apply = encoder_setup(name)
+  tokens, mask = apply(variables, x)
+  if tokens.shape[1] == x["token_ids"].shape[1]:
+    np.testing.assert_array_equal(mask, x["token_mask"])
+  assert np.asarray(mask).any()
+  ids = x["token_ids"]
+  other_padding = jnp.where(x["token_mask"], ids, (ids + 37) % 100)
+  changed, changed_mask = apply(variables, dict(x, token_ids=other_padding))
+  np.testing.assert_array_equal(changed_mask, mask)
+  np.testing.assert_allclose(np.asarray(changed)[np.asarray(mask)],
+                             np.asarray(tokens)[np.asarray(mask)],
+                             atol=1e-5, rtol=1e-5)
+  # A real token changed does change the output (the test can fail).
+  other_real = ids.at[1, 0].set((ids[1, 0] + 37) % 100)
+  changed, _ = apply(variables, dict(x, token_ids=other_real))
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in ENCODER_NAMES if ENCODERS.get(n).modality == "video"])
+def test_video_encoder_ignores_padded_frames(name):
+  """Any content where `frame_mask` is False, even NaN, changes neither the
+  mask nor the tokens at valid positions, nor makes gradients non-finite."""
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, mask = apply(variables, x)
+  assert np.asarray(mask).any()
+  padded = ~x["frame_mask"][:, :, None, None, None]
+  poisoned = dict(x, frames=jnp.where(padded, jnp.nan, x["frames"]))
+  changed, changed_mask = apply(variables, poisoned)
+  np.testing.assert_array_equal(changed_mask, mask)
+  valid = np.asarray(mask)
+  assert np.isfinite(np.asarray(changed)).all()
+  np.testing.assert_allclose(np.asarray(changed)[valid],
+                             np.asarray(tokens)[valid], atol=1e-5, rtol=1e-5)
+
+  def loss(params):
+    out, _ = encoder.apply({**variables, "params": params}, poisoned,
+                           train=False)
+    return jnp.sum(out)
+  grads = jax.jit(jax.grad(loss))(variables["params"])
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  # A real frame changed does change the output (the test can fail).
+  other_real = x["frames"].at[1, 0].set(1.0 - x["frames"][1, 0])
+  changed, _ = apply(variables, dict(x, frames=other_real))
+  assert not np.allclose(changed[1], tokens[1], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in ENCODER_NAMES if hasattr(ENCODERS.get(n), "token_times")])
+def test_encoder_token_times(name):
+  """Encoders with a time axis give each token a time in seconds: float32
+  `[tokens]`, non-negative, non-decreasing."""
+  encoder, x, variables, apply = encoder_setup(name)
+  tokens, _ = apply(variables, x)
+  times = encoder.token_times(tokens.shape[1])
+  assert isinstance(times, np.ndarray) and times.dtype == np.float32
+  assert times.shape == (tokens.shape[1],)
+  assert (times >= 0).all() and (np.diff(times) >= 0).all()
