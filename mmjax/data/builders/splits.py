@@ -14,9 +14,9 @@ from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
+from mmjax.data.builders.sources import NUM_CLASSES
+from mmjax.data.builders.sources import Recording
 from mmjax.data.errors import DataError
-from mmjax.data.sources import NUM_CLASSES
-from mmjax.data.sources import Recording
 
 SPLITS = ("train", "validation", "test")
 

@@ -14,11 +14,10 @@ README.md):
 
 import gzip
 import io
-import os
 from pathlib import Path
 import re
 import struct
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple
 import warnings
 import zlib
 
@@ -26,10 +25,9 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from mmjax.data.builders.base import PathLike
 from mmjax.data.errors import DataConversionWarning
 from mmjax.data.errors import DataError
-
-PathLike = Union[str, os.PathLike]
 
 MNIST_IMAGES = "mnist/t10k-first8000-images-idx3-ubyte.gz"
 MNIST_LABELS = "mnist/t10k-first8000-labels-idx1-ubyte.gz"

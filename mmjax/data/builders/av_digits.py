@@ -2,9 +2,9 @@
 
 AV-MNIST style (Vielzeuf et al. 2018, "CentralNet"): each example is one MNIST
 image and one Free Spoken Digit Dataset recording of the same digit, paired
-deterministically by `mmjax.data.splits` (never across splits). The raw files
-are read from a manual directory (see `sources.LAYOUT`); nothing is
-downloaded.
+deterministically by `mmjax.data.builders.splits` (never across splits). The
+raw files are read from a manual directory (see `sources.LAYOUT`); nothing
+is downloaded.
 
 Typical use:
 
@@ -22,26 +22,23 @@ import json
 import os
 from pathlib import Path
 import re
-from typing import Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple
 
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mmjax.data import sources
+from mmjax.data.builders import sources
+from mmjax.data.builders.base import LocalFilesBuilder
+from mmjax.data.builders.base import PathLike
+from mmjax.data.builders.base import prepare_once
+from mmjax.data.builders.base import resolve_data_dir
+from mmjax.data.builders.base import resolve_manual_dir
+from mmjax.data.builders.registry import DATASETS
+from mmjax.data.builders.splits import make_pairs
+from mmjax.data.builders.splits import Pair
+from mmjax.data.builders.splits import SplitSpec
 from mmjax.data.errors import DataError
-from mmjax.data.local_builder import LocalFilesBuilder
-from mmjax.data.local_builder import prepare_once
-from mmjax.data.splits import make_pairs
-from mmjax.data.splits import Pair
-from mmjax.data.splits import SplitSpec
-
-PathLike = Union[str, os.PathLike]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MANUAL_DIR = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_DATA_DIR = Path("~/tensorflow_datasets")
-MANUAL_DIR_ENV = "MMJAX_MANUAL_DIR"
-DATA_DIR_ENV = "MMJAX_DATA_DIR"
 
 CITATION = """\
 @misc{fsdd,
@@ -65,27 +62,6 @@ CITATION = """\
   booktitle = {ECCV Workshops}, year = {2018},
 }
 """
-
-
-def resolve_manual_dir(configured: Optional[PathLike]) -> Path:
-  """The manual directory holding the raw files (see `sources.LAYOUT`).
-
-  Precedence: `configured` if non-empty, else the environment variable
-  MMJAX_MANUAL_DIR if non-empty, else `<repo root>/../shared/data`.
-  Existence is not checked here (see `sources.check_manual_dir`).
-  """
-  value = configured or os.environ.get(MANUAL_DIR_ENV)
-  return Path(value).expanduser() if value else DEFAULT_MANUAL_DIR
-
-
-def resolve_data_dir(configured: Optional[PathLike]) -> Path:
-  """The TFDS data directory where prepared datasets are written.
-
-  Precedence: `configured` if non-empty, else the environment variable
-  MMJAX_DATA_DIR if non-empty, else ~/tensorflow_datasets.
-  """
-  value = configured or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-  return Path(value).expanduser()
 
 
 def _fingerprint_files(manual_dir: Path) -> List[str]:
@@ -168,23 +144,14 @@ class AvDigitsConfig(tfds.core.BuilderConfig):
 
   Build with `AvDigitsConfig.from_spec`, which sets `name` (see
   `config_name`), so each spec and manual-directory content is prepared into
-  its own directory. Fields other than `manual_fingerprint` mirror
-  `SplitSpec`.
-  """
-  seed: int = 0
-  test_speakers: Tuple[str, ...] = ()
-  validation_indices: Tuple[int, ...] = (5, 6, 7, 8, 9)
-  test_indices: Tuple[int, ...] = (0, 1, 2, 3, 4)
-  image_fractions: Tuple[float, float, float] = (0.625, 0.125, 0.25)
-  validation_speakers: Tuple[str, ...] = ()
-  manual_fingerprint: str = ""
+  its own directory.
 
-  @property
-  def spec(self) -> SplitSpec:
-    """The split specification of this config."""
-    return SplitSpec(self.seed, self.test_speakers, self.validation_indices,
-                     self.test_indices, self.image_fractions,
-                     self.validation_speakers)
+  Attributes:
+    spec: the split specification.
+    manual_fingerprint: `fingerprint(manual_dir)`; "" skips the check.
+  """
+  spec: SplitSpec = dataclasses.field(default_factory=SplitSpec)
+  manual_fingerprint: str = ""
 
   @classmethod
   def from_spec(cls, spec: SplitSpec,
@@ -193,8 +160,7 @@ class AvDigitsConfig(tfds.core.BuilderConfig):
     return cls(
         name=config_name(spec, manual_fingerprint),
         description=f"{spec}, manual dir fingerprint {manual_fingerprint}",
-        manual_fingerprint=manual_fingerprint,
-        **dataclasses.asdict(spec))
+        spec=spec, manual_fingerprint=manual_fingerprint)
 
 
 class AvDigits(LocalFilesBuilder):
@@ -208,7 +174,7 @@ class AvDigits(LocalFilesBuilder):
     image_id: int64 scalar, index of the image in the MNIST file.
     recording: string, the FSDD file name `{digit}_{speaker}_{index}.wav`.
     speaker: string, the FSDD speaker.
-  Splits: train, validation, test (see `mmjax.data.splits`), keyed by
+  Splits: train, validation, test (see `mmjax.data.builders.splits`), keyed by
   image_id (each image is used once overall).
 
   Without a config, `SplitSpec()` (official split, seed 0) is used and the
@@ -312,3 +278,19 @@ def get_builder(manual_dir: Optional[PathLike] = None,
   config = AvDigitsConfig.from_spec(spec, fingerprint(manual_dir))
   builder = AvDigits(data_dir=os.fspath(data_dir), config=config)
   return prepare_once(builder, manual_dir)
+
+
+@DATASETS.register("av_digits")
+def from_config(data_config: ml_collections.ConfigDict) -> AvDigits:
+  """`get_builder` for `config.data` (configs/av_digits.py): its keys
+  manual_dir, data_dir, pairing_seed, test_speakers, validation_indices,
+  test_indices, image_fractions and (optional) validation_speakers."""
+  spec = SplitSpec(
+      seed=data_config.pairing_seed,
+      test_speakers=tuple(data_config.test_speakers),
+      validation_indices=tuple(data_config.validation_indices),
+      test_indices=tuple(data_config.test_indices),
+      image_fractions=tuple(data_config.image_fractions),
+      validation_speakers=tuple(data_config.get("validation_speakers", ())))
+  return get_builder(resolve_manual_dir(data_config.manual_dir),
+                     resolve_data_dir(data_config.data_dir), spec)

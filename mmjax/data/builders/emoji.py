@@ -9,7 +9,7 @@ the manual directory (see `emoji_sources.LAYOUT` and
 ../shared/data/README.md, emoji/). This module is the TFDS builder, its
 config, the split and the tokenizer; reading the raw files (sources, how
 names are chosen per locale, rendering, the base-emoji rule) is
-`mmjax.data.emoji_sources`.
+`mmjax.data.builders.emoji_sources`.
 
 Features per example:
   image: uint8 [S, S, 3], S = `image_size` (default 64): the glyph rendered
@@ -21,7 +21,8 @@ Features per example:
       `emoji_sources.names_by_locale`: "en" first, then the other locales
       sorted, each file's own names, not inherited from parent locales);
       stored as a 1-D string Tensor feature, read as a Sequence(Text())
-      would be, but ~80x faster to encode.
+      would be but encoded at once, which is faster (benchmarks/RESULTS.md,
+      "Notes moved out of code").
     locales: tf.string [n], the CLDR locale id of each name, e.g. "fr_CA".
     name_en: tf.string [], `emoji-test.txt`'s English name, e.g. "grinning
       face" (also `names[0]`).
@@ -49,16 +50,17 @@ of unused draft names.
 
 A byte-level BPE tokenizer is trained on the train split's names (all
 locales) during preparation and saved with `save_pretrained` in
-`<builder.data_dir>/tokenizer/` (see `train_tokenizer`, `tokenizer_dir`), for
-`tokenize(tokenizer="{dataset_dir}/tokenizer", max_length=...)`.
+`<builder.data_dir>/tokenizer/` (see `tokenizer.train_tokenizer`,
+`tokenizer_dir`), for `tokenize(tokenizer="{dataset_dir}/tokenizer",
+max_length=...)`.
 
 Typical use:
 
     builder = get_builder(manual_dir=None, data_dir=None, image_size=64)
     ds = builder.as_dataset(split="train")
 
-In a config (`mmjax.data.datasets`, key `data.name = "emoji_image_text"`),
-with the text ops of `mmjax.data.text_ops` (they map the `text` dict to one
+In a config (key `data.name = "emoji_image_text"`, see `from_config`), with
+the text ops of `mmjax.data.pp.text` (they map the `text` dict to one
 string):
 
     c.modalities = ("image", "text")
@@ -85,22 +87,25 @@ import time
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mmjax.data import emoji_sources
-from mmjax.data import text_ops  # noqa: F401  (registers select_text, ...)
-from mmjax.data.av_digits import resolve_data_dir
-from mmjax.data.av_digits import resolve_manual_dir
-from mmjax.data.emoji_sources import Emoji
-from mmjax.data.emoji_sources import PathLike
+from mmjax.data.builders import emoji_sources
+from mmjax.data.builders.base import check_fractions
+from mmjax.data.builders.base import LocalFilesBuilder
+from mmjax.data.builders.base import PathLike
+from mmjax.data.builders.base import prepare_once
+from mmjax.data.builders.base import resolve_data_dir
+from mmjax.data.builders.base import resolve_manual_dir
+from mmjax.data.builders.emoji_sources import Emoji
+from mmjax.data.builders.registry import DATASETS
+from mmjax.data.builders.tokenizer import SPECIAL_TOKENS
+from mmjax.data.builders.tokenizer import train_tokenizer
 from mmjax.data.errors import DataError
-from mmjax.data.local_builder import LocalFilesBuilder
-from mmjax.data.local_builder import prepare_once
 
 TOKENIZER_DIR = "tokenizer"
 SPLITS = ("train", "validation", "test")
-SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 
 _CITATION = """\
 @misc{unicode_emoji,
@@ -172,65 +177,6 @@ def assign_splits(items: Sequence[Emoji],
   return result
 
 
-def check_fractions(fractions: Sequence[float]) -> None:
-  """Raises ValueError unless 3 non-negative numbers summing to 1."""
-  values = tuple(float(f) for f in fractions)
-  if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1) > 1e-6:
-    raise ValueError(f"split fractions must be 3 non-negative numbers "
-                     f"(train, validation, test) summing to 1, got "
-                     f"{tuple(fractions)!r}")
-
-
-def train_tokenizer(texts: Sequence[str], vocab_size: int = 8000):
-  """A byte-level BPE tokenizer trained on `texts`, as a Hugging Face one.
-
-  `tokenizers` BPE on bytes (GPT-2's byte-to-unicode alphabet, all 256 bytes
-  in the initial alphabet, so every script and emoji is covered without an
-  unknown token), NFC normalisation, GPT-2's pre-tokenizer regex without an
-  added prefix space, and a post-processor that wraps a text as `<bos> ...
-  <eos>` (ids 1 and 2; `<pad>` is 0). `decode(encode(x),
-  skip_special_tokens=True) == NFC(x)`. Training is deterministic: the same
-  texts (in any order) and vocabulary size give the same tokenizer.
-
-  Args:
-    texts: the training texts; each distinct text counts once (a repeated
-      name, e.g. a skin-tone variant's, does not weigh more).
-    vocab_size: the vocabulary size, special tokens and the 256 byte
-      symbols included (at most; a small corpus may give fewer); >= 259.
-
-  Returns:
-    A `transformers.PreTrainedTokenizerFast` with pad, bos and eos tokens.
-
-  Raises:
-    ValueError: for `vocab_size` < 259 or no text.
-  """
-  import tokenizers  # pylint: disable=g-import-not-at-top
-  from tokenizers import decoders, models, normalizers  # pylint: disable=g-import-not-at-top
-  from tokenizers import pre_tokenizers, processors, trainers  # pylint: disable=g-import-not-at-top
-  import transformers  # pylint: disable=g-import-not-at-top
-  alphabet = pre_tokenizers.ByteLevel.alphabet()
-  if vocab_size < len(alphabet) + len(SPECIAL_TOKENS):
-    raise ValueError(f"vocab_size must be >= "
-                     f"{len(alphabet) + len(SPECIAL_TOKENS)} (the byte "
-                     f"alphabet and {SPECIAL_TOKENS}), got {vocab_size}")
-  if not texts:
-    raise ValueError("train_tokenizer: no text to train on")
-  tok = tokenizers.Tokenizer(models.BPE())
-  tok.normalizer = normalizers.NFC()
-  tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-  tok.decoder = decoders.ByteLevel()
-  tok.train_from_iterator(sorted(set(texts)), trainers.BpeTrainer(
-      vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-      initial_alphabet=sorted(alphabet), show_progress=False))
-  pad, bos, eos = SPECIAL_TOKENS
-  tok.post_processor = processors.TemplateProcessing(
-      single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} $B {eos}",
-      special_tokens=[(bos, tok.token_to_id(bos)),
-                      (eos, tok.token_to_id(eos))])
-  return transformers.PreTrainedTokenizerFast(
-      tokenizer_object=tok, pad_token=pad, bos_token=bos, eos_token=eos)
-
-
 @dataclasses.dataclass(eq=False)
 class EmojiConfig(tfds.core.BuilderConfig):
   """The settings of a preparation, and the manual directory's fingerprint.
@@ -246,7 +192,8 @@ class EmojiConfig(tfds.core.BuilderConfig):
     split_fractions: (train, validation, test) of the emoji, per subgroup
       (see `assign_splits`).
     split_seed: the seed of `assign_splits`.
-    vocab_size: the tokenizer's vocabulary size (see `train_tokenizer`).
+    vocab_size: the tokenizer's vocabulary size (see
+      `tokenizer.train_tokenizer`).
     manual_fingerprint: `fingerprint(manual_dir)`; "" skips the check.
   """
   image_size: int = 64
@@ -318,8 +265,9 @@ class EmojiImageText(LocalFilesBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     size = self._config.image_size
     # A 1-D string tensor, decoded as tf.string [n] like a
-    # Sequence(Text()), but encoded at once (Sequence encodes each string
-    # separately, ~80x slower: most of the preparation time).
+    # Sequence(Text()), but encoded at once: Sequence encodes each string
+    # separately, too slow here (benchmarks/RESULTS.md, "Notes moved out of
+    # code").
     texts = tfds.features.Tensor(shape=(None,), dtype=np.str_)
     return tfds.core.DatasetInfo(
         builder=self,
@@ -432,8 +380,9 @@ class EmojiImageText(LocalFilesBuilder):
       locales = list(names[item.emoji])
       texts = [names[item.emoji][l] for l in locales]
       yield index, {
-          # Encoded by Pillow (TFDS' own PNG encoder runs a TF graph per
-          # image, several times slower).
+          # Encoded by Pillow: TFDS' own PNG encoder runs a TF graph per
+          # image, which is slower (benchmarks/RESULTS.md, "Notes moved out
+          # of code").
           "image": Image.fromarray(images[item.emoji]),
           "text": {"names": texts, "locales": locales,
                    "name_en": item.name_en},
@@ -496,10 +445,38 @@ def tokenizer_dir(builder: tfds.core.DatasetBuilder) -> Path:
   if not builder.is_prepared():
     raise DataError(f"{builder.data_dir}: emoji_image_text is not prepared, "
                     f"so it has no tokenizer yet; prepare it with "
-                    f"mmjax.data.emoji.get_builder(...).")
+                    f"mmjax.data.builders.emoji.get_builder(...).")
   directory = Path(builder.data_dir) / TOKENIZER_DIR
   if not (directory / "tokenizer.json").is_file():
     raise DataError(f"{directory}: missing tokenizer.json; the prepared "
                     f"dataset has no tokenizer. Delete {builder.data_dir} "
                     f"and prepare it again with get_builder(...).")
   return directory
+
+
+@DATASETS.register("emoji_image_text")
+def from_config(data_config: ml_collections.ConfigDict) -> EmojiImageText:
+  """`get_builder` for `config.data`: emoji pictures and their CLDR names
+  (image + text).
+
+  Keys of `data_config` (all but `name` optional):
+    manual_dir: the raw files (emoji/ of ../shared/data); "" or None ->
+      MMJAX_MANUAL_DIR, else <repo>/../shared/data.
+    data_dir: TFDS data directory; "" or None -> MMJAX_DATA_DIR, else
+      ~/tensorflow_datasets.
+    image_size: S of the images uint8 [S, S, 3] (default 64).
+    split_fractions: (train, validation, test) of the emoji, per subgroup,
+      split by base emoji (default (0.7, 0.1, 0.2)).
+    split_seed: the split's seed (default 0).
+    vocab_size: the vocabulary size of the byte-level BPE tokenizer trained
+      on the train split and saved in `{dataset_dir}/tokenizer` (default
+      8000).
+  Each combination is prepared once into its own config directory.
+  """
+  return get_builder(
+      data_config.get("manual_dir"), data_config.get("data_dir"),
+      image_size=data_config.get("image_size", 64),
+      split_fractions=tuple(data_config.get("split_fractions",
+                                            (0.7, 0.1, 0.2))),
+      split_seed=data_config.get("split_seed", 0),
+      vocab_size=data_config.get("vocab_size", 8000))

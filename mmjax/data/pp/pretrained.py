@@ -1,7 +1,7 @@
 """Preprocessing ops that reproduce a Hugging Face checkpoint's own tokenizer
 and image processor inside tf.data, offline.
 
-Registered into `mmjax.data.preprocess.OPS` (see there for the op contract
+Registered into `mmjax.data.pp.registry.OPS` (see there for the op contract
 `fn(x, seed) -> x`):
 
   * `tokenize(tokenizer, max_length)`: one UTF-8 text (scalar tf.string) ->
@@ -29,7 +29,8 @@ import numpy as np
 import PIL.Image
 import tensorflow as tf
 
-from mmjax.data import preprocess
+from mmjax.data.pp.registry import Op
+from mmjax.data.pp.registry import OPS
 
 
 def _directory(path: str, op: str, what: str) -> pathlib.Path:
@@ -44,8 +45,8 @@ def _directory(path: str, op: str, what: str) -> pathlib.Path:
 # Text.
 
 
-@preprocess.OPS.register("tokenize")
-def tokenize(tokenizer: str, max_length: int) -> preprocess.Op:
+@OPS.register("tokenize")
+def tokenize(tokenizer: str, max_length: int) -> Op:
   """Tokenizes one text with a Hugging Face tokenizer, padded to `max_length`.
 
   The tokenizer is loaded once, when the op is built, with
@@ -279,8 +280,8 @@ def _center_crop(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
   return x[starts[0]:starts[0] + height, starts[1]:starts[1] + width]
 
 
-@preprocess.OPS.register("hf_image_preprocess")
-def hf_image_preprocess(checkpoint: str) -> preprocess.Op:
+@OPS.register("hf_image_preprocess")
+def hf_image_preprocess(checkpoint: str) -> Op:
   """The image preprocessing of a Hugging Face checkpoint, in tf.data.
 
   Reads `preprocessor_config.json` of the local directory `checkpoint`

@@ -1,17 +1,15 @@
 """Preprocessing ops that pick one text out of an example's names in many
 languages, and the CLDR locale fallback chain they use.
 
-Registered into `mmjax.data.preprocess.OPS` when this module is imported
-(`mmjax.data.datasets` imports it, so every config run through the train
-loop can name them; import it yourself before `preprocess.parse` otherwise).
-See `mmjax.data.preprocess` for the op contract `fn(x, seed) -> x`.
+Registered into `mmjax.data.pp.registry.OPS` (see there for the op contract
+`fn(x, seed) -> x`), which imports this module on its first lookup.
 
 Input `x` of the ops, one example's texts, one of:
   * a dict `{"names": tf.string [n], "locales": tf.string [n], "name_en":
     tf.string []}` (`EXPECTED_KEYS`): the `text` feature of
-    `emoji_image_text` (`mmjax.data.emoji`), i.e. the config's modality
-    `text`: `names[i]` is the name in the CLDR locale `locales[i]`, and
-    `name_en` the English name;
+    `emoji_image_text` (`mmjax.data.builders.emoji`), i.e. the config's
+    modality `text`: `names[i]` is the name in the CLDR locale
+    `locales[i]`, and `name_en` the English name;
   * a bare tf.string `[n]` tensor of texts (`random_text` only, since
     `select_text` needs the locales);
   * a scalar tf.string, one text (e.g. a class name that the zero-shot
@@ -30,7 +28,7 @@ The ops:
     evaluation (`eval_batches`, seed 0) it is a fixed, per-example choice,
     so "all languages" retrieval is reproducible (for a given process count).
 
-Typical specs (with `tokenize` from `mmjax.data.pretrained_ops` and the
+Typical specs (with `tokenize` from `mmjax.data.pp.pretrained` and the
 tokenizer prepared beside the dataset, see `mmjax.data.pipeline` for
 `{dataset_dir}`):
 
@@ -44,7 +42,8 @@ from typing import List, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 
-from mmjax.data import preprocess
+from mmjax.data.pp.registry import Op
+from mmjax.data.pp.registry import OPS
 
 # CLDR's `<parentLocales>` (common/supplemental/supplementalData.xml of recent
 # releases) for the locales of the emoji annotations whose parent is not the
@@ -132,8 +131,8 @@ def _is_one_text(texts: tf.Tensor, op: str) -> bool:
   return texts.shape.rank == 0
 
 
-@preprocess.OPS.register("select_text")
-def select_text(locale: str = "en") -> preprocess.Op:
+@OPS.register("select_text")
+def select_text(locale: str = "en") -> Op:
   """Picks the example's name in `locale`, falling back along CLDR's chain.
 
   Args:
@@ -184,8 +183,8 @@ def select_text(locale: str = "en") -> preprocess.Op:
   return op
 
 
-@preprocess.OPS.register("random_text")
-def random_text() -> preprocess.Op:
+@OPS.register("random_text")
+def random_text() -> Op:
   """Picks one of the example's texts uniformly at random (stateless).
 
   Returns:

@@ -1,11 +1,11 @@
-"""Decoding for `mmjax.data.manifest`: video files and their soundtracks
+"""Decoding for the manifest's `media`: video files and their soundtracks
 (PyAV), folders of frames (Pillow), and the audio files that soundfile
 cannot read (PyAV).
 
 These functions take a file's path and raise `Unreadable` with the reason;
-`mmjax.data.manifest` turns it into a `DataError` naming the manifest, the
-line, row and column and the file. Imports of PyAV and Pillow are deferred
-to the calls, as in `mmjax.data.manifest`.
+`media` turns it into a `DataError` naming the manifest, the line, row and
+column and the file. Imports of PyAV and Pillow are deferred to the calls,
+as in `media`.
 """
 
 import contextlib

@@ -16,7 +16,9 @@ from typing import Any, Dict
 
 import tensorflow as tf
 
-from mmjax.data import preprocess
+from mmjax.data.pp import general
+from mmjax.data.pp.registry import Op
+from mmjax.data.pp.registry import OPS
 
 Example = Dict[str, Any]
 CLIP_MODES = ("random", "center", "start")
@@ -51,11 +53,11 @@ def _window(x: tf.Tensor, start: tf.Tensor, length: int) -> tf.Tensor:
   return tf.ensure_shape(x, [length])
 
 
-@preprocess.OPS.register("sample_clip")
+@OPS.register("sample_clip")
 def sample_clip(num_frames: int, stride: int = 1, frame_rate: float = 8.0,
                 sample_rate: int = 8000, mode: str = "random",
                 video_key: str = "video", audio_key: str = "audio"
-                ) -> preprocess.Op:
+                ) -> Op:
   """Samples `num_frames` frames every `stride` frames, and the same time
   window of the soundtrack (an example-level op).
 
@@ -120,9 +122,9 @@ def sample_clip(num_frames: int, stride: int = 1, frame_rate: float = 8.0,
   return op
 
 
-@preprocess.OPS.register("shift_soundtrack")
+@OPS.register("shift_soundtrack")
 def shift_soundtrack(milliseconds: float, sample_rate: int = 8000,
-                     audio_key: str = "audio") -> preprocess.Op:
+                     audio_key: str = "audio") -> Op:
   """Delays (positive) or advances (negative) the soundtrack against the
   video by `milliseconds`, keeping its length: zeros come in at one end, the
   samples pushed past the other are dropped (an example-level op, for
@@ -154,38 +156,38 @@ def shift_soundtrack(milliseconds: float, sample_rate: int = 8000,
   return op
 
 
-def _on_frames(fn) -> preprocess.Op:
+def _on_frames(fn) -> Op:
   """A clip op applying `fn(frames [T, h, w, c], seed) -> frames`."""
   def op(clip, seed):
     return dict(clip, frames=fn(clip["frames"], seed))
   return op
 
 
-@preprocess.OPS.register("video_value_range")
+@OPS.register("video_value_range")
 def video_value_range(vmin: float = -1.0, vmax: float = 1.0,
                       in_min: float = 0.0, in_max: float = 255.0
-                      ) -> preprocess.Op:
+                      ) -> Op:
   """`value_range` on every frame: float32 frames in [vmin, vmax]."""
-  image_op = preprocess.value_range(vmin, vmax, in_min, in_max)
+  image_op = general.value_range(vmin, vmax, in_min, in_max)
   return _on_frames(image_op)
 
 
-@preprocess.OPS.register("video_normalize")
-def video_normalize(mean: Any, std: Any) -> preprocess.Op:
+@OPS.register("video_normalize")
+def video_normalize(mean: Any, std: Any) -> Op:
   """`(frames - mean) / std` per channel, float32."""
-  return _on_frames(preprocess.normalize(mean, std))
+  return _on_frames(general.normalize(mean, std))
 
 
-@preprocess.OPS.register("video_resize")
+@OPS.register("video_resize")
 def video_resize(height: int, width: int = None,
-                 method: str = "bilinear") -> preprocess.Op:
+                 method: str = "bilinear") -> Op:
   """Resizes every frame to `[height, width]` (float32, tf.image.resize)."""
   size = (height, width or height)
   return _on_frames(lambda x, seed: tf.image.resize(x, size, method=method))
 
 
-@preprocess.OPS.register("video_random_crop")
-def video_random_crop(height: int, width: int = None) -> preprocess.Op:
+@OPS.register("video_random_crop")
+def video_random_crop(height: int, width: int = None) -> Op:
   """The same random `[height, width]` window of every frame.
 
   Raises:
@@ -199,8 +201,8 @@ def video_random_crop(height: int, width: int = None) -> preprocess.Op:
   return _on_frames(crop)
 
 
-@preprocess.OPS.register("video_center_crop")
-def video_center_crop(height: int, width: int = None) -> preprocess.Op:
+@OPS.register("video_center_crop")
+def video_center_crop(height: int, width: int = None) -> Op:
   """The central `[height, width]` window of every frame."""
   width = width or height
 
@@ -212,8 +214,8 @@ def video_center_crop(height: int, width: int = None) -> preprocess.Op:
   return _on_frames(crop)
 
 
-@preprocess.OPS.register("video_random_flip")
-def video_random_flip() -> preprocess.Op:
+@OPS.register("video_random_flip")
+def video_random_flip() -> Op:
   """Flips the whole clip left-right with probability 1/2."""
   def flip(x, seed):
     coin = tf.random.stateless_uniform([], seed) < 0.5

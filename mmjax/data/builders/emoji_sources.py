@@ -52,14 +52,13 @@ import hashlib
 import os
 from pathlib import Path
 import re
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple
 import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from mmjax.data.builders.base import PathLike
 from mmjax.data.errors import DataError
-
-PathLike = Union[str, os.PathLike]
 
 EMOJI_TEST = "emoji/emoji-test.txt"
 ANNOTATIONS = "emoji/cldr-annotations"

@@ -8,8 +8,9 @@ of 0.5 s; the first digit is visible only in slot i, the second only in slot
 j > i. The soundtrack holds a Free Spoken Digit Dataset (FSDD) recording of
 each digit inside an audio slot, silence elsewhere.
 
-The (image, recording) pairs come from `mmjax.data.splits.make_pairs`, so no
-image or recording is in two splits; each clip joins two pairs of one split.
+The (image, recording) pairs come from
+`mmjax.data.builders.splits.make_pairs`, so no image or recording is in two
+splits; each clip joins two pairs of one split.
 
 Tasks (`task`):
   sequence: audio and video are synchronized; label = 10 * d1 + d2, the two
@@ -39,17 +40,22 @@ import os
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-from mmjax.data import av_digits
-from mmjax.data import sources
+from mmjax.data.builders import av_digits
+from mmjax.data.builders import sources
+from mmjax.data.builders.base import LocalFilesBuilder
+from mmjax.data.builders.base import PathLike
+from mmjax.data.builders.base import prepare_once
+from mmjax.data.builders.base import resolve_data_dir
+from mmjax.data.builders.base import resolve_manual_dir
+from mmjax.data.builders.registry import DATASETS
+from mmjax.data.builders.splits import make_pairs
+from mmjax.data.builders.splits import Pair
+from mmjax.data.builders.splits import SplitSpec
 from mmjax.data.errors import DataError
-from mmjax.data.local_builder import LocalFilesBuilder
-from mmjax.data.local_builder import prepare_once
-from mmjax.data.splits import make_pairs
-from mmjax.data.splits import Pair
-from mmjax.data.splits import SplitSpec
 
 SAMPLE_RATE = sources.SAMPLE_RATE  # Hz of the soundtrack (FSDD's rate).
 FRAME_RATE = 8  # Video frames per second.
@@ -356,8 +362,7 @@ class AvDigitClipsConfig(av_digits.AvDigitsConfig):
         name=config_name(spec, manual_fingerprint, **settings),
         description=(f"{spec}, {settings}, manual dir fingerprint "
                      f"{manual_fingerprint}"),
-        manual_fingerprint=manual_fingerprint,
-        **settings, **dataclasses.asdict(spec))
+        spec=spec, manual_fingerprint=manual_fingerprint, **settings)
 
 
 class AvDigitClips(LocalFilesBuilder):
@@ -377,7 +382,7 @@ class AvDigitClips(LocalFilesBuilder):
     recordings: string [2], FSDD files heard in audio_slots.
     speakers: string [2], their speakers.
     audio_starts: int64 [2], sample index where each recording starts.
-  Splits: train, validation, test (see `mmjax.data.splits`).
+  Splits: train, validation, test (see `mmjax.data.builders.splits`).
   """
 
   VERSION = tfds.core.Version("1.0.0")
@@ -437,8 +442,8 @@ class AvDigitClips(LocalFilesBuilder):
     return {
         name: self._generate_examples(
             recordings_dir, images,
-            draw_clips(split_pairs, c.seed, name, c.task, c.clips_per_pair,
-                       c.swap_fraction))
+            draw_clips(split_pairs, c.spec.seed, name, c.task,
+                       c.clips_per_pair, c.swap_fraction))
         for name, split_pairs in pairs.items()
     }
 
@@ -478,8 +483,8 @@ class AvDigitClips(LocalFilesBuilder):
       }
 
 
-def get_builder(manual_dir: Optional[av_digits.PathLike] = None,
-                data_dir: Optional[av_digits.PathLike] = None,
+def get_builder(manual_dir: Optional[PathLike] = None,
+                data_dir: Optional[PathLike] = None,
                 spec: SplitSpec = SplitSpec(), task: str = "sequence",
                 clips_per_pair: int = 2,
                 swap_fraction: float = 0.5) -> AvDigitClips:
@@ -491,9 +496,9 @@ def get_builder(manual_dir: Optional[av_digits.PathLike] = None,
 
   Args:
     manual_dir: the raw files (see `sources.LAYOUT`); empty or None ->
-      `av_digits.resolve_manual_dir`.
+      `base.resolve_manual_dir`.
     data_dir: TFDS data directory; empty or None ->
-      `av_digits.resolve_data_dir`.
+      `base.resolve_data_dir`.
     spec: the split specification (official or held-out speakers).
     task: "sequence" or "sync" (see the module docstring).
     clips_per_pair: rounds over each split's pairs, >= 1; each round yields
@@ -510,10 +515,50 @@ def get_builder(manual_dir: Optional[av_digits.PathLike] = None,
     ValueError: naming a bad task, clips_per_pair or swap_fraction.
   """
   check_settings(task, clips_per_pair, swap_fraction)
-  manual_dir = av_digits.resolve_manual_dir(manual_dir)
-  data_dir = av_digits.resolve_data_dir(data_dir)
+  manual_dir = resolve_manual_dir(manual_dir)
+  data_dir = resolve_data_dir(data_dir)
   config = AvDigitClipsConfig.from_spec(
       spec, av_digits.fingerprint(manual_dir), task, clips_per_pair,
       swap_fraction)
   builder = AvDigitClips(data_dir=os.fspath(data_dir), config=config)
   return prepare_once(builder, manual_dir)
+
+
+@DATASETS.register("av_digit_clips")
+def from_config(data_config: ml_collections.ConfigDict) -> AvDigitClips:
+  """`get_builder` for `config.data`: two-digit Moving-MNIST clips (video) with
+  FSDD soundtracks (audio), 2 s, 16 frames of 64x64, 16000 samples.
+
+  Keys of `data_config` (all but `name` optional):
+    manual_dir, data_dir: as for `av_digits` ("" or None -> MMJAX_MANUAL_DIR
+      / MMJAX_DATA_DIR, else ../shared/data / ~/tensorflow_datasets).
+    pairing_seed, test_speakers, validation_indices, test_indices,
+      image_fractions, validation_speakers: the `SplitSpec`, as for
+      `av_digits` (defaults: SplitSpec's, the official split, seed 0).
+    task: "sequence" (label 10 * d1 + d2, 100 classes) or "sync" (label 1
+      if audio and video are synchronized, else 0) (default "sequence").
+    clips_per_pair: rounds over each split's image-recording pairs; each
+      round makes len(pairs) // 2 clips (default 2).
+    swap_fraction: share in [0, 1] of the "sync" negatives whose spoken
+      digits are swapped rather than shifted to other slots (default 0.5).
+  Each combination is prepared once into its own config directory.
+
+  Raises:
+    ValueError: naming a bad task, clips_per_pair or swap_fraction.
+  """
+  default = SplitSpec()
+  spec = SplitSpec(
+      seed=data_config.get("pairing_seed", default.seed),
+      test_speakers=tuple(data_config.get("test_speakers", ())),
+      validation_indices=tuple(data_config.get("validation_indices",
+                                               default.validation_indices)),
+      test_indices=tuple(data_config.get("test_indices",
+                                         default.test_indices)),
+      image_fractions=tuple(data_config.get("image_fractions",
+                                            default.image_fractions)),
+      validation_speakers=tuple(data_config.get("validation_speakers", ())))
+  return get_builder(
+      data_config.get("manual_dir"), data_config.get("data_dir"), spec,
+      task=data_config.get("task", "sequence"),
+      clips_per_pair=data_config.get("clips_per_pair", 2),
+      swap_fraction=data_config.get("swap_fraction", 0.5))
