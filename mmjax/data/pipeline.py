@@ -91,7 +91,7 @@ def resolve_dataset_dir(spec: str, builder: tfds.core.DatasetBuilder) -> str:
 
 # The pp key of the ops that see the whole example (all its features) before
 # the per-modality ops, e.g. `sample_clip`, which cuts the same time window
-# from a video and its soundtrack (`mmjax.data.video_ops`).
+# from a video and its soundtrack (`mmjax.data.pp.video`).
 EXAMPLE_PP_KEY = "example"
 
 

@@ -1,8 +1,8 @@
 """Reading the raw emoji files: the emoji list, their CLDR names, pictures.
 
 The pure functions on the raw files of the manual directory (see `LAYOUT`
-and ../shared/data/README.md, emoji/) that `mmjax.data.emoji` (the TFDS
-builder `emoji_image_text`) is prepared from; nothing here writes or
+and ../shared/data/README.md, emoji/) that `mmjax.data.builders.emoji` (the
+TFDS builder `emoji_image_text`) is prepared from; nothing here writes or
 downloads anything.
 
 Sources and how they are used:
@@ -35,14 +35,14 @@ Names per locale (`names_by_locale`):
     from their parent; only each file's own names are kept, NOT resolved
     through the parent chain, so the same string is not repeated under six
     English locales (which would skew `random_text` towards them). Use
-    `select_text(locale)` (`mmjax.data.text_ops`), which falls back along
+    `select_text(locale)` (`mmjax.data.pp.text`), which falls back along
     CLDR's parent chain (en_GB -> en_001 -> en) and then to `name_en`, to
     read a child locale's full, inherited naming.
   * "en" first, then the other locales in sorted order.
 
 `base_emoji` is the emoji that skin-tone, gender and hair variants share
-(the key of `mmjax.data.emoji.assign_splits`). `check_manual_dir` and
-`fingerprint` check the manual directory's files and fingerprint them (by
+(the key of `mmjax.data.builders.emoji.assign_splits`). `check_manual_dir`
+and `fingerprint` check the manual directory's files and fingerprint them (by
 size, without reading them).
 
 Every error about a file is a `DataError` that names the file (and line).
