@@ -133,9 +133,9 @@ def tiny_manifest(tmp_path_factory) -> pathlib.Path:
 def prepared_manifest_dir(tmp_path_factory, tiny_manifest) -> pathlib.Path:
   """A TFDS data_dir holding the tiny manifest prepared once (images kept at
   their size, 8000 Hz, default split)."""
-  from mmjax.data.builders.manifest import builder as manifest  # pylint: disable=g-import-not-at-top,line-too-long
+  from mmjax.data.builders.manifest import builder  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tfds_manifest")
-  manifest.get_builder(tiny_manifest, data_dir)
+  builder.get_builder(tiny_manifest, data_dir)
   return data_dir
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mmjax.data import av_digit_clips as clips_lib
-from mmjax.data import av_digits
-from mmjax.data import datasets
-from mmjax.data import sources
-from mmjax.data import splits
+from mmjax.data.builders import av_digit_clips as clips_lib
+from mmjax.data.builders import av_digits
+from mmjax.data.builders import registry as datasets
+from mmjax.data.builders import sources
+from mmjax.data.builders import splits
 from mmjax.data.errors import DataError
 from tests.conftest import CLIPS_TINY
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from mmjax.data import av_digits
-from mmjax.data import sources
-from mmjax.data import splits
+from mmjax.data.builders import av_digits
+from mmjax.data.builders import sources
+from mmjax.data.builders import splits
 from mmjax.data.errors import DataError
 
 FAKE_SIZES = {"train": 125, "validation": 25, "test": 50}
@@ -123,22 +123,6 @@ def test_fingerprint_mismatch_is_refused(shared_fake_manual_dir, tmp_path):
   with pytest.raises(DataError, match="fingerprint"):
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(shared_fake_manual_dir), try_download_gcs=False))
-
-
-def test_resolve_dirs(monkeypatch, tmp_path):
-  monkeypatch.delenv(av_digits.MANUAL_DIR_ENV, raising=False)
-  monkeypatch.delenv(av_digits.DATA_DIR_ENV, raising=False)
-  repo = Path(av_digits.__file__).resolve().parents[2]
-  assert av_digits.resolve_manual_dir(None) == repo.parent / "shared" / "data"
-  assert av_digits.resolve_manual_dir("") == repo.parent / "shared" / "data"
-  assert av_digits.resolve_data_dir(None) == (
-      Path("~/tensorflow_datasets").expanduser())
-  monkeypatch.setenv(av_digits.MANUAL_DIR_ENV, str(tmp_path / "env_manual"))
-  monkeypatch.setenv(av_digits.DATA_DIR_ENV, str(tmp_path / "env_data"))
-  assert av_digits.resolve_manual_dir(None) == tmp_path / "env_manual"
-  assert av_digits.resolve_data_dir("") == tmp_path / "env_data"
-  assert av_digits.resolve_manual_dir("/m") == Path("/m")
-  assert av_digits.resolve_data_dir("/d") == Path("/d")
 
 
 def test_real_preparation(real_manual_dir, prepared_data_dir):

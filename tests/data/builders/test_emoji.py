@@ -15,12 +15,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mmjax.data import datasets
-from mmjax.data import emoji
-from mmjax.data import emoji_sources
 from mmjax.data import pipeline
-from mmjax.data import preprocess
-from mmjax.data import text_ops
+from mmjax.data.builders import emoji
+from mmjax.data.builders import emoji_sources
+from mmjax.data.builders import registry as datasets
+from mmjax.data.builders import tokenizer
+from mmjax.data.pp import builder as pp_builder
+from mmjax.data.pp import text as text_ops
 from mmjax.data.errors import DataError
 from tests.conftest import EMOJI_TINY
 
@@ -284,8 +285,8 @@ def test_tokenizer_trained_on_train_texts_only(builder, examples):
 def test_train_tokenizer_is_deterministic(examples):
   texts = sorted({t.decode() for ex in examples["validation"][:200]
                   for t in ex["text"]["names"]})
-  a = emoji.train_tokenizer(texts, 600).backend_tokenizer.to_str()
-  b = emoji.train_tokenizer(texts[::-1] + texts[:50], 600)
+  a = tokenizer.train_tokenizer(texts, 600).backend_tokenizer.to_str()
+  b = tokenizer.train_tokenizer(texts[::-1] + texts[:50], 600)
   assert a == b.backend_tokenizer.to_str()
 
 
@@ -294,7 +295,7 @@ def test_tokenize_op_loads_the_tokenizer(builder, by_emoji, hf_tokenizer):
   assert spec == (f'tokenize(tokenizer="{builder.data_dir}/tokenizer", '
                   f'max_length=12)')
   text = _texts(by_emoji["😀"][1])["ja"]
-  out = preprocess.parse(spec)(tf.constant(text), SEED)
+  out = pp_builder.parse(spec)(tf.constant(text), SEED)
   want = hf_tokenizer(text, padding="max_length", truncation=True,
                       max_length=12)
   np.testing.assert_array_equal(out["token_ids"], want["input_ids"])
@@ -305,24 +306,15 @@ def test_tokenize_op_loads_the_tokenizer(builder, by_emoji, hf_tokenizer):
 # Text ops.
 
 
-def test_locale_chain():
-  assert text_ops.locale_chain("en_GB") == ["en_GB", "en_001", "en"]
-  assert text_ops.locale_chain("es_MX") == ["es_MX", "es_419", "es"]
-  assert text_ops.locale_chain("zh_Hant_HK") == ["zh_Hant_HK", "zh_Hant"]
-  assert text_ops.locale_chain("sr_Cyrl_BA") == ["sr_Cyrl_BA", "sr_Cyrl",
-                                                 "sr"]
-  assert text_ops.locale_chain("fr") == ["fr"]
-
-
 def test_select_text(by_emoji, examples):
   ex = by_emoji["😀"][1]
   names = _text_tensors(ex)
   texts = _texts(ex)
   for locale in ("fr", "ja", "en", "es_MX"):
-    op = preprocess.parse(f"select_text({locale!r})")
+    op = pp_builder.parse(f"select_text({locale!r})")
     assert op(names, SEED).numpy().decode() == texts[locale]
   # Fallbacks: en_GB -> en_001 -> en, then name_en.
-  assert preprocess.parse("select_text('xx')")(
+  assert pp_builder.parse("select_text('xx')")(
       names, SEED).numpy() == ex["text"]["name_en"]
   every = [e for exs in examples.values() for e in exs]
   fuji = next(e for e in every if "en_001" in _texts(e)
@@ -343,7 +335,7 @@ def test_select_text(by_emoji, examples):
 @pytest.mark.parametrize("op", ["select_text('fr')", "random_text"])
 def test_text_ops_name_the_expected_keys(by_emoji, op):
   text = _text_tensors(by_emoji["😀"][1])
-  fn = preprocess.parse(op)
+  fn = pp_builder.parse(op)
   keys = re.escape("['names', 'locales', 'name_en']")
   # The old layout {text, locale, name_en}, or a missing key.
   old = {"text": text["names"], "locale": text["locales"],
@@ -364,7 +356,7 @@ def test_text_ops_name_the_expected_keys(by_emoji, op):
 
 def test_random_text_is_seeded(examples):
   batch = examples["validation"][:64]
-  op = preprocess.parse("random_text")
+  op = pp_builder.parse("random_text")
 
   def picks(seed):
     return [op(_text_tensors(ex), tf.constant([seed, i], tf.int64)).numpy()

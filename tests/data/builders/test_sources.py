@@ -1,4 +1,4 @@
-"""Tests of mmjax.data.sources (IDX and WAV readers, FSDD listing)."""
+"""Tests of mmjax.data.builders.sources (IDX and WAV readers, FSDD listing)."""
 
 import gzip
 import re
@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mmjax.data import sources
+from mmjax.data.builders import sources
 from mmjax.data.errors import DataConversionWarning
 from mmjax.data.errors import DataError
 

@@ -1,4 +1,4 @@
-"""Tests of mmjax.data.splits on the real FSDD listing and MNIST labels.
+"""Tests of mmjax.data.builders.splits on the real FSDD listing and MNIST labels.
 
 Fast: nothing is decoded but the MNIST IDX files.
 """
@@ -8,8 +8,8 @@ import collections
 import numpy as np
 import pytest
 
-from mmjax.data import sources
-from mmjax.data import splits
+from mmjax.data.builders import sources
+from mmjax.data.builders import splits
 from mmjax.data.errors import DataError
 
 SPECS = {
@@ -111,7 +111,7 @@ def test_validation_speaker_split(real):
 
 
 def test_validation_speakers_leave_the_official_names_alone():
-  from mmjax.data import av_digits  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import av_digits  # pylint: disable=g-import-not-at-top
   spec = splits.SplitSpec(test_speakers=("theo",))
   with_val = splits.SplitSpec(test_speakers=("theo",),
                               validation_speakers=("george",))

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmjax.data import pipeline, preprocess, pretrained_ops
+from mmjax.data import pipeline
+from mmjax.data.pp import builder
+from mmjax.data.pp import pretrained
 from tests.data import tiny_tokenizers
 
 transformers = pytest.importorskip("transformers")
@@ -54,7 +56,7 @@ def reference_tokens(directory, texts, max_length):
 @pytest.mark.parametrize("name", sorted(TOKENIZERS))
 def test_tokenize_equals_hf_tokenizer(tokenizer_dir, name, max_length):
   directory = tokenizer_dir(name)
-  op = pretrained_ops.tokenize(str(directory), max_length)
+  op = pretrained.tokenize(str(directory), max_length)
   want = reference_tokens(directory, tiny_tokenizers.TEXTS, max_length)
   hf = hf_tokenizer(directory)
   lengths = [len(hf(t)["input_ids"]) for t in tiny_tokenizers.TEXTS]
@@ -76,7 +78,7 @@ def test_tokenize_uses_the_tokenizers_own_special_tokens(tokenizer_dir):
                                        "<|endoftext|>")}.items():
     directory = tokenizer_dir(name)
     hf = hf_tokenizer(directory)
-    got = pretrained_ops.tokenize(str(directory), 8)(tf.constant("fox"), SEED)
+    got = pretrained.tokenize(str(directory), 8)(tf.constant("fox"), SEED)
     ids = got["token_ids"].numpy()[got["token_mask"].numpy()]
     tokens = hf.convert_ids_to_tokens(ids.tolist())
     assert tokens[0] == first and tokens[-1] == last, tokens
@@ -87,7 +89,7 @@ def test_tokenize_uses_the_tokenizers_own_special_tokens(tokenizer_dir):
 @pytest.mark.parametrize("name", sorted(TOKENIZERS))
 def test_tokenize_in_a_parallel_dataset_map_then_batched(tokenizer_dir, name):
   directory = tokenizer_dir(name)
-  op = preprocess.parse(f"tokenize({str(directory)!r}, 12)")
+  op = builder.parse(f"tokenize({str(directory)!r}, 12)")
   texts = tiny_tokenizers.TEXTS * 3
   ds = tf.data.Dataset.from_tensor_slices(list(texts)).map(
       lambda t: op(t, SEED), num_parallel_calls=4, deterministic=True)
@@ -103,15 +105,15 @@ def test_tokenize_in_a_parallel_dataset_map_then_batched(tokenizer_dir, name):
 def test_tokenize_errors(tokenizer_dir, tmp_path):
   missing = tmp_path / "nowhere"
   with pytest.raises(ValueError, match="nowhere.*not a directory.*tokenizer"):
-    pretrained_ops.tokenize(str(missing), 8)
+    pretrained.tokenize(str(missing), 8)
   with pytest.raises(ValueError, match="nowhere"):
-    preprocess.parse(f"tokenize({str(missing)!r}, 8)")
+    builder.parse(f"tokenize({str(missing)!r}, 8)")
   (tmp_path / "empty").mkdir()
   with pytest.raises(ValueError, match="cannot load"):
-    pretrained_ops.tokenize(str(tmp_path / "empty"), 8)
+    pretrained.tokenize(str(tmp_path / "empty"), 8)
   with pytest.raises(ValueError, match="max_length"):
-    pretrained_ops.tokenize(str(tokenizer_dir("bert")), 0)
-  op = pretrained_ops.tokenize(str(tokenizer_dir("bert")), 8)
+    pretrained.tokenize(str(tokenizer_dir("bert")), 0)
+  op = pretrained.tokenize(str(tokenizer_dir("bert")), 8)
   with pytest.raises(ValueError, match="scalar tf.string"):
     op(tf.constant(["two", "texts"]), SEED)
   with pytest.raises(ValueError, match="scalar tf.string"):
@@ -191,8 +193,8 @@ def clip_config(**overrides):
   return {"feature_extractor_type": "CLIPFeatureExtractor",
           "do_resize": True, "size": 20, "resample": 3,
           "do_center_crop": True, "crop_size": 16, "do_normalize": True,
-          "image_mean": list(pretrained_ops.OPENAI_CLIP_MEAN),
-          "image_std": list(pretrained_ops.OPENAI_CLIP_STD),
+          "image_mean": list(pretrained.OPENAI_CLIP_MEAN),
+          "image_std": list(pretrained.OPENAI_CLIP_STD),
           **overrides}
 
 
@@ -229,7 +231,7 @@ def run_image_op(directory, image):
   tf.data (traced once per directory and channel count)."""
   key = (str(directory), image.shape[-1])
   if key not in _TRACED:
-    op = pretrained_ops.hf_image_preprocess(str(directory))
+    op = pretrained.hf_image_preprocess(str(directory))
     _TRACED[key] = tf.function(op, input_signature=[
         tf.TensorSpec([None, None, image.shape[-1]], tf.uint8),
         tf.TensorSpec([2], tf.int64)])
@@ -269,7 +271,7 @@ def test_shortest_edge_resize_shape_is_static_where_the_image_size_is(
     tmp_path):
   """CLIP's resize without a crop: `int(20 * 40 / 33)` = 24 rows."""
   directory = write_config(tmp_path, **clip_config(do_center_crop=False))
-  op = pretrained_ops.hf_image_preprocess(str(directory))
+  op = pretrained.hf_image_preprocess(str(directory))
   image = random_image((40, 33, 3), 4)
   for shape, want in (([40, 33, 3], [24, 20, 3]), ([None, None, 3],
                                                     [None, None, 3])):
@@ -288,10 +290,10 @@ def test_saved_processors_are_read_like_transformers(tmp_path):
   clip = transformers.CLIPImageProcessorPil(
       size={"shortest_edge": 14}, crop_size={"height": 12, "width": 12})
   clip.save_pretrained(str(tmp_path / "clip"))
-  config = pretrained_ops.load_image_processor_config(str(tmp_path / "clip"))
+  config = pretrained.load_image_processor_config(str(tmp_path / "clip"))
   assert config["size"] == {"shortest_edge": 14} and config["resample"] == 3
   assert config["crop_size"] == {"height": 12, "width": 12}
-  assert not pretrained_ops.load_image_processor_config(
+  assert not pretrained.load_image_processor_config(
       str(tmp_path / "vit"))["do_center_crop"]
   for name in ("vit", "clip"):
     image = random_image((31, 26, 3), 7)
@@ -324,7 +326,7 @@ def test_rgba_is_composited_onto_white_for_clip(tmp_path):
 def test_image_op_in_a_dataset_map_then_batched(tmp_path):
   directory = write_config(tmp_path, **clip_config())
   images = [random_image((h, w, 3), i) for i, (h, w) in enumerate(IMAGE_SIZES)]
-  op = preprocess.parse(f"hf_image_preprocess({str(directory)!r})")
+  op = builder.parse(f"hf_image_preprocess({str(directory)!r})")
   ds = tf.data.Dataset.from_generator(
       lambda: iter(images),
       output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
@@ -338,20 +340,20 @@ def test_image_op_in_a_dataset_map_then_batched(tmp_path):
 
 def test_image_op_errors(tmp_path):
   with pytest.raises(ValueError, match="nowhere.*not a directory"):
-    pretrained_ops.hf_image_preprocess(str(tmp_path / "nowhere"))
+    pretrained.hf_image_preprocess(str(tmp_path / "nowhere"))
   (tmp_path / "empty").mkdir()
   with pytest.raises(ValueError, match="no preprocessor_config.json"):
-    pretrained_ops.hf_image_preprocess(str(tmp_path / "empty"))
+    pretrained.hf_image_preprocess(str(tmp_path / "empty"))
   other = write_config(tmp_path / "detr",
                        image_processor_type="DetrImageProcessor")
   with pytest.raises(ValueError, match="DetrImageProcessor.*not supported"):
-    pretrained_ops.hf_image_preprocess(str(other))
+    pretrained.hf_image_preprocess(str(other))
   for key, value in (("resample", 6), ("size", {"longest_edge": 20}),
                      ("do_pad", True)):
     bad = write_config(tmp_path / key, **vit_config(**{key: value}))
     with pytest.raises(ValueError, match=key):
-      pretrained_ops.hf_image_preprocess(str(bad))
-  op = pretrained_ops.hf_image_preprocess(
+      pretrained.hf_image_preprocess(str(bad))
+  op = pretrained.hf_image_preprocess(
       str(write_config(tmp_path / "vit", **vit_config())))
   with pytest.raises(ValueError, match="uint8"):
     op(tf.zeros([8, 8, 3], tf.float32), SEED)

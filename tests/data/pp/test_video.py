@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mmjax.data import preprocess
+from mmjax.data.pp import builder
 
 FRAME_RATE, SAMPLE_RATE = 8.0, 8000
 SAMPLES_PER_FRAME = 1000
@@ -21,7 +21,7 @@ def _example(num_frames=16, size=4):
 
 
 def _run(spec, example, seed=(1, 2)):
-  return preprocess.parse(spec)(example, tf.constant(seed, tf.int64))
+  return builder.parse(spec)(example, tf.constant(seed, tf.int64))
 
 
 def _direct(start, num_frames, stride, stored=16):
@@ -79,9 +79,9 @@ def test_sample_clip_without_soundtrack_and_bad_arguments():
   out = _run("sample_clip(4, 2, mode='center')", example)
   assert "audio" not in out and out["video"]["frames"].shape == (4, 4, 4, 1)
   with pytest.raises(ValueError, match="mode must be one of"):
-    preprocess.parse("sample_clip(4, mode='middle')")
+    builder.parse("sample_clip(4, mode='middle')")
   with pytest.raises(ValueError, match="not a whole number"):
-    preprocess.parse("sample_clip(3, 1, frame_rate=7.0)")
+    builder.parse("sample_clip(3, 1, frame_rate=7.0)")
   with pytest.raises(KeyError, match="no 'video' feature"):
     _run("sample_clip(4)", {"audio": tf.zeros([8000])})
 

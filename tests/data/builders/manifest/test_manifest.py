@@ -1,5 +1,5 @@
-"""Tests of the multimodal_manifest builder (mmjax/data/manifest.py) on tiny
-manifests written here: PNG / BMP images made with Pillow from known arrays,
+"""Tests of the multimodal_manifest builder (mmjax/data/builders/manifest/)
+on tiny manifests written here: PNG / BMP images made with Pillow from known arrays,
 WAV / FLAC recordings written with soundfile (one at 16 kHz, one stereo),
 inline texts, 16 x 16 videos written with PyAV (lossless FFV1 / PNG codecs,
 lossy MPEG-4) and frame folders, and videos and audio files with
@@ -27,10 +27,15 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import manifest as manifest_config
-from mmjax.data import datasets
-from mmjax.data import manifest
 from mmjax.data import pipeline
-from mmjax.data import preprocess
+from mmjax.data.builders import registry as datasets
+from mmjax.data.builders.manifest import builder as manifest_builder
+from mmjax.data.builders.manifest import fingerprint
+from mmjax.data.builders.manifest import media
+from mmjax.data.builders.manifest import splits as manifest_splits
+from mmjax.data.builders.manifest import table
+from mmjax.data.builders.manifest import video as manifest_video
+from mmjax.data.pp import builder as pp_builder
 from mmjax.data.errors import DataError
 from mmjax.train import evaluate
 from mmjax.models.multimodal import build_model
@@ -108,7 +113,7 @@ def csv_builder(sources, tmp_path_factory):
   root, _, _ = sources
   path = _write_csv(root / "data.csv",
                     ["image", "audio", "text", "label", "split"], CSV_ROWS)
-  return manifest.get_builder(path, tmp_path_factory.mktemp("tfds_csv"),
+  return manifest_builder.get_builder(path, tmp_path_factory.mktemp("tfds_csv"),
                               sample_rate=RATE)
 
 
@@ -151,13 +156,13 @@ def test_tokenizer_is_trained_on_train_texts(csv_builder):
   """The saved tokenizer works in the `tokenize` pp op and round-trips a
   training text."""
   from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
-  directory = Path(csv_builder.data_dir) / manifest.TOKENIZER_DIR
+  directory = Path(csv_builder.data_dir) / manifest_builder.TOKENIZER_DIR
   tokenizer = AutoTokenizer.from_pretrained(os.fspath(directory),
                                             local_files_only=True)
   text = CSV_ROWS[1][2]
   assert tokenizer.decode(tokenizer(text)["input_ids"],
                           skip_special_tokens=True) == text
-  op = preprocess.parse(f'tokenize(tokenizer="{directory}", max_length=8)')
+  op = pp_builder.parse(f'tokenize(tokenizer="{directory}", max_length=8)')
   out = op(tf.constant("gray"), tf.constant([0, 0], tf.int64))
   assert out["token_ids"].shape == (8,)
   assert bool(out["token_mask"][0])
@@ -175,7 +180,7 @@ def test_jsonl_resize_and_stratified_split(tmp_path):
     rows.append({"image": f"{i}.png", "text": f"text {i}",
                  "label": LABELS[i % 3]})
   path = _write_jsonl(tmp_path / "data.jsonl", rows)
-  builder = manifest.get_builder(path, tmp_path / "tfds", image_size=3,
+  builder = manifest_builder.get_builder(path, tmp_path / "tfds", image_size=3,
                                  split_fractions=(0.5, 0.25, 0.25))
   examples = _read_all(builder)
   assert "audio" not in builder.info.features
@@ -192,7 +197,7 @@ def test_jsonl_resize_and_stratified_split(tmp_path):
   assert counts == {(s, l): n for l in range(3)
                     for s, n in (("train", 2), ("validation", 1),
                                  ("test", 1))}
-  splits = manifest.assign_splits(manifest.read_manifest(path),
+  splits = manifest_splits.assign_splits(table.read_manifest(path),
                                   (0.5, 0.25, 0.25), 0)
   assert {n: s for n, (s, _) in examples.items()} == {
       i + 1: s for i, s in enumerate(splits)}
@@ -204,21 +209,21 @@ def _label_manifest(tmp_path: Path, per_label: int = 10) -> Path:
 
 
 def test_stratified_split_is_seeded(tmp_path):
-  parsed = manifest.read_manifest(_label_manifest(tmp_path))
-  first = manifest.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
-  assert first == manifest.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
-  assert first != manifest.assign_splits(parsed, (0.8, 0.1, 0.1), seed=1)
+  parsed = table.read_manifest(_label_manifest(tmp_path))
+  first = manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
+  assert first == manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
+  assert first != manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=1)
   for label in LABELS:
     of_label = [s for s, r in zip(first, parsed.rows)
                 if r.values["label"] == label]
-    assert [of_label.count(s) for s in manifest.SPLITS] == [8, 1, 1]
+    assert [of_label.count(s) for s in table.SPLITS] == [8, 1, 1]
 
 
 def test_every_label_keeps_a_train_row(tmp_path):
-  parsed = manifest.read_manifest(_label_manifest(tmp_path, per_label=1))
-  assert manifest.assign_splits(parsed, (0.3, 0.4, 0.3)) == ["train"] * 3
+  parsed = table.read_manifest(_label_manifest(tmp_path, per_label=1))
+  assert manifest_splits.assign_splits(parsed, (0.3, 0.4, 0.3)) == ["train"] * 3
   with pytest.raises(DataError, match="label 'cat' is in no train row"):
-    manifest.assign_splits(parsed, (0.0, 0.5, 0.5))
+    manifest_splits.assign_splits(parsed, (0.0, 0.5, 0.5))
 
 
 def _text_manifest(tmp_path: Path, texts) -> Path:
@@ -231,25 +236,25 @@ def _text_manifest(tmp_path: Path, texts) -> Path:
 def test_fingerprint_reuses_same_content_and_prepares_edits(tmp_path):
   path = _text_manifest(tmp_path, ["a", "b", "c", "d"])
   data_dir = tmp_path / "tfds"
-  first = manifest.get_builder(path, data_dir)
+  first = manifest_builder.get_builder(path, data_dir)
   marker = Path(first.data_dir) / "marker"
   marker.write_text("kept")
-  again = manifest.get_builder(path, data_dir)
+  again = manifest_builder.get_builder(path, data_dir)
   assert again.builder_config.name == first.builder_config.name
   assert marker.is_file()  # Reused, not prepared again.
 
   _text_manifest(tmp_path, ["a", "b", "c", "e"])  # Edit one text.
-  edited = manifest.get_builder(path, data_dir)
+  edited = manifest_builder.get_builder(path, data_dir)
   assert edited.builder_config.name != first.builder_config.name
   assert _read_all(edited)[4][1]["text"] == b"e"
 
   stat = (tmp_path / "0.png").stat()
   os.utime(tmp_path / "0.png", ns=(stat.st_atime_ns,
                                    stat.st_mtime_ns + 10**9))
-  touched = manifest.ManifestConfig.make(manifest.read_manifest(path))
+  touched = manifest_builder.ManifestConfig.make(table.read_manifest(path))
   assert touched.name not in (first.builder_config.name,
                               edited.builder_config.name)
-  other_seed = manifest.ManifestConfig.make(manifest.read_manifest(path),
+  other_seed = manifest_builder.ManifestConfig.make(table.read_manifest(path),
                                             split_seed=1)
   assert other_seed.name != touched.name
 
@@ -267,7 +272,7 @@ def test_missing_file(tmp_path):
   path = _text_manifest(tmp_path, ["a", "b", "c"])
   (tmp_path / "2.png").unlink()
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "line 4 (row 3)", "column image",
                 tmp_path / "2.png", "no such file")
 
@@ -276,7 +281,7 @@ def test_unreadable_image_header(tmp_path):
   path = _text_manifest(tmp_path, ["a", "b", "c"])
   (tmp_path / "1.png").write_bytes(b"not a png at all")
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "line 3 (row 2)", tmp_path / "1.png",
                 "cannot read")
 
@@ -290,7 +295,7 @@ def test_corrupt_image_data_fails_at_preparation(tmp_path):
   path = _write_csv(tmp_path / "data.csv", ["image", "label"],
                     [("cut.png", "cat")])
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds", image_size=8)
+    manifest_builder.get_builder(path, tmp_path / "tfds", image_size=8)
   _assert_names(e.value, path, "line 2 (row 1)", tmp_path / "cut.png",
                 "cannot read")
 
@@ -302,7 +307,7 @@ def test_unreadable_audio(tmp_path):
       {"audio": "good.wav", "label": "cat"},
       {"audio": "bad.wav", "label": "cat"}])
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "line 2 (row 2)", "column audio",
                 tmp_path / "bad.wav", "cannot read")
 
@@ -323,10 +328,10 @@ def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
   path = _write_csv(tmp_path / "data.csv", ["image", "audio", "label", "split"],
                     rows)
   with pytest.raises(DataError, match="1.png: no such file"):
-    manifest.get_builder(path, tmp_path / "tfds")  # "fail" is the default
+    manifest_builder.get_builder(path, tmp_path / "tfds")  # "fail" is the default
   with pytest.raises(ValueError, match="bad_examples must be one of"):
-    manifest.get_builder(path, tmp_path / "tfds", bad_examples="ignore")
-  builder = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+    manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="ignore")
+  builder = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
   examples = _read_all(builder)
   assert sorted(examples) == [1, 5, 6]  # 1-based rows; rows 2-4 are bad
   assert {split for split, _ in examples.values()} == {"train", "test"}
@@ -338,11 +343,11 @@ def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
     assert str(tmp_path / file) in message and "data.csv, line" in message
   # The prepared copy is reused, its list read back from disk; the missing
   # file's return re-prepares.
-  reused = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+  reused = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
   assert reused.data_dir == builder.data_dir
   assert reused.info.metadata["skipped_examples"] == skipped
   PIL.Image.new("RGB", (8, 8)).save(tmp_path / "1.png")
-  again = manifest.get_builder(path, tmp_path / "tfds", bad_examples="skip")
+  again = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
   assert again.data_dir != builder.data_dir
   assert sorted(_read_all(again)) == [1, 2, 5, 6]
 
@@ -351,7 +356,7 @@ def test_images_of_different_sizes(tmp_path):
   path = _text_manifest(tmp_path, ["a", "b", "c"])
   PIL.Image.new("RGB", (5, 4)).save(tmp_path / "2.png")
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "line 4 (row 3)", tmp_path / "2.png",
                 "5 x 4", "line 2 (row 1)", "4 x 4")
 
@@ -360,7 +365,7 @@ def test_unknown_split_names_the_line_after_a_multiline_field(tmp_path):
   path = _write_csv(tmp_path / "data.csv", ["text", "label", "split"], [
       ("one\ntwo", "cat", "train"), ("x", "cat", "trian")])
   with pytest.raises(DataError) as e:
-    manifest.read_manifest(path)
+    table.read_manifest(path)
   _assert_names(e.value, path, "line 4 (row 2)", "'trian'", "validation")
 
 
@@ -369,7 +374,7 @@ def test_label_unseen_in_train(tmp_path):
       ("a", "cat", "train"), ("b", "dog", "validation"), ("c", "cat", "test"),
       ("d", "dog", "test")])
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "'dog'", "line(s) 3 (row 2), 5 (row 4)")
 
 
@@ -377,7 +382,7 @@ def test_unknown_column(tmp_path):
   path = _write_csv(tmp_path / "data.csv", ["text", "label", "caption", "x"],
                     [("a", "cat", "a cat", "1")])
   with pytest.raises(DataError) as e:
-    manifest.read_manifest(path)
+    table.read_manifest(path)
   _assert_names(e.value, path, "'caption', 'x'", "allowed columns",
                 "video")
 
@@ -386,14 +391,14 @@ def test_empty_field(tmp_path):
   path = _write_jsonl(tmp_path / "data.jsonl", [
       {"text": "a", "label": "cat"}, {"text": "  ", "label": "cat"}])
   with pytest.raises(DataError) as e:
-    manifest.read_manifest(path)
+    table.read_manifest(path)
   _assert_names(e.value, path, "line 2 (row 2)", "column text", "empty")
 
 
 def test_missing_manifest(tmp_path):
   path = tmp_path / "nowhere.csv"
   with pytest.raises(DataError) as e:
-    manifest.get_builder(path, tmp_path / "tfds")
+    manifest_builder.get_builder(path, tmp_path / "tfds")
   _assert_names(e.value, path, "no such manifest", ".csv", ".jsonl", "label")
 
 
@@ -512,7 +517,7 @@ def test_resample_indices_match_a_direct_computation(frame_rate, max_seconds):
     expected = [max([i for i, t in enumerate(times)
                      if t <= Fraction(k) / frame_rate], default=0)
                 for k in range(math.ceil(seconds * frame_rate))]
-    got = manifest.resample_indices([float(t) for t in times],
+    got = manifest_video.resample_indices([float(t) for t in times],
                                     float(duration), float(frame_rate),
                                     float(max_seconds))
     assert got.dtype == np.int64
@@ -527,8 +532,8 @@ def test_lossless_video_is_decoded_and_resampled(clips, name, frame_rate,
   """E.g. 6 frames at 4 frames/s stored at 8 frames/s: each frame twice."""
   root, sources = clips
   frames, fps = sources[name]
-  parsed = manifest.read_manifest(_video_manifest(root, [name]))
-  video = manifest.read_video(parsed, parsed.rows[0], frame_rate, 16,
+  parsed = table.read_manifest(_video_manifest(root, [name]))
+  video = media.read_video(parsed, parsed.rows[0], frame_rate, 16,
                               max_seconds)
   indices = _direct_indices(len(frames), Fraction(fps), frame_rate,
                             max_seconds)
@@ -542,12 +547,12 @@ def test_lossless_video_is_decoded_and_resampled(clips, name, frame_rate,
 def test_lossy_video_and_resize(clips):
   root, sources = clips
   flat, fps = sources["lossy.mp4"]
-  parsed = manifest.read_manifest(_video_manifest(root, ["lossy.mp4"]))
-  video = manifest.read_video(parsed, parsed.rows[0], 8.0, 16)
+  parsed = table.read_manifest(_video_manifest(root, ["lossy.mp4"]))
+  video = media.read_video(parsed, parsed.rows[0], 8.0, 16)
   expected = flat[_direct_indices(len(flat), Fraction(fps), 8)]
   assert video.shape == expected.shape == (12, 16, 16, 3)
   np.testing.assert_allclose(video, expected, atol=LOSSY_TOLERANCE)
-  small = manifest.read_video(parsed, parsed.rows[0], 8.0, 5)
+  small = media.read_video(parsed, parsed.rows[0], 8.0, 5)
   assert small.shape == (12, 5, 5, 3)  # Flat colours stay flat.
   np.testing.assert_allclose(small, expected[:, :5, :5], atol=LOSSY_TOLERANCE)
 
@@ -557,15 +562,15 @@ def test_frame_folder(clips):
   file ignored), one stored frame each, or at `folder_rate`."""
   root, sources = clips
   frames, _ = sources["frames"]
-  parsed = manifest.read_manifest(_video_manifest(root, ["frames"]))
+  parsed = table.read_manifest(_video_manifest(root, ["frames"]))
   row = parsed.rows[0]
   np.testing.assert_array_equal(
-      manifest.read_video(parsed, row, 8.0, 16), frames)
+      media.read_video(parsed, row, 8.0, 16), frames)
   np.testing.assert_array_equal(
-      manifest.read_video(parsed, row, 8.0, 16, folder_rate=4.0),
+      media.read_video(parsed, row, 8.0, 16, folder_rate=4.0),
       frames[_direct_indices(3, Fraction(4), 8)])
   np.testing.assert_array_equal(
-      manifest.read_video(parsed, row, 8.0, 16, max_seconds=0.25),
+      media.read_video(parsed, row, 8.0, 16, max_seconds=0.25),
       frames[:2])
 
 
@@ -579,22 +584,22 @@ def test_video_errors_name_the_row_and_file(tmp_path):
   sf.write(tmp_path / "sound.wav", np.zeros(800, np.int16), RATE)
   names = ["garbage.mp4", "empty", "broken", "sound.wav", "gone.mp4"]
   path = _video_manifest(tmp_path, names)
-  parsed = manifest.read_manifest(path)
+  parsed = table.read_manifest(path)
   reasons = ["Invalid data", "without PNG, JPEG or BMP", "cannot identify",
              "no video stream", "no such file"]
   for row, name, reason in zip(parsed.rows, names, reasons):
     with pytest.raises(DataError) as e:
-      manifest.read_video(parsed, row, 8.0, 16)
+      media.read_video(parsed, row, 8.0, 16)
     file = tmp_path / name / "1.png" if name == "broken" else tmp_path / name
     _assert_names(e.value, path, f"line {row.line} (row {row.number})",
                   "column video", file, reason)
   with pytest.raises(DataError) as e:  # In preparation, too.
-    manifest.get_builder(_video_manifest(tmp_path, names[:1], "one.csv"),
+    manifest_builder.get_builder(_video_manifest(tmp_path, names[:1], "one.csv"),
                          tmp_path / "tfds")
   _assert_names(e.value, "line 2 (row 1)", tmp_path / "garbage.mp4",
                 "cannot read")
   with pytest.raises(DataError) as e:  # The fingerprint finds it first.
-    manifest.get_builder(_video_manifest(tmp_path, names[4:], "gone.csv"),
+    manifest_builder.get_builder(_video_manifest(tmp_path, names[4:], "gone.csv"),
                          tmp_path / "tfds")
   _assert_names(e.value, "line 2 (row 1)", tmp_path / "gone.mp4",
                 "no such file")
@@ -616,7 +621,7 @@ def video_manifest(clips):
 
 def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
   _, sources = clips
-  builder = manifest.get_builder(video_manifest, tmp_path, video_size=16,
+  builder = manifest_builder.get_builder(video_manifest, tmp_path, video_size=16,
                                  sample_rate=RATE)
   assert builder.builder_config.name.startswith(
       "audio-video_sr8000_v16_fr8_10s_seed0_")
@@ -635,11 +640,11 @@ def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
     np.testing.assert_allclose(
         ex["video"], expected,
         atol=LOSSY_TOLERANCE if video == "lossy.mp4" else 0)
-  assert manifest.ManifestConfig.make(
-      manifest.read_manifest(video_manifest), video_size=16,
+  assert manifest_builder.ManifestConfig.make(
+      table.read_manifest(video_manifest), video_size=16,
       video_soundtrack=False).name == builder.builder_config.name
-  other = manifest.ManifestConfig.make(
-      manifest.read_manifest(video_manifest), frame_rate=7.5,
+  other = manifest_builder.ManifestConfig.make(
+      table.read_manifest(video_manifest), frame_rate=7.5,
       max_video_seconds=2)
   assert "_v64_fr7p5_2s_" in other.name
   assert other.name.split("_")[-1] != builder.builder_config.name.split(
@@ -649,14 +654,14 @@ def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
 def test_video_settings_leave_other_manifests_alone(tmp_path):
   """Without a video column the video settings change no config name (a
   manifest prepared before video support keeps its directory)."""
-  parsed = manifest.read_manifest(_label_manifest(tmp_path))
-  assert (manifest.ManifestConfig.make(parsed).name ==
-          manifest.ManifestConfig.make(parsed, frame_rate=2.0, video_size=8,
+  parsed = table.read_manifest(_label_manifest(tmp_path))
+  assert (manifest_builder.ManifestConfig.make(parsed).name ==
+          manifest_builder.ManifestConfig.make(parsed, frame_rate=2.0, video_size=8,
                                        video_soundtrack=False).name)
   with pytest.raises(ValueError, match="frame_rate must be a number > 0"):
-    manifest.ManifestConfig.make(parsed, frame_rate=0)
+    manifest_builder.ManifestConfig.make(parsed, frame_rate=0)
   with pytest.raises(ValueError, match="video_size must be an int >= 1"):
-    manifest.ManifestConfig.make(parsed, video_size=1.5)
+    manifest_builder.ManifestConfig.make(parsed, video_size=1.5)
 
 
 def test_frame_folder_fingerprint_sees_each_frame(tmp_path):
@@ -664,12 +669,12 @@ def test_frame_folder_fingerprint_sees_each_frame(tmp_path):
   folder.mkdir()
   for i in range(2):
     PIL.Image.new("RGB", (4, 4), (i, 0, 0)).save(folder / f"{i}.png")
-  parsed = manifest.read_manifest(_video_manifest(tmp_path, ["frames"]))
-  before = manifest.fingerprint(parsed)
+  parsed = table.read_manifest(_video_manifest(tmp_path, ["frames"]))
+  before = fingerprint.fingerprint(parsed)
   PIL.Image.new("RGB", (4, 4), (9, 9, 9)).save(folder / "1.png")
   stat = (folder / "1.png").stat()
   os.utime(folder / "1.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-  assert manifest.fingerprint(parsed) != before
+  assert fingerprint.fingerprint(parsed) != before
 
 
 # Soundtracks.
@@ -759,7 +764,7 @@ def soundtracks(clips):
   expected["early.mkv"] = tone[0, RATE // 4:]
   stereo = _tone(0.5, 16000, 440, channels=2)
   _write_av(root / "stereo16k.mkv", frames, 8, stereo, 16000, acodec="flac")
-  expected["stereo16k.mkv"] = manifest.to_int16(librosa.resample(
+  expected["stereo16k.mkv"] = media.to_int16(librosa.resample(
       stereo.mean(axis=0) / 32768.0, orig_sr=16000, target_sr=RATE,
       res_type="soxr_hq"))
   _write_av(root / "tone.mp4", frames, 8, tone, vcodec="mpeg4",
@@ -777,10 +782,10 @@ def test_audio_column_decodes_media_files_with_pyav(soundtracks):
   M4A within the tolerance."""
   root, expected = soundtracks
   names = ["ffv1_sound.mkv", "stereo16k.mkv", "tone.m4a"]
-  parsed = manifest.read_manifest(_write_csv(
+  parsed = table.read_manifest(_write_csv(
       root / "media.csv", ["audio", "label"], [(n, "cat") for n in names]))
   for row, name in zip(parsed.rows, names):
-    audio = manifest.read_audio(parsed, row, RATE)
+    audio = media.read_audio(parsed, row, RATE)
     assert audio.dtype == np.int16
     if name == "tone.m4a":
       assert 4000 <= len(audio) <= 4096  # The last AAC frame is padded.
@@ -798,9 +803,9 @@ def test_soundtrack_is_decoded_and_aligned(soundtracks):
   root, expected = soundtracks
   names = ["ffv1_sound.mkv", "png_sound.avi", "late.mkv", "early.mkv",
            "stereo16k.mkv", "tone.mp4"]
-  parsed = manifest.read_manifest(_video_manifest(root, names, "st.csv"))
+  parsed = table.read_manifest(_video_manifest(root, names, "st.csv"))
   for row, name in zip(parsed.rows, names):
-    audio = manifest.read_soundtrack(parsed, row, RATE)
+    audio = media.read_soundtrack(parsed, row, RATE)
     assert audio.dtype == np.int16
     if name == "tone.mp4":
       assert _rms(audio, expected[name]) < AAC_RMS_TOLERANCE
@@ -808,14 +813,14 @@ def test_soundtrack_is_decoded_and_aligned(soundtracks):
       np.testing.assert_allclose(audio, expected[name], atol=1)
     else:
       np.testing.assert_array_equal(audio, expected[name])
-  late = manifest.read_soundtrack(parsed, parsed.rows[2], RATE,
+  late = media.read_soundtrack(parsed, parsed.rows[2], RATE,
                                   max_seconds=0.4)
   np.testing.assert_array_equal(late, expected["late.mkv"][:3200])
-  stereo = manifest.read_manifest(_write_csv(
+  stereo = table.read_manifest(_write_csv(
       root / "stereo.csv", ["audio", "label"], [("stereo16k.mkv", "cat")]))
   np.testing.assert_array_equal(
-      manifest.read_soundtrack(parsed, parsed.rows[4], RATE),
-      manifest.read_audio(stereo, stereo.rows[0], RATE))
+      media.read_soundtrack(parsed, parsed.rows[4], RATE),
+      media.read_audio(stereo, stereo.rows[0], RATE))
 
 
 def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
@@ -824,12 +829,12 @@ def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
   root, _ = soundtracks
 
   def modalities(names, soundtrack=True, name="m.csv"):
-    parsed = manifest.read_manifest(_video_manifest(root, names, name))
-    return manifest.modalities_of(parsed, soundtrack)
+    parsed = table.read_manifest(_video_manifest(root, names, name))
+    return media.modalities_of(parsed, soundtrack)
   assert modalities(["late.mkv", "tone.mp4"]) == ("audio", "video")
   assert modalities(["late.mkv", "tone.mp4"], False) == ("video",)
   assert modalities(["silent.mkv", "frames", "ffv1.mkv"]) == ("video",)
-  assert manifest.modalities_of(manifest.read_manifest(
+  assert media.modalities_of(table.read_manifest(
       _write_csv(root / "both.csv", ["video", "audio", "label"],
                  [("silent.mkv", "snd.wav", "cat")]))) == ("audio", "video")
   for names, without, kind in (
@@ -838,15 +843,15 @@ def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
       (["frames", "late.mkv"], "frames", "a frame folder")):
     path = _video_manifest(root, names, "mixed.csv")
     with pytest.raises(DataError) as e:
-      manifest.modalities_of(manifest.read_manifest(path))
+      media.modalities_of(table.read_manifest(path))
     row = names.index(without) + 1
     _assert_names(e.value, path, f"line {row + 1} (row {row})",
                   "column video", root / without, kind,
                   "line 2 (row 1)" if row > 1 else "line 3 (row 2)",
                   "data.video_soundtrack=False")
     with pytest.raises(DataError):  # As the builder's config.
-      manifest.ManifestConfig.make(manifest.read_manifest(path))
-    assert manifest.ManifestConfig.make(manifest.read_manifest(path),
+      manifest_builder.ManifestConfig.make(table.read_manifest(path))
+    assert manifest_builder.ManifestConfig.make(table.read_manifest(path),
                                         video_soundtrack=False).modalities == (
                                             "video",)
 
@@ -856,27 +861,27 @@ def test_soundtrack_errors_name_the_row_and_file(soundtracks):
   (root / "noise.mp4").write_bytes(b"\x00\x01 not a video" * 40)
   names = ["silent.mkv", "frames", "noise.mp4", "absent.mkv"]
   path = _video_manifest(root, names, "bad_st.csv")
-  parsed = manifest.read_manifest(path)
+  parsed = table.read_manifest(path)
   reasons = ["no audio stream", "frame folder", "Invalid data",
              "no such file"]
   for row, name, reason in zip(parsed.rows, names, reasons):
     with pytest.raises(DataError) as e:
-      manifest.read_soundtrack(parsed, row, RATE)
+      media.read_soundtrack(parsed, row, RATE)
     _assert_names(e.value, path, f"line {row.line} (row {row.number})",
                   "column video", root / name, reason)
   files = {"silent.mkv": "PyAV: no audio stream",
            "noise.mp4": "PyAV: Invalid data"}
   audio_path = _write_csv(root / "bad_audio.csv", ["audio", "label"],
                           [(name, "cat") for name in files])
-  parsed = manifest.read_manifest(audio_path)
+  parsed = table.read_manifest(audio_path)
   for row, (name, reason) in zip(parsed.rows, files.items()):
     with pytest.raises(DataError) as e:
-      manifest.read_audio(parsed, row, RATE)
+      media.read_audio(parsed, row, RATE)
     _assert_names(e.value, audio_path, f"line {row.line} (row {row.number})",
                   "column audio", root / name, "cannot read",
                   "soundfile: Format not recognised", reason)
   with pytest.raises(DataError) as e:  # Probing, too.
-    manifest.modalities_of(manifest.read_manifest(
+    media.modalities_of(table.read_manifest(
         _video_manifest(root, ["late.mkv", "noise.mp4"], "probe.csv")))
   _assert_names(e.value, "line 3 (row 2)", root / "noise.mp4", "cannot read")
 
@@ -898,7 +903,7 @@ def soundtrack_manifest(soundtracks):
 def test_soundtrack_manifest_is_prepared(soundtracks, soundtrack_manifest,
                                          tmp_path):
   _, expected = soundtracks
-  builder = manifest.get_builder(soundtrack_manifest, tmp_path,
+  builder = manifest_builder.get_builder(soundtrack_manifest, tmp_path,
                                  video_size=16, sample_rate=RATE)
   assert builder.builder_config.name.startswith(
       "audio-video_sr8000_v16_fr8_10s_seed0_")
@@ -915,14 +920,14 @@ def test_soundtrack_manifest_is_prepared(soundtracks, soundtrack_manifest,
     else:
       np.testing.assert_array_equal(ex["audio"], expected[video])
   assert examples[1][1]["video"].shape == (12, 16, 16, 3)
-  parsed = manifest.read_manifest(soundtrack_manifest)
-  off = manifest.ManifestConfig.make(parsed, video_size=16,
+  parsed = table.read_manifest(soundtrack_manifest)
+  off = manifest_builder.ManifestConfig.make(parsed, video_size=16,
                                      video_soundtrack=False)
   assert off.modalities == ("video",)
   assert off.name.startswith("video_v16_fr8_10s_seed0_")
-  silent = manifest.read_manifest(_video_manifest(
+  silent = table.read_manifest(_video_manifest(
       soundtrack_manifest.parent, ["silent.mkv"], "silent.csv"))
-  on, off = (manifest.ManifestConfig.make(silent, video_soundtrack=s)
+  on, off = (manifest_builder.ManifestConfig.make(silent, video_soundtrack=s)
              for s in (True, False))
   assert on.modalities == off.modalities == ("video",)
   assert on.name != off.name  # The setting is in the hash with a video.
