@@ -1,4 +1,5 @@
-"""mmjax.data.builders.base: where the manual and data directories default to."""
+"""mmjax.data.builders.base: where the manual and data directories default
+to."""
 
 from pathlib import Path
 

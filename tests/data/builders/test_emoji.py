@@ -474,7 +474,7 @@ def test_unrenderable_emoji_are_dropped_and_counted(tmp_path, real_manual_dir):
             "# group: Component", "# subgroup: skin-tone",
             "1F3FB ; component # 🏻 E1.0 light skin tone"]
   (manual / emoji_sources.EMOJI_TEST).write_text("\n".join(lines) + "\n",
-                                         encoding="utf-8")
+                                                 encoding="utf-8")
   b = emoji.get_builder(manual, tmp_path / "tfds", image_size=16,
                         split_fractions=(0.5, 0.0, 0.5), vocab_size=300)
   meta = b.info.metadata

@@ -1,4 +1,5 @@
-"""Tests of mmjax.data.builders.splits on the real FSDD listing and MNIST labels.
+"""Tests of mmjax.data.builders.splits on the real FSDD listing and MNIST
+labels.
 
 Fast: nothing is decoded but the MNIST IDX files.
 """

@@ -274,7 +274,7 @@ def test_shortest_edge_resize_shape_is_static_where_the_image_size_is(
   op = pretrained.hf_image_preprocess(str(directory))
   image = random_image((40, 33, 3), 4)
   for shape, want in (([40, 33, 3], [24, 20, 3]), ([None, None, 3],
-                                                    [None, None, 3])):
+                                                   [None, None, 3])):
     traced = tf.function(op).get_concrete_function(
         tf.TensorSpec(shape, tf.uint8), SEED)
     assert traced.output_shapes.as_list() == want

@@ -1,7 +1,6 @@
-"""Tests of the multimodal_manifest builder (mmjax/data/builders/manifest/)
-on tiny manifests written here: PNG / BMP images made with Pillow from known arrays,
-WAV / FLAC recordings written with soundfile (one at 16 kHz, one stereo),
-inline texts, 16 x 16 videos written with PyAV (lossless FFV1 / PNG codecs,
+"""Tests of the manifest's videos and soundtracks
+(mmjax/data/builders/manifest/video.py and media.py, and the prepared
+dataset): 16 x 16 videos written with PyAV (lossless FFV1 / PNG codecs,
 lossy MPEG-4) and frame folders, and videos and audio files with
 soundtracks written with PyAV (lossless PCM / FLAC tones, lossy AAC; some
 starting before or after the video); the stored features are checked
@@ -9,419 +8,35 @@ against those sources."""
 
 from fractions import Fraction
 import functools
-import json
 import math
 import os
 from pathlib import Path
-import re
 
 import av
 import jax
 import librosa
-import ml_collections
 import numpy as np
 import PIL.Image
 import pytest
 import soundfile as sf
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import manifest as manifest_config
 from mmjax.data import pipeline
 from mmjax.data.builders import registry as datasets
-from mmjax.data.builders.manifest import builder as manifest_builder
+from mmjax.data.builders.manifest import builder as manifest
 from mmjax.data.builders.manifest import fingerprint
 from mmjax.data.builders.manifest import media
-from mmjax.data.builders.manifest import splits as manifest_splits
 from mmjax.data.builders.manifest import table
 from mmjax.data.builders.manifest import video as manifest_video
-from mmjax.data.pp import builder as pp_builder
 from mmjax.data.errors import DataError
-from mmjax.train import evaluate
 from mmjax.models.multimodal import build_model
-
-RATE = 8000
-LABELS = ("cat", "dog", "owl")
-
-
-def _write_csv(path: Path, header, rows) -> Path:
-  """Writes a CSV manifest with Python's csv module (quoting as needed)."""
-  import csv  # pylint: disable=g-import-not-at-top
-  with path.open("w", newline="", encoding="utf-8") as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    writer.writerows(rows)
-  return path
-
-
-def _write_jsonl(path: Path, rows) -> Path:
-  path.write_text("".join(json.dumps(r) + "\n" for r in rows),
-                  encoding="utf-8")
-  return path
-
-
-def _read_all(builder) -> dict:
-  """`{row number: (split, numpy example)}` of every split."""
-  return {int(ex["row"]): (split, ex)
-          for split in builder.info.splits
-          for ex in tfds.as_numpy(builder.as_dataset(split=split))}
-
-
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
-  """A folder of known files: images (arrays), recordings (arrays)."""
-  root = tmp_path_factory.mktemp("manifest_sources")
-  rng = np.random.default_rng(7)
-  images, recordings = {}, {}
-  for i in range(6):
-    pixels = rng.integers(0, 256, (5, 7, 3), np.uint8)  # H 5, W 7.
-    name = f"img/{i}.{'bmp' if i == 1 else 'png'}"
-    (root / "img").mkdir(exist_ok=True)
-    PIL.Image.fromarray(pixels).save(root / name)
-    images[name] = pixels
-  gray = rng.integers(0, 256, (5, 7), np.uint8)
-  PIL.Image.fromarray(gray).save(root / "img/gray.png")
-  images["img/gray.png"] = np.repeat(gray[:, :, None], 3, axis=2)
-  (root / "snd").mkdir()
-  for i in range(6):
-    samples = rng.integers(-8000, 8000, 400 + 50 * i, dtype=np.int16)
-    name = f"snd/{i}.{'flac' if i == 2 else 'wav'}"
-    sf.write(root / name, samples, RATE, subtype="PCM_16")
-    recordings[name] = samples
-  fast = rng.integers(-8000, 8000, 1600, dtype=np.int16)
-  sf.write(root / "snd/16k.wav", fast, 16000, subtype="PCM_16")
-  recordings["snd/16k.wav"] = fast
-  stereo = rng.integers(-8000, 8000, (300, 2), dtype=np.int16)
-  sf.write(root / "snd/stereo.wav", stereo, RATE, subtype="PCM_16")
-  recordings["snd/stereo.wav"] = stereo
-  return root, images, recordings
-
-
-# Rows of the CSV test: (image, audio, text, label, split).
-CSV_ROWS = [
-    ("img/0.png", "snd/0.wav", "two\nlines, and \"quotes\"", "cat", "train"),
-    ("img/1.bmp", "snd/16k.wav", "héllo wörld 🐱", "dog", "train"),
-    ("img/gray.png", "snd/stereo.wav", "gray", "owl", "train"),
-    ("img/2.png", "snd/2.flac", "flac", "cat", "validation"),
-    ("img/3.png", "snd/3.wav", "three", "dog", "test"),
-    ("img/4.png", "snd/4.wav", "four", "owl", "test"),
-]
-
-
-@pytest.fixture(scope="module")
-def csv_builder(sources, tmp_path_factory):
-  root, _, _ = sources
-  path = _write_csv(root / "data.csv",
-                    ["image", "audio", "text", "label", "split"], CSV_ROWS)
-  return manifest_builder.get_builder(path, tmp_path_factory.mktemp("tfds_csv"),
-                              sample_rate=RATE)
-
-
-def test_csv_features_equal_the_source_files(csv_builder, sources):
-  _, images, recordings = sources
-  examples = _read_all(csv_builder)
-  assert sorted(examples) == [1, 2, 3, 4, 5, 6]
-  names = csv_builder.info.features["label"].names
-  assert names == ["cat", "dog", "owl"]
-  for number, (image, audio, text, label, split) in enumerate(CSV_ROWS, 1):
-    got_split, ex = examples[number]
-    assert got_split == split
-    assert names[ex["label"]] == label
-    assert ex["text"].decode("utf-8") == text
-    assert ex["image"].dtype == np.uint8
-    np.testing.assert_array_equal(ex["image"], images[image])
-    assert ex["audio"].dtype == np.int16
-    source = recordings[audio]
-    if audio == "snd/16k.wav":
-      expected = librosa.resample(source / 32768.0, orig_sr=16000,
-                                  target_sr=RATE, res_type="soxr_hq")
-      assert ex["audio"].shape == (800,)
-      np.testing.assert_allclose(ex["audio"], expected * 32768.0, atol=1.0)
-    elif audio == "snd/stereo.wav":
-      np.testing.assert_allclose(ex["audio"], source.mean(axis=1), atol=0.5)
-    else:
-      np.testing.assert_array_equal(ex["audio"], source)
-
-
-def test_csv_info(csv_builder):
-  assert set(csv_builder.info.splits) == {"train", "validation", "test"}
-  assert csv_builder.info.splits["train"].num_examples == 3
-  assert csv_builder.info.features["image"].shape == (5, 7, 3)
-  assert csv_builder.info.features["audio"].sample_rate == RATE
-  assert csv_builder.builder_config.name.startswith(
-      "image-audio-text_5x7_sr8000_seed0_")
-
-
-def test_tokenizer_is_trained_on_train_texts(csv_builder):
-  """The saved tokenizer works in the `tokenize` pp op and round-trips a
-  training text."""
-  from transformers import AutoTokenizer  # pylint: disable=g-import-not-at-top
-  directory = Path(csv_builder.data_dir) / manifest_builder.TOKENIZER_DIR
-  tokenizer = AutoTokenizer.from_pretrained(os.fspath(directory),
-                                            local_files_only=True)
-  text = CSV_ROWS[1][2]
-  assert tokenizer.decode(tokenizer(text)["input_ids"],
-                          skip_special_tokens=True) == text
-  op = pp_builder.parse(f'tokenize(tokenizer="{directory}", max_length=8)')
-  out = op(tf.constant("gray"), tf.constant([0, 0], tf.int64))
-  assert out["token_ids"].shape == (8,)
-  assert bool(out["token_mask"][0])
-
-
-def test_jsonl_resize_and_stratified_split(tmp_path):
-  """image_size resizes (a flat colour stays that colour); without a split
-  column the rows of each label are split 0.5 / 0.25 / 0.25."""
-  colours = {}
-  rows = []
-  for i in range(12):
-    colour = (20 * i, 255 - 10 * i, 7 * i)
-    PIL.Image.new("RGB", (6 + i, 4 + i), colour).save(tmp_path / f"{i}.png")
-    colours[i + 1] = colour
-    rows.append({"image": f"{i}.png", "text": f"text {i}",
-                 "label": LABELS[i % 3]})
-  path = _write_jsonl(tmp_path / "data.jsonl", rows)
-  builder = manifest_builder.get_builder(path, tmp_path / "tfds", image_size=3,
-                                 split_fractions=(0.5, 0.25, 0.25))
-  examples = _read_all(builder)
-  assert "audio" not in builder.info.features
-  for number, (split, ex) in examples.items():
-    assert ex["image"].shape == (3, 3, 3)
-    np.testing.assert_array_equal(ex["image"],
-                                  np.broadcast_to(colours[number], (3, 3, 3)))
-    assert ex["text"].decode() == f"text {number - 1}"
-  counts = {}
-  for split, ex in examples.values():
-    counts[(split, int(ex["label"]))] = counts.get((split, int(ex["label"])),
-                                                   0) + 1
-  # 4 rows per label: 2 train, 1 validation, 1 test.
-  assert counts == {(s, l): n for l in range(3)
-                    for s, n in (("train", 2), ("validation", 1),
-                                 ("test", 1))}
-  splits = manifest_splits.assign_splits(table.read_manifest(path),
-                                  (0.5, 0.25, 0.25), 0)
-  assert {n: s for n, (s, _) in examples.items()} == {
-      i + 1: s for i, s in enumerate(splits)}
-
-
-def _label_manifest(tmp_path: Path, per_label: int = 10) -> Path:
-  rows = [("x", LABELS[i % 3]) for i in range(3 * per_label)]
-  return _write_csv(tmp_path / "labels.csv", ["text", "label"], rows)
-
-
-def test_stratified_split_is_seeded(tmp_path):
-  parsed = table.read_manifest(_label_manifest(tmp_path))
-  first = manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
-  assert first == manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=0)
-  assert first != manifest_splits.assign_splits(parsed, (0.8, 0.1, 0.1), seed=1)
-  for label in LABELS:
-    of_label = [s for s, r in zip(first, parsed.rows)
-                if r.values["label"] == label]
-    assert [of_label.count(s) for s in table.SPLITS] == [8, 1, 1]
-
-
-def test_every_label_keeps_a_train_row(tmp_path):
-  parsed = table.read_manifest(_label_manifest(tmp_path, per_label=1))
-  assert manifest_splits.assign_splits(parsed, (0.3, 0.4, 0.3)) == ["train"] * 3
-  with pytest.raises(DataError, match="label 'cat' is in no train row"):
-    manifest_splits.assign_splits(parsed, (0.0, 0.5, 0.5))
-
-
-def _text_manifest(tmp_path: Path, texts) -> Path:
-  rows = [(f"{i}.png", t, LABELS[i % 2]) for i, t in enumerate(texts)]
-  for i in range(len(texts)):
-    PIL.Image.new("RGB", (4, 4), (i, 0, 0)).save(tmp_path / f"{i}.png")
-  return _write_csv(tmp_path / "data.csv", ["image", "text", "label"], rows)
-
-
-def test_fingerprint_reuses_same_content_and_prepares_edits(tmp_path):
-  path = _text_manifest(tmp_path, ["a", "b", "c", "d"])
-  data_dir = tmp_path / "tfds"
-  first = manifest_builder.get_builder(path, data_dir)
-  marker = Path(first.data_dir) / "marker"
-  marker.write_text("kept")
-  again = manifest_builder.get_builder(path, data_dir)
-  assert again.builder_config.name == first.builder_config.name
-  assert marker.is_file()  # Reused, not prepared again.
-
-  _text_manifest(tmp_path, ["a", "b", "c", "e"])  # Edit one text.
-  edited = manifest_builder.get_builder(path, data_dir)
-  assert edited.builder_config.name != first.builder_config.name
-  assert _read_all(edited)[4][1]["text"] == b"e"
-
-  stat = (tmp_path / "0.png").stat()
-  os.utime(tmp_path / "0.png", ns=(stat.st_atime_ns,
-                                   stat.st_mtime_ns + 10**9))
-  touched = manifest_builder.ManifestConfig.make(table.read_manifest(path))
-  assert touched.name not in (first.builder_config.name,
-                              edited.builder_config.name)
-  other_seed = manifest_builder.ManifestConfig.make(table.read_manifest(path),
-                                            split_seed=1)
-  assert other_seed.name != touched.name
-
-
-# Errors: each names the manifest, the line (and row) and the file.
-
-
-def _assert_names(error: DataError, *parts) -> None:
-  message = str(error)
-  for part in parts:
-    assert str(part) in message, f"{part!r} not in {message!r}"
-
-
-def test_missing_file(tmp_path):
-  path = _text_manifest(tmp_path, ["a", "b", "c"])
-  (tmp_path / "2.png").unlink()
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "line 4 (row 3)", "column image",
-                tmp_path / "2.png", "no such file")
-
-
-def test_unreadable_image_header(tmp_path):
-  path = _text_manifest(tmp_path, ["a", "b", "c"])
-  (tmp_path / "1.png").write_bytes(b"not a png at all")
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "line 3 (row 2)", tmp_path / "1.png",
-                "cannot read")
-
-
-def test_corrupt_image_data_fails_at_preparation(tmp_path):
-  """A PNG cut after its header opens, so it fails when decoded."""
-  PIL.Image.fromarray(np.random.default_rng(0).integers(
-      0, 256, (32, 32, 3), np.uint8)).save(tmp_path / "cut.png")
-  data = (tmp_path / "cut.png").read_bytes()
-  (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])
-  path = _write_csv(tmp_path / "data.csv", ["image", "label"],
-                    [("cut.png", "cat")])
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds", image_size=8)
-  _assert_names(e.value, path, "line 2 (row 1)", tmp_path / "cut.png",
-                "cannot read")
-
-
-def test_unreadable_audio(tmp_path):
-  sf.write(tmp_path / "good.wav", np.zeros(100, np.int16), RATE)
-  (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage" * 10)
-  path = _write_jsonl(tmp_path / "data.jsonl", [
-      {"audio": "good.wav", "label": "cat"},
-      {"audio": "bad.wav", "label": "cat"}])
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "line 2 (row 2)", "column audio",
-                tmp_path / "bad.wav", "cannot read")
-
-
-def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
-  rng = np.random.default_rng(0)
-  rows = []
-  for i in range(6):
-    PIL.Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
-        tmp_path / f"{i}.png")
-    sf.write(tmp_path / f"{i}.wav", np.zeros(100, np.int16), RATE)
-    rows.append((f"{i}.png", f"{i}.wav", LABELS[i % 2], "train"))
-  rows[5] = rows[5][:3] + ("test",)
-  (tmp_path / "1.png").unlink()  # missing
-  (tmp_path / "2.wav").write_bytes(b"RIFF....garbage" * 10)  # undecodable
-  data = (tmp_path / "3.png").read_bytes()  # cut after the header
-  (tmp_path / "3.png").write_bytes(data[:len(data) // 2])
-  path = _write_csv(tmp_path / "data.csv", ["image", "audio", "label", "split"],
-                    rows)
-  with pytest.raises(DataError, match="1.png: no such file"):
-    manifest_builder.get_builder(path, tmp_path / "tfds")  # "fail" is the default
-  with pytest.raises(ValueError, match="bad_examples must be one of"):
-    manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="ignore")
-  builder = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
-  examples = _read_all(builder)
-  assert sorted(examples) == [1, 5, 6]  # 1-based rows; rows 2-4 are bad
-  assert {split for split, _ in examples.values()} == {"train", "test"}
-  skipped = builder.info.metadata["skipped_examples"]
-  assert [len(skipped[s]) for s in ("train", "test")] == [3, 0]
-  # What the train loop reports (log, run_info.json, results.json).
-  assert evaluate.skipped_examples(builder) == {"train": 3, "test": 0}
-  for message, file in zip(skipped["train"], ("1.png", "2.wav", "3.png")):
-    assert str(tmp_path / file) in message and "data.csv, line" in message
-  # The prepared copy is reused, its list read back from disk; the missing
-  # file's return re-prepares.
-  reused = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
-  assert reused.data_dir == builder.data_dir
-  assert reused.info.metadata["skipped_examples"] == skipped
-  PIL.Image.new("RGB", (8, 8)).save(tmp_path / "1.png")
-  again = manifest_builder.get_builder(path, tmp_path / "tfds", bad_examples="skip")
-  assert again.data_dir != builder.data_dir
-  assert sorted(_read_all(again)) == [1, 2, 5, 6]
-
-
-def test_images_of_different_sizes(tmp_path):
-  path = _text_manifest(tmp_path, ["a", "b", "c"])
-  PIL.Image.new("RGB", (5, 4)).save(tmp_path / "2.png")
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "line 4 (row 3)", tmp_path / "2.png",
-                "5 x 4", "line 2 (row 1)", "4 x 4")
-
-
-def test_unknown_split_names_the_line_after_a_multiline_field(tmp_path):
-  path = _write_csv(tmp_path / "data.csv", ["text", "label", "split"], [
-      ("one\ntwo", "cat", "train"), ("x", "cat", "trian")])
-  with pytest.raises(DataError) as e:
-    table.read_manifest(path)
-  _assert_names(e.value, path, "line 4 (row 2)", "'trian'", "validation")
-
-
-def test_label_unseen_in_train(tmp_path):
-  path = _write_csv(tmp_path / "data.csv", ["text", "label", "split"], [
-      ("a", "cat", "train"), ("b", "dog", "validation"), ("c", "cat", "test"),
-      ("d", "dog", "test")])
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "'dog'", "line(s) 3 (row 2), 5 (row 4)")
-
-
-def test_unknown_column(tmp_path):
-  path = _write_csv(tmp_path / "data.csv", ["text", "label", "caption", "x"],
-                    [("a", "cat", "a cat", "1")])
-  with pytest.raises(DataError) as e:
-    table.read_manifest(path)
-  _assert_names(e.value, path, "'caption', 'x'", "allowed columns",
-                "video")
-
-
-def test_empty_field(tmp_path):
-  path = _write_jsonl(tmp_path / "data.jsonl", [
-      {"text": "a", "label": "cat"}, {"text": "  ", "label": "cat"}])
-  with pytest.raises(DataError) as e:
-    table.read_manifest(path)
-  _assert_names(e.value, path, "line 2 (row 2)", "column text", "empty")
-
-
-def test_missing_manifest(tmp_path):
-  path = tmp_path / "nowhere.csv"
-  with pytest.raises(DataError) as e:
-    manifest_builder.get_builder(path, tmp_path / "tfds")
-  _assert_names(e.value, path, "no such manifest", ".csv", ".jsonl", "label")
-
-
-def test_registry_needs_a_manifest():
-  with pytest.raises(ValueError, match=re.escape("config.data.manifest")):
-    datasets.get_builder(ml_collections.ConfigDict(
-        {"name": "multimodal_manifest", "manifest": ""}))
-
-
-def test_config_reads_modalities_and_classes(tmp_path):
-  path = _write_jsonl(tmp_path / "data.jsonl", [
-      {"audio": "a.wav", "text": "a", "label": l} for l in LABELS])
-  c = manifest_config.get_config(f"manifest={path},text=gru")
-  assert c.modalities == ("audio", "text")
-  assert c.model.num_classes == 3
-  assert set(c.model.encoders) == {"audio", "text"}
-  assert c.model.encoders.text.name == "gru"
-  assert c.data.manifest == str(path.resolve())
-  assert set(c.pp_train) == set(c.pp_eval) == {"audio", "text"}
-  assert "pad_or_crop(8000, mode='random')" in c.pp_train.audio
-  default = manifest_config.get_config()
-  assert default.modalities == manifest_config.DEFAULT_MODALITIES
-  assert default.data.manifest == ""
+from tests.data.builders.manifest.helpers import assert_names
+from tests.data.builders.manifest.helpers import label_manifest
+from tests.data.builders.manifest.helpers import read_all
+from tests.data.builders.manifest.helpers import write_csv
+from tests.data.builders.manifest.helpers import LABELS
+from tests.data.builders.manifest.helpers import RATE
 
 
 # Video.
@@ -495,8 +110,8 @@ def clips(tmp_path_factory):
 
 
 def _video_manifest(root: Path, names, name: str = "video.csv") -> Path:
-  return _write_csv(root / name, ["video", "label"],
-                    [(n, LABELS[i % 2]) for i, n in enumerate(names)])
+  return write_csv(root / name, ["video", "label"],
+                   [(n, LABELS[i % 2]) for i, n in enumerate(names)])
 
 
 @pytest.mark.parametrize("frame_rate", [
@@ -518,8 +133,8 @@ def test_resample_indices_match_a_direct_computation(frame_rate, max_seconds):
                      if t <= Fraction(k) / frame_rate], default=0)
                 for k in range(math.ceil(seconds * frame_rate))]
     got = manifest_video.resample_indices([float(t) for t in times],
-                                    float(duration), float(frame_rate),
-                                    float(max_seconds))
+                                          float(duration), float(frame_rate),
+                                          float(max_seconds))
     assert got.dtype == np.int64
     assert got.tolist() == expected
 
@@ -534,7 +149,7 @@ def test_lossless_video_is_decoded_and_resampled(clips, name, frame_rate,
   frames, fps = sources[name]
   parsed = table.read_manifest(_video_manifest(root, [name]))
   video = media.read_video(parsed, parsed.rows[0], frame_rate, 16,
-                              max_seconds)
+                           max_seconds)
   indices = _direct_indices(len(frames), Fraction(fps), frame_rate,
                             max_seconds)
   assert video.dtype == np.uint8
@@ -591,18 +206,18 @@ def test_video_errors_name_the_row_and_file(tmp_path):
     with pytest.raises(DataError) as e:
       media.read_video(parsed, row, 8.0, 16)
     file = tmp_path / name / "1.png" if name == "broken" else tmp_path / name
-    _assert_names(e.value, path, f"line {row.line} (row {row.number})",
-                  "column video", file, reason)
+    assert_names(e.value, path, f"line {row.line} (row {row.number})",
+                 "column video", file, reason)
   with pytest.raises(DataError) as e:  # In preparation, too.
-    manifest_builder.get_builder(_video_manifest(tmp_path, names[:1], "one.csv"),
+    manifest.get_builder(_video_manifest(tmp_path, names[:1], "one.csv"),
                          tmp_path / "tfds")
-  _assert_names(e.value, "line 2 (row 1)", tmp_path / "garbage.mp4",
-                "cannot read")
+  assert_names(e.value, "line 2 (row 1)", tmp_path / "garbage.mp4",
+               "cannot read")
   with pytest.raises(DataError) as e:  # The fingerprint finds it first.
-    manifest_builder.get_builder(_video_manifest(tmp_path, names[4:], "gone.csv"),
+    manifest.get_builder(_video_manifest(tmp_path, names[4:], "gone.csv"),
                          tmp_path / "tfds")
-  _assert_names(e.value, "line 2 (row 1)", tmp_path / "gone.mp4",
-                "no such file")
+  assert_names(e.value, "line 2 (row 1)", tmp_path / "gone.mp4",
+               "no such file")
 
 
 # Rows of the prepared video manifest: (video, audio, label, split).
@@ -615,18 +230,18 @@ VIDEO_ROWS = [("ffv1.mkv", "snd.wav", "cat", "train"),
 @pytest.fixture(scope="module")
 def video_manifest(clips):
   root, _ = clips
-  return _write_csv(root / "av.csv", ["video", "audio", "label", "split"],
-                    VIDEO_ROWS)
+  return write_csv(root / "av.csv", ["video", "audio", "label", "split"],
+                   VIDEO_ROWS)
 
 
 def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
   _, sources = clips
-  builder = manifest_builder.get_builder(video_manifest, tmp_path, video_size=16,
+  builder = manifest.get_builder(video_manifest, tmp_path, video_size=16,
                                  sample_rate=RATE)
   assert builder.builder_config.name.startswith(
       "audio-video_sr8000_v16_fr8_10s_seed0_")
   assert builder.info.features["video"].shape == (None, 16, 16, 3)
-  examples = _read_all(builder)
+  examples = read_all(builder)
   for number, (video, _, label, split) in enumerate(VIDEO_ROWS, 1):
     got_split, ex = examples[number]
     assert got_split == split
@@ -640,10 +255,10 @@ def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
     np.testing.assert_allclose(
         ex["video"], expected,
         atol=LOSSY_TOLERANCE if video == "lossy.mp4" else 0)
-  assert manifest_builder.ManifestConfig.make(
+  assert manifest.ManifestConfig.make(
       table.read_manifest(video_manifest), video_size=16,
       video_soundtrack=False).name == builder.builder_config.name
-  other = manifest_builder.ManifestConfig.make(
+  other = manifest.ManifestConfig.make(
       table.read_manifest(video_manifest), frame_rate=7.5,
       max_video_seconds=2)
   assert "_v64_fr7p5_2s_" in other.name
@@ -654,14 +269,14 @@ def test_video_manifest_is_prepared(clips, video_manifest, tmp_path):
 def test_video_settings_leave_other_manifests_alone(tmp_path):
   """Without a video column the video settings change no config name (a
   manifest prepared before video support keeps its directory)."""
-  parsed = table.read_manifest(_label_manifest(tmp_path))
-  assert (manifest_builder.ManifestConfig.make(parsed).name ==
-          manifest_builder.ManifestConfig.make(parsed, frame_rate=2.0, video_size=8,
+  parsed = table.read_manifest(label_manifest(tmp_path))
+  assert (manifest.ManifestConfig.make(parsed).name ==
+          manifest.ManifestConfig.make(parsed, frame_rate=2.0, video_size=8,
                                        video_soundtrack=False).name)
   with pytest.raises(ValueError, match="frame_rate must be a number > 0"):
-    manifest_builder.ManifestConfig.make(parsed, frame_rate=0)
+    manifest.ManifestConfig.make(parsed, frame_rate=0)
   with pytest.raises(ValueError, match="video_size must be an int >= 1"):
-    manifest_builder.ManifestConfig.make(parsed, video_size=1.5)
+    manifest.ManifestConfig.make(parsed, video_size=1.5)
 
 
 def test_frame_folder_fingerprint_sees_each_frame(tmp_path):
@@ -782,7 +397,7 @@ def test_audio_column_decodes_media_files_with_pyav(soundtracks):
   M4A within the tolerance."""
   root, expected = soundtracks
   names = ["ffv1_sound.mkv", "stereo16k.mkv", "tone.m4a"]
-  parsed = table.read_manifest(_write_csv(
+  parsed = table.read_manifest(write_csv(
       root / "media.csv", ["audio", "label"], [(n, "cat") for n in names]))
   for row, name in zip(parsed.rows, names):
     audio = media.read_audio(parsed, row, RATE)
@@ -814,9 +429,9 @@ def test_soundtrack_is_decoded_and_aligned(soundtracks):
     else:
       np.testing.assert_array_equal(audio, expected[name])
   late = media.read_soundtrack(parsed, parsed.rows[2], RATE,
-                                  max_seconds=0.4)
+                               max_seconds=0.4)
   np.testing.assert_array_equal(late, expected["late.mkv"][:3200])
-  stereo = table.read_manifest(_write_csv(
+  stereo = table.read_manifest(write_csv(
       root / "stereo.csv", ["audio", "label"], [("stereo16k.mkv", "cat")]))
   np.testing.assert_array_equal(
       media.read_soundtrack(parsed, parsed.rows[4], RATE),
@@ -835,8 +450,8 @@ def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
   assert modalities(["late.mkv", "tone.mp4"], False) == ("video",)
   assert modalities(["silent.mkv", "frames", "ffv1.mkv"]) == ("video",)
   assert media.modalities_of(table.read_manifest(
-      _write_csv(root / "both.csv", ["video", "audio", "label"],
-                 [("silent.mkv", "snd.wav", "cat")]))) == ("audio", "video")
+      write_csv(root / "both.csv", ["video", "audio", "label"],
+                [("silent.mkv", "snd.wav", "cat")]))) == ("audio", "video")
   for names, without, kind in (
       (["late.mkv", "tone.mp4", "silent.mkv", "frames"], "silent.mkv",
        "no audio stream"),
@@ -845,13 +460,13 @@ def test_soundtracks_decide_the_audio_modality(soundtracks, clips):
     with pytest.raises(DataError) as e:
       media.modalities_of(table.read_manifest(path))
     row = names.index(without) + 1
-    _assert_names(e.value, path, f"line {row + 1} (row {row})",
-                  "column video", root / without, kind,
-                  "line 2 (row 1)" if row > 1 else "line 3 (row 2)",
-                  "data.video_soundtrack=False")
+    assert_names(e.value, path, f"line {row + 1} (row {row})",
+                 "column video", root / without, kind,
+                 "line 2 (row 1)" if row > 1 else "line 3 (row 2)",
+                 "data.video_soundtrack=False")
     with pytest.raises(DataError):  # As the builder's config.
-      manifest_builder.ManifestConfig.make(table.read_manifest(path))
-    assert manifest_builder.ManifestConfig.make(table.read_manifest(path),
+      manifest.ManifestConfig.make(table.read_manifest(path))
+    assert manifest.ManifestConfig.make(table.read_manifest(path),
                                         video_soundtrack=False).modalities == (
                                             "video",)
 
@@ -867,23 +482,23 @@ def test_soundtrack_errors_name_the_row_and_file(soundtracks):
   for row, name, reason in zip(parsed.rows, names, reasons):
     with pytest.raises(DataError) as e:
       media.read_soundtrack(parsed, row, RATE)
-    _assert_names(e.value, path, f"line {row.line} (row {row.number})",
-                  "column video", root / name, reason)
+    assert_names(e.value, path, f"line {row.line} (row {row.number})",
+                 "column video", root / name, reason)
   files = {"silent.mkv": "PyAV: no audio stream",
            "noise.mp4": "PyAV: Invalid data"}
-  audio_path = _write_csv(root / "bad_audio.csv", ["audio", "label"],
-                          [(name, "cat") for name in files])
+  audio_path = write_csv(root / "bad_audio.csv", ["audio", "label"],
+                         [(name, "cat") for name in files])
   parsed = table.read_manifest(audio_path)
   for row, (name, reason) in zip(parsed.rows, files.items()):
     with pytest.raises(DataError) as e:
       media.read_audio(parsed, row, RATE)
-    _assert_names(e.value, audio_path, f"line {row.line} (row {row.number})",
-                  "column audio", root / name, "cannot read",
-                  "soundfile: Format not recognised", reason)
+    assert_names(e.value, audio_path, f"line {row.line} (row {row.number})",
+                 "column audio", root / name, "cannot read",
+                 "soundfile: Format not recognised", reason)
   with pytest.raises(DataError) as e:  # Probing, too.
     media.modalities_of(table.read_manifest(
         _video_manifest(root, ["late.mkv", "noise.mp4"], "probe.csv")))
-  _assert_names(e.value, "line 3 (row 2)", root / "noise.mp4", "cannot read")
+  assert_names(e.value, "line 3 (row 2)", root / "noise.mp4", "cannot read")
 
 
 # Rows of the prepared soundtrack manifest: (video, label, split).
@@ -896,20 +511,20 @@ SOUNDTRACK_ROWS = [("ffv1_sound.mkv", "cat", "train"),
 @pytest.fixture(scope="module")
 def soundtrack_manifest(soundtracks):
   root, _ = soundtracks
-  return _write_csv(root / "soundtracks.csv", ["video", "label", "split"],
-                    SOUNDTRACK_ROWS)
+  return write_csv(root / "soundtracks.csv", ["video", "label", "split"],
+                   SOUNDTRACK_ROWS)
 
 
 def test_soundtrack_manifest_is_prepared(soundtracks, soundtrack_manifest,
                                          tmp_path):
   _, expected = soundtracks
-  builder = manifest_builder.get_builder(soundtrack_manifest, tmp_path,
+  builder = manifest.get_builder(soundtrack_manifest, tmp_path,
                                  video_size=16, sample_rate=RATE)
   assert builder.builder_config.name.startswith(
       "audio-video_sr8000_v16_fr8_10s_seed0_")
   assert builder.info.features["audio"].dtype == np.int16
   assert builder.info.features["video"].shape == (None, 16, 16, 3)
-  examples = _read_all(builder)
+  examples = read_all(builder)
   for number, (video, _, split) in enumerate(SOUNDTRACK_ROWS, 1):
     got_split, ex = examples[number]
     assert got_split == split
@@ -921,13 +536,13 @@ def test_soundtrack_manifest_is_prepared(soundtracks, soundtrack_manifest,
       np.testing.assert_array_equal(ex["audio"], expected[video])
   assert examples[1][1]["video"].shape == (12, 16, 16, 3)
   parsed = table.read_manifest(soundtrack_manifest)
-  off = manifest_builder.ManifestConfig.make(parsed, video_size=16,
+  off = manifest.ManifestConfig.make(parsed, video_size=16,
                                      video_soundtrack=False)
   assert off.modalities == ("video",)
   assert off.name.startswith("video_v16_fr8_10s_seed0_")
   silent = table.read_manifest(_video_manifest(
       soundtrack_manifest.parent, ["silent.mkv"], "silent.csv"))
-  on, off = (manifest_builder.ManifestConfig.make(silent, video_soundtrack=s)
+  on, off = (manifest.ManifestConfig.make(silent, video_soundtrack=s)
              for s in (True, False))
   assert on.modalities == off.modalities == ("video",)
   assert on.name != off.name  # The setting is in the hash with a video.
