@@ -52,7 +52,8 @@ def main(argv):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   import timing  # pylint: disable=g-import-not-at-top
   from mmjax import checkpoint  # pylint: disable=g-import-not-at-top
-  from mmjax.data import datasets, input_checkpoint, pipeline  # pylint: disable=g-import-not-at-top
+  from mmjax.data import input_checkpoint, pipeline  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import registry as datasets  # pylint: disable=g-import-not-at-top
 
   config = FLAGS.config
   builder = datasets.get_builder(config.data)

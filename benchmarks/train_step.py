@@ -97,7 +97,8 @@ def run(config) -> dict:
     shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
               for m, x in first.items() if m in config.modalities}
   else:
-    from mmjax.data import datasets, pipeline  # pylint: disable=g-import-not-at-top
+    from mmjax.data import pipeline  # pylint: disable=g-import-not-at-top
+    from mmjax.data.builders import registry as datasets  # pylint: disable=g-import-not-at-top
     from mmjax.train import loop  # pylint: disable=g-import-not-at-top
     builder = datasets.get_builder(config.data)
     shapes = loop._example_shapes(builder, config)  # pylint: disable=protected-access

@@ -1,6 +1,6 @@
 """Audio-visual digit clips (`av_digit_clips`): two MNIST digits, each
 bouncing in a 64x64 frame while its FSDD recording is spoken, 2 s at 8
-frames/s with an 8 kHz soundtrack (mmjax/data/av_digit_clips.py).
+frames/s with an 8 kHz soundtrack (mmjax/data/builders/av_digit_clips.py).
 
 Tasks (config-file argument `task`):
   sync      is the soundtrack aligned with the video (2 classes)? Negatives
@@ -71,7 +71,8 @@ def encoder_config(name: str) -> ml_collections.ConfigDict:
 
 def data_config(task: str) -> ml_collections.ConfigDict:
   """av_digits' split protocol (official split or leave-one-speaker-out),
-  the task, and how the clips are made (mmjax/data/datasets.py)."""
+  the task, and how the clips are made
+  (mmjax/data/builders/av_digit_clips.py)."""
   d = av_digits.data_config()
   d.name = "av_digit_clips"
   d.task = task

@@ -46,7 +46,8 @@ def encoder_config(name: str) -> ml_collections.ConfigDict:
 
 
 def data_config() -> ml_collections.ConfigDict:
-  """The av_digits dataset and its split protocol (see mmjax/data/splits.py)."""
+  """The av_digits dataset and its split protocol (see
+  mmjax/data/builders/splits.py)."""
   d = ml_collections.ConfigDict()
   d.name = "av_digits"
   d.manual_dir = ""  # "" -> $MMJAX_MANUAL_DIR, else ../shared/data

@@ -38,7 +38,7 @@ def encoder_config(name: str) -> ml_collections.ConfigDict:
 
 
 def data_config() -> ml_collections.ConfigDict:
-  """The `emoji_image_text` dataset (see mmjax/data/datasets.py)."""
+  """The `emoji_image_text` dataset (see mmjax/data/builders/emoji.py)."""
   d = ml_collections.ConfigDict()
   d.name = "emoji_image_text"
   d.manual_dir = ""  # "" -> $MMJAX_MANUAL_DIR, else ../shared/data

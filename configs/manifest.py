@@ -1,10 +1,11 @@
 """Classification of your own data, listed in a manifest
-(`multimodal_manifest`, see mmjax/data/manifest.py).
+(`multimodal_manifest`, see mmjax/data/builders/manifest/).
 
 The modalities are the manifest's modality columns (any of image, audio,
 text, video), read from it here, plus audio from the video files'
 soundtracks when it has a video column and no audio column and every video
-file has one (`mmjax.data.manifest.modalities_of`, which probes their
+file has one (`mmjax.data.builders.manifest.media.modalities_of`, which
+probes their
 headers; `data.video_soundtrack`, default True); and the number of classes
 its distinct labels:
 
@@ -48,7 +49,9 @@ import ml_collections
 from configs import av_digit_clips
 from configs import av_digits
 from configs import base
-from mmjax.data import manifest as manifest_lib
+from mmjax.data.builders.manifest import builder as manifest_builder
+from mmjax.data.builders.manifest import media as manifest_media
+from mmjax.data.builders.manifest import table as manifest_table
 from mmjax.models.registries import ENCODERS, FUSION, module_config
 
 DEFAULT_MODALITIES = ("image", "text")
@@ -56,7 +59,7 @@ DEFAULT_NUM_CLASSES = 2
 IMAGE_SIZE = 64
 SAMPLE_RATE = 8000
 MAX_TOKENS = 32
-VOCAB_SIZE = manifest_lib.VOCAB_SIZE
+VOCAB_SIZE = manifest_builder.VOCAB_SIZE
 TOKENIZE = (f'tokenize(tokenizer="{{dataset_dir}}/tokenizer", '
             f"max_length={MAX_TOKENS})")
 FRAME_RATE = 8.0  # stored video frames per second
@@ -86,7 +89,8 @@ def encoder_config(modality: str, name: str) -> ml_collections.ConfigDict:
 
 def data_config(manifest: str,
                 video_soundtrack: bool = True) -> ml_collections.ConfigDict:
-  """The `multimodal_manifest` dataset (see mmjax/data/datasets.py)."""
+  """The `multimodal_manifest` dataset (see
+  mmjax/data/builders/manifest/builder.py)."""
   d = ml_collections.ConfigDict()
   d.name = "multimodal_manifest"
   d.manifest = manifest  # "" fails at launch: a manifest is needed
@@ -153,9 +157,11 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
 
   Raises:
     mmjax.data.errors.DataError: for a manifest that is missing or
-      malformed (see `mmjax.data.manifest.read_manifest`), or, with
+      malformed (see `mmjax.data.builders.manifest.table.read_manifest`), or,
+      with
       soundtracks, a video file that is missing or unreadable or whose
-      soundtrack some rows lack (see `mmjax.data.manifest.modalities_of`).
+      soundtrack some rows lack (see
+      `mmjax.data.builders.manifest.media.modalities_of`).
     ValueError: for a `video_soundtrack` that is not true or false.
   """
   names = base.parse_arg(arg, manifest="", fusion="early_fusion", image="cnn",
@@ -164,8 +170,8 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   soundtrack = _parse_bool("video_soundtrack", names["video_soundtrack"])
   manifest = names["manifest"]
   if manifest:
-    parsed = manifest_lib.read_manifest(manifest)
-    modalities = manifest_lib.modalities_of(parsed, soundtrack)
+    parsed = manifest_table.read_manifest(manifest)
+    modalities = manifest_media.modalities_of(parsed, soundtrack)
     num_classes = len(parsed.labels)
     manifest = str(parsed.path)  # Absolute: the run may start elsewhere.
   else:

@@ -49,7 +49,7 @@ def jax_compilation_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def real_manual_dir() -> pathlib.Path:
   """../shared/data (relative to the repo root); fails if it is missing."""
-  from mmjax.data import sources  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import sources  # pylint: disable=g-import-not-at-top
   from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
   try:
     sources.check_manual_dir(SHARED_DATA)
@@ -63,7 +63,7 @@ def real_manual_dir() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def prepared_data_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding the default av_digits config, prepared once."""
-  from mmjax.data import av_digits, splits  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import av_digits, splits  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tensorflow_datasets")
   av_digits.get_builder(real_manual_dir, data_dir, splits.SplitSpec())
   return data_dir
@@ -77,7 +77,7 @@ EMOJI_TINY = {"image_size": 32, "vocab_size": 2000}
 @pytest.fixture(scope="session")
 def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding emoji_image_text at EMOJI_TINY, prepared once."""
-  from mmjax.data import emoji  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import emoji  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tfds_emoji")
   emoji.get_builder(real_manual_dir, data_dir, **EMOJI_TINY)
   return data_dir
@@ -133,9 +133,9 @@ def tiny_manifest(tmp_path_factory) -> pathlib.Path:
 def prepared_manifest_dir(tmp_path_factory, tiny_manifest) -> pathlib.Path:
   """A TFDS data_dir holding the tiny manifest prepared once (images kept at
   their size, 8000 Hz, default split)."""
-  from mmjax.data import manifest  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders.manifest import builder  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tfds_manifest")
-  manifest.get_builder(tiny_manifest, data_dir)
+  builder.get_builder(tiny_manifest, data_dir)
   return data_dir
 
 
@@ -148,7 +148,7 @@ CLIPS_TINY = {"task": "sync", "clips_per_pair": 1}
 def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding av_digit_clips at CLIPS_TINY (default split
   spec), prepared once (~25 s)."""
-  from mmjax.data import av_digit_clips, splits  # pylint: disable=g-import-not-at-top
+  from mmjax.data.builders import av_digit_clips, splits  # pylint: disable=g-import-not-at-top
   data_dir = tmp_path_factory.mktemp("tfds_clips")
   av_digit_clips.get_builder(real_manual_dir, data_dir, splits.SplitSpec(),
                              **CLIPS_TINY)

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from mmjax.data import preprocess
+from mmjax.data.pp import builder as pp_builder
 
 try:  # JAX owns the accelerators; tf.data runs on the host CPU only.
   tf.config.set_visible_devices([], "GPU")
@@ -91,7 +91,7 @@ def resolve_dataset_dir(spec: str, builder: tfds.core.DatasetBuilder) -> str:
 
 # The pp key of the ops that see the whole example (all its features) before
 # the per-modality ops, e.g. `sample_clip`, which cuts the same time window
-# from a video and its soundtrack (`mmjax.data.video_ops`).
+# from a video and its soundtrack (`mmjax.data.pp.video`).
 EXAMPLE_PP_KEY = "example"
 
 
@@ -99,8 +99,8 @@ def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
   """`(position, example) -> {modality: tensor, label: int32}` with pp ops:
   `pp["example"]` on the whole example first (if given), then `pp[m]` on
   each modality m."""
-  ops = {m: preprocess.parse(pp.get(m, "")) for m in modalities}
-  example_ops = preprocess.parse(pp.get(EXAMPLE_PP_KEY, ""))
+  ops = {m: pp_builder.parse(pp.get(m, "")) for m in modalities}
+  example_ops = pp_builder.parse(pp.get(EXAMPLE_PP_KEY, ""))
 
   def fn(position, example):
     # `position` is global (the same for any process count); the key's second
@@ -194,7 +194,7 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
       `label` features.
     split: TFDS split name, e.g. "train".
     modalities: feature names to keep, e.g. ("image", "audio").
-    pp: `{modality: pp spec}` (see `mmjax.data.preprocess.parse`), and
+    pp: `{modality: pp spec}` (see `mmjax.data.pp.builder.parse`), and
       optionally `{"example": spec}` of ops on the whole example, run first;
       `{dataset_dir}` in a spec becomes `builder.data_dir`.
     global_batch_size: examples per step over all processes.

@@ -7,7 +7,7 @@ Unknown keys are already rejected by the locked ConfigDict (at the override
 import ml_collections
 
 from mmjax import objectives
-from mmjax.data import preprocess
+from mmjax.data.pp import builder as pp_builder
 from mmjax.train import balancing
 
 
@@ -29,7 +29,7 @@ def check(config: ml_collections.ConfigDict) -> None:
         # it): checked when the pipeline builds it.
         continue
       try:
-        preprocess.parse(spec)
+        pp_builder.parse(spec)
       except ValueError as e:
         raise ValueError(f"config.{key}.{m}: {e}") from e
   if not config.eval_splits:

@@ -20,7 +20,8 @@ import tensorflow_datasets as tfds
 from jax.sharding import Mesh
 
 from mmjax import objectives, parallel
-from mmjax.data import pipeline, preprocess
+from mmjax.data import pipeline
+from mmjax.data.pp import builder as preprocess
 from mmjax.models.registries import ENCODERS
 from mmjax.train import metrics, retrieval, steps, writers
 

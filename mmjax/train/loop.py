@@ -23,7 +23,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mmjax import checkpoint, objectives, parallel, paths, sharding
-from mmjax.data import datasets, input_checkpoint, pipeline
+from mmjax.data import input_checkpoint, pipeline
+from mmjax.data.builders import registry as datasets
 from mmjax.models.multimodal import build_model
 from mmjax.train import config_checks, evaluate, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard

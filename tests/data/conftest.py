@@ -1,7 +1,7 @@
 """Fixtures for the data tests: a small fake manual directory and the real one.
 
 The fake directory has the layout of ../shared/data (see
-mmjax.data.sources.LAYOUT) with tiny synthetic contents:
+mmjax.data.builders.sources.LAYOUT) with tiny synthetic contents:
   * mnist/: 200 images (labels i % 10; pixels [0, 0] and [0, 1] hold i % 256
     and i // 256, so each image is recognisable), gzip IDX;
   * fsdd/recordings/: 2 speakers x 10 digits x 12 takes, 0.1 s of noise each
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmjax.data import sources
+from mmjax.data.builders import sources
 
 
 FAKE_SPEAKERS = ("alice", "bob")

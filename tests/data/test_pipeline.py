@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax.data import av_digits, pipeline, splits
+from mmjax.data import pipeline
+from mmjax.data.builders import av_digits, splits
 
 MODALITIES = ("image", "audio")
 PP = {"image": "value_range(0, 1)|random_translate(2)",

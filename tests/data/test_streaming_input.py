@@ -9,7 +9,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from mmjax import checkpoint, parallel
-from mmjax.data import av_digits, input_checkpoint, pipeline, splits
+from mmjax.data import input_checkpoint, pipeline
+from mmjax.data.builders import av_digits, splits
 
 MODALITIES = ("image", "audio")
 PP = {"image": "value_range(0, 1)|random_translate(2)",

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mmjax.pretrained import load as pretrained_load
-from mmjax.data import preprocess
+from mmjax.data.pp import builder as pp_builder
 from mmjax.models.registries import ENCODERS, split_options
 from tests.data import tiny_tokenizers
 from tests.pretrained import spec_bert
@@ -34,7 +34,7 @@ def checkpoint(tmp_path_factory):
 
 def mmjax_outputs(directory, texts, **overrides):
   """(tokens, mask, inputs) of the encoder on the op's tokens."""
-  op = preprocess.parse(f"tokenize({str(directory)!r}, {MAX_LENGTH})")
+  op = pp_builder.parse(f"tokenize({str(directory)!r}, {MAX_LENGTH})")
   seed = tf.constant([0, 0], tf.int64)
   inputs = next(tf.data.Dataset.from_tensor_slices(list(texts)).map(
       lambda t: op(t, seed)).batch(len(texts)).as_numpy_iterator())

@@ -23,7 +23,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from configs import base
-from mmjax.data.datasets import DATASETS
+from mmjax.data.builders.registry import DATASETS
 from mmjax.models.registries import ENCODERS, module_config
 
 DATASET = "tiny_shapes_captions"
@@ -83,7 +83,7 @@ class TinyShapesCaptions(tfds.core.GeneratorBasedBuilder):
   @tfds.core.utils.classproperty
   @classmethod
   def code_path(cls) -> epath.Path:
-    # As mmjax.data.av_digits: TFDS 4.9.10's own code_path needs
+    # As mmjax.data.builders.base: TFDS 4.9.10's own code_path needs
     # `importlib_resources`.
     return epath.Path(__file__)
 

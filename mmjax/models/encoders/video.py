@@ -3,7 +3,7 @@
 
 Frames are float32 in about [0, 1] at `frame_rate` Hz; `frame_mask` is True
 for real frames, False for the padding at the end of a short clip
-(`mmjax.data.video_ops`). Padded frames are replaced by zeros before any
+(`mmjax.data.pp.video`). Padded frames are replaced by zeros before any
 layer sees them, so their content (even NaN) reaches neither the tokens nor
 the gradients, and the tokens that cover only padding are masked.
 """
