@@ -8,7 +8,8 @@ import pytest
 from mmjax.models.registries import FUSION
 from tests.models import test_contract as contract
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = (pathlib.Path(__file__).resolve().parents[1] / "docs"
+          / "write_your_own_fusion_layer.md")
 NAME = "summary_cross_attention"
 
 
