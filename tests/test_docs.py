@@ -16,7 +16,8 @@ whole command (`python ...`, `pip ...`, `srun ...`, `gcloud ...`, or a
 Placeholders (`DIR`, `/path/to/...`, elided `...`) are replaced by the
 table `PLACEHOLDERS` below; the manifests the docs only describe are built
 from the real data in ../shared/data. Every relative link of the pages must
-resolve, anchors included.
+resolve, anchors included, and every repository path (`mmjax/...`,
+`tests/...`, ...) and `mmjax.` module the pages name must exist.
 """
 
 import ast
@@ -487,6 +488,39 @@ def test_relative_links_resolve(page):
                             re.M)
       assert anchor in {_slug(h) for h in headings}, (
           f"{page.name}: no heading #{anchor} in {file.name}")
+
+
+REPO_PATH = re.compile(
+    r"(?<![\w/.])((?:mmjax|tests|configs|scripts|benchmarks|experiments)"
+    r"/[\w./-]*)")
+DOTTED = re.compile(r"(?<![\w.])(mmjax(?:\.\w+)+)")
+
+
+def _dotted_exists(name: str) -> bool:
+  """`mmjax.a.b[.attr...]`: a module of the tree, and a first attribute
+  defined or imported in it."""
+  parts = name.split(".")
+  for i in range(len(parts), 0, -1):
+    base = REPO.joinpath(*parts[:i])
+    module = base.with_suffix(".py") if not base.is_dir() else (
+        base / "__init__.py")
+    if module.exists():
+      if i == len(parts):
+        return True
+      return re.search(rf"^(def|class) {parts[i]}\b|^{parts[i]}\b *[:=]|"
+                       rf"\bimport .*\b{parts[i]}\b", module.read_text(),
+                       re.M) is not None or (base / parts[i]).exists()
+  return False
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_repository_paths_in_the_pages_exist(page):
+  """Every file, folder and `mmjax.` module the page names is there."""
+  text = page.read_text()
+  missing = sorted({m.rstrip(".") for m in REPO_PATH.findall(text)
+                    if not (REPO / m.rstrip(".")).exists()})
+  missing += sorted({m for m in DOTTED.findall(text) if not _dotted_exists(m)})
+  assert not missing, f"{page.relative_to(REPO)} names {missing}"
 
 
 def test_every_docs_page_is_in_the_index():
