@@ -77,7 +77,7 @@ FRAGMENT_PLACEHOLDERS = {
     "[--corruptions=NAME,...]": "--corruptions=none",
 }
 # Not checked here: the docs say launch.py refuses it, which happens when the
-# model is built, after the flags (tests/test_launch.py covers such keys).
+# model is built, after the flags (tests/models/test_multimodal.py tests it).
 UNCHECKED_FRAGMENTS = ("--config.model.fusion.name=summary_cross_attention",)
 
 
