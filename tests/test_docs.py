@@ -12,7 +12,8 @@ whole command (`python ...`, `pip ...`, `srun ...`, `gcloud ...`, or a
 - `pip install`: the requirement files exist, a pinned package's version is
   the one in the requirement files;
 - `python -m pytest`: exactly the command `.ci/run` runs;
-- every repository path in a command exists.
+- every repository path in a command exists (a file a page has the user
+  create, "Save it as `name` in `folder/`", is read from the page).
 Placeholders (`DIR`, `/path/to/...`, elided `...`) are replaced by the
 table `PLACEHOLDERS` below; the manifests the docs only describe are built
 from the real data in ../shared/data. Every relative link of the pages must
@@ -66,7 +67,9 @@ CONFIG_ARGUMENTS = {":manifest=": "--config=configs/manifest.py"}
 # arguments, applied to the config the page is about, or another script's.
 FRAGMENT_CONFIGS = {
     "data.md": "configs/manifest.py:manifest=/path/to/data.csv",
-    "video.md": "configs/av_digit_clips.py"}
+    "video.md": "configs/av_digit_clips.py",
+    # The config the page has the user write (see `user_files`).
+    "write_your_own_dataset.md": "configs/fsdd_digits.py"}
 FRAGMENT_DEFAULT_CONFIG = "configs/av_digits.py"
 FRAGMENT_SCRIPTS = {"--write_results": "benchmarks/compare.py",
                     "--write_section": "benchmarks/train_step.py"}
@@ -202,8 +205,21 @@ def plan_python(args: List[str], plan: Plan, workdir: str) -> None:
     plan.launches.append(launch_args)
 
 
-def plan_of(command: Command, workdir: str, manifests: str) -> Plan:
+def user_files(pages=PAGES) -> Dict[str, str]:
+  """`{path: code}` of the files the pages have the user create ("Save it
+  as `name` in `folder/`"), which the pages name but the repository lacks."""
+  from tests.user_copy import saved_files  # pylint: disable=g-import-not-at-top
+  return {path: code for page in pages
+          for path, code in saved_files(page).items()}
+
+
+def plan_of(command: Command, workdir: str, manifests: str,
+            saved: Optional[pathlib.Path] = None) -> Plan:
+  """What `command` asks of the repository; the user's files it names
+  (`user_files`) are read from the folder `saved`."""
   text, _ = substitute(command.text, workdir, manifests)
+  for path in user_files() if saved else ():
+    text = re.sub(rf"(?<![\w/.]){re.escape(path)}", str(saved / path), text)
   plan = Plan()
   for words in segments(shlex.split(text, comments=True)):
     while words and re.match(r"^[A-Z_]+=", words[0]):  # environment
@@ -346,10 +362,14 @@ def parse_launch_flags(argvs: List[List[str]]) -> List[dict]:
 def launched(manifests, tmp_path_factory) -> Dict[str, tuple]:
   """Every command's plan, and its launch.py parses (one subprocess)."""
   workdir = str(tmp_path_factory.mktemp("workdir") / "run")
+  saved = tmp_path_factory.mktemp("user_files")
+  for path, code in user_files().items():
+    (saved / path).parent.mkdir(parents=True, exist_ok=True)
+    (saved / path).write_text(code)
   plans = {}
   for c in ALL_COMMANDS:
     try:
-      plans[str(c)] = plan_of(c, workdir, str(manifests))
+      plans[str(c)] = plan_of(c, workdir, str(manifests), saved)
     except (AssertionError, ValueError, IndexError) as e:  # in its own test
       plans[str(c)] = e
   argvs = [a for p in plans.values() if isinstance(p, Plan) for a in p.launches]
@@ -515,10 +535,12 @@ def _dotted_exists(name: str) -> bool:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_repository_paths_in_the_pages_exist(page):
-  """Every file, folder and `mmjax.` module the page names is there."""
+  """Every file, folder and `mmjax.` module the page names is there, but
+  the files it has the user create."""
   text = page.read_text()
   missing = sorted({m.rstrip(".") for m in REPO_PATH.findall(text)
-                    if not (REPO / m.rstrip(".")).exists()})
+                    if not (REPO / m.rstrip(".")).exists()} -
+                   set(user_files([page])))
   missing += sorted({m for m in DOTTED.findall(text) if not _dotted_exists(m)})
   assert not missing, f"{page.relative_to(REPO)} names {missing}"
 

@@ -31,8 +31,9 @@ def example_code():
 @pytest.fixture(scope="module")
 def user_copy(tmp_path_factory):
   """The repository plus the example, saved where the page says."""
-  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax",
-                        {FILE: example_code()})
+  files = user.saved_files(PAGE)
+  assert files == {FILE: example_code()}, set(files)
+  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
 
 
 def test_example_trains_through_launch(user_copy, prepared_data_dir,

@@ -75,12 +75,17 @@ print(json.dumps(out))
 """
 
 
+def example_code():
+  (code,) = user.page_blocks(PAGE, "python")
+  return code
+
+
 @pytest.fixture(scope="module")
 def user_copy(tmp_path_factory):
   """The repository plus the example, saved where the page says."""
-  (code,) = user.page_blocks(PAGE, "python")
-  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax",
-                        {FILE: code})
+  files = user.saved_files(PAGE)
+  assert files == {FILE: example_code()}, set(files)
+  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
 
 
 def test_example_trains_through_launch(user_copy, prepared_data_dir,

@@ -26,6 +26,14 @@ def page_blocks(page: pathlib.Path, language: str) -> List[str]:
                     re.S | re.M)
 
 
+def saved_files(page: pathlib.Path) -> Dict[str, str]:
+  """The files the page has the user create: `{folder/name: code}` for each
+  python block followed by "Save it as `name` in `folder/`"."""
+  found = re.findall(r"^```python\n(.*?)^```\n+Save it as `([^`/]+)` in\s+"
+                     r"`([^`]+/)`", page.read_text(), re.S | re.M)
+  return {folder + name: code for code, name, folder in found}
+
+
 def launch_command(page: pathlib.Path) -> List[str]:
   """The page's one `launch.py` command (its bash blocks), split as the
   shell would.
