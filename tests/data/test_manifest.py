@@ -32,8 +32,8 @@ from mmjax.data import manifest
 from mmjax.data import pipeline
 from mmjax.data import preprocess
 from mmjax.data.errors import DataError
-from mmjax.train import evaluate
-from mmjax.models.multimodal import build_model
+from mmjax.evaluation import results as eval_results
+from mmjax.models.multimodal import build_classifier
 
 RATE = 8000
 LABELS = ("cat", "dog", "owl")
@@ -333,7 +333,7 @@ def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
   skipped = builder.info.metadata["skipped_examples"]
   assert [len(skipped[s]) for s in ("train", "test")] == [3, 0]
   # What the train loop reports (log, run_info.json, results.json).
-  assert evaluate.skipped_examples(builder) == {"train": 3, "test": 0}
+  assert eval_results.skipped_examples(builder) == {"train": 3, "test": 0}
   for message, file in zip(skipped["train"], ("1.png", "2.wav", "3.png")):
     assert str(tmp_path / file) in message and "data.csv, line" in message
   # The prepared copy is reused, its list read back from disk; the missing
@@ -964,7 +964,7 @@ def test_config_on_a_video_manifest_runs_the_model(
   assert sorted(batch["video"]["frame_mask"].sum(axis=1)) == [5, 8]
   assert batch["audio"].shape == (2, RATE)
   assert (np.abs(batch["audio"]).max(axis=1) > 0.4).all()  # The tones.
-  model = build_model(c)
+  model = build_classifier(c)
   # Compiled: a third of the time of eager initialisation on a CPU.
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0), batch)
