@@ -66,7 +66,7 @@ def setup(config, workdir: epath.Path, read_only: bool,
   config_checks.check(config)
   objective.check_config(config)
   shard_config = config.get("sharding")
-  mesh = sharding.make_mesh(shard_config.fsdp if shard_config else 1)
+  mesh = parallel.make_mesh(shard_config.fsdp if shard_config else 1)
   parallel.local_batch_size(config.batch_size)
   builder = datasets.get_builder(config.data)
   unknown = set(config.eval_splits) - set(builder.info.splits)
