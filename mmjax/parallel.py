@@ -55,14 +55,8 @@ def initialize_distributed(enabled: bool = False,
                jax.local_device_count(), jax.device_count())
 
 
-# CPU devices per available core that `configure_cpu_devices` aims for.
-# Measured on the 2-core development machine (benchmarks/RESULTS.md, third
-# pass; same process layout as launch.py, alternating runs): the av_digits
-# step took 45.6-48.2 ms on 4 devices against 52.9-61.0 ms on 8, and 2 and 16
-# devices were slower than 4 too. XLA:CPU runs most of a device's step on one
-# thread, so fewer devices than cores leave cores idle, and each device adds
-# a fixed cost per step (about 2 ms of one core's time here). Other core
-# counts are extrapolated from this one machine, not measured.
+# CPU devices per available core that `configure_cpu_devices` aims for: the
+# fastest count measured (benchmarks/RESULTS.md, "Notes moved out of code").
 CPU_DEVICES_PER_CORE = 2
 
 
@@ -108,10 +102,9 @@ def configure_cpu_devices(count: Optional[int],
 
   XLA:CPU runs one device's step on about one core; with several CPU
   devices the data-parallel step runs their batch shards concurrently, the
-  same global batch and the same arithmetic up to float32 reduction order.
-  Measured on the 2-core development machine (benchmarks/RESULTS.md): the
-  av_digits step about 1.6x faster with 4 devices than with 1, and 4
-  devices faster than 2, 8 or 16 (`CPU_DEVICES_PER_CORE`).
+  same global batch and the same arithmetic up to float32 reduction order
+  (the default count, `CPU_DEVICES_PER_CORE`, is the fastest measured:
+  benchmarks/RESULTS.md, "Notes moved out of code").
   Has no effect on GPU or TPU backends (their devices are used, not the
   CPU's) and must run before JAX initialises its backends (it may run
   before `initialize_distributed`: each process of a multi-process run
