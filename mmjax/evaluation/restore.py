@@ -37,7 +37,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   out_dir = new_output_dir(workdir / "evaluations" / (
       builder.builder_config.name if builder.builder_config else builder.name))
   results.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
-                             builder.info.features["label"].names)
+                            builder.info.features["label"].names)
   if writers.is_chief():
     writers.write_json_atomic(out_dir / "source.json", {
         "checkpoint_step": step, "manual_dir": str(config.data.get("manual_dir", "")),
