@@ -37,7 +37,7 @@ flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness"],
                   "checkpoint of --workdir on the config's dataset; or "
                   "robustness: missing modalities, corruption sweeps and "
                   "intermodal analysis of that checkpoint "
-                  "(mmjax.train.robustness), into <workdir>/robustness/.")
+                  "(mmjax.evaluation.robustness), into <workdir>/robustness/.")
 flags.DEFINE_string("reference_workdir", None,
                     "--mode=robustness: a run already analysed the same way "
                     "(e.g. late fusion), the reference of effective "
@@ -98,10 +98,11 @@ def main(argv):
                               allow_config_change=FLAGS.allow_config_change)
       print(f"Done. Results in {os.path.join(FLAGS.workdir, 'results.json')}")
     elif FLAGS.mode == "evaluate":
-      out_dir = loop.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
+      from mmjax.evaluation import restore  # pylint: disable=g-import-not-at-top
+      out_dir = restore.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(out_dir, 'results.json')}")
     else:
-      from mmjax.train import robustness  # pylint: disable=g-import-not-at-top
+      from mmjax.evaluation import robustness  # pylint: disable=g-import-not-at-top
       out_dir = robustness.evaluate_robustness(
           FLAGS.config, FLAGS.workdir, FLAGS.reference_workdir,
           None if FLAGS.corruptions is None else

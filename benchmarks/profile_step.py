@@ -53,7 +53,7 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   from xprof.convert import raw_to_tool_data  # pylint: disable=g-import-not-at-top
   from mmjax import parallel  # pylint: disable=g-import-not-at-top
-  from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
+  from mmjax import objectives  # pylint: disable=g-import-not-at-top
   from mmjax.train import optim, steps  # pylint: disable=g-import-not-at-top
   from mmjax.train.state import create_train_state  # pylint: disable=g-import-not-at-top
   import synthetic  # pylint: disable=g-import-not-at-top
@@ -64,13 +64,14 @@ def main(argv):
   first = next(synthetic.synthetic_batches(config, config.model.num_classes))
   shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
             for m, x in first.items() if m in config.modalities}
+  objective = objectives.resolve(config)
   state = create_train_state(
-      build_model(config), shapes,
+      objective.build_model(config), shapes,
       optim.make_optimizer(config.optimizer, config.num_train_steps),
       config.seed, parallel.replicated(mesh))
   step = steps.make_train_step_from_config(
-      mesh, config, optim.learning_rate_schedule(config.optimizer,
-                                                 config.num_train_steps))
+      mesh, config, objective,
+      optim.learning_rate_schedule(config.optimizer, config.num_train_steps))
   batch = parallel.to_global(first, mesh)
   compiled = step.lower(state, batch).compile()
   meta = hlo_metadata(compiled.as_text())

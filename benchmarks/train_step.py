@@ -85,7 +85,7 @@ def run(config) -> dict:
   import synthetic  # pylint: disable=g-import-not-at-top
   import timing  # pylint: disable=g-import-not-at-top
   from mmjax import parallel  # pylint: disable=g-import-not-at-top
-  from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
+  from mmjax import objectives  # pylint: disable=g-import-not-at-top
   from mmjax.train import optim, steps  # pylint: disable=g-import-not-at-top
   from mmjax.train.state import create_train_state  # pylint: disable=g-import-not-at-top
 
@@ -106,14 +106,15 @@ def run(config) -> dict:
         builder, "train", modalities=config.modalities, pp=config.pp_train,
         global_batch_size=config.batch_size, seed=config.seed)
     first = next(host_batches)
-  model = build_model(config)
+  objective = objectives.resolve(config)
+  model = objective.build_model(config)
   tx = optim.make_optimizer(config.optimizer, config.num_train_steps)
   state = create_train_state(model, shapes, tx, config.seed,
                              parallel.replicated(mesh))
   schedule = optim.learning_rate_schedule(config.optimizer,
                                           config.num_train_steps)
-  train_step_fn = lambda m: steps.make_train_step_from_config(m, config,
-                                                             schedule)
+  train_step_fn = lambda m: steps.make_train_step_from_config(
+      m, config, objective, schedule)
   train_step = train_step_fn(mesh)
   batch = parallel.to_global(first, mesh)
 

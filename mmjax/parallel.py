@@ -1,7 +1,8 @@
 """Multi-host initialisation, the device mesh and data-parallel shardings.
 
 The global batch is split along the mesh axis `data` over every device of
-every process; parameters and optimizer state are replicated. The same code
+every process; parameters and optimizer state are replicated, or sharded
+over a second axis `fsdp` (`make_mesh(fsdp)`, `mmjax.sharding`). The same code
 runs on 1 CPU, 8 forced host devices
 (`XLA_FLAGS=--xla_force_host_platform_device_count=8`), one GPU, several
 processes joined by `jax.distributed`, or a TPU pod.
@@ -10,14 +11,16 @@ processes joined by `jax.distributed`, or a TPU pod.
 import collections
 import itertools
 import os
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Tuple
 
 import jax
+from jax.experimental import mesh_utils
 import numpy as np
 from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"  # parameters sharded over it: mmjax.sharding
 
 
 def initialize_distributed(enabled: bool = False,
@@ -52,14 +55,8 @@ def initialize_distributed(enabled: bool = False,
                jax.local_device_count(), jax.device_count())
 
 
-# CPU devices per available core that `configure_cpu_devices` aims for.
-# Measured on the 2-core development machine (benchmarks/RESULTS.md, third
-# pass; same process layout as launch.py, alternating runs): the av_digits
-# step took 45.6-48.2 ms on 4 devices against 52.9-61.0 ms on 8, and 2 and 16
-# devices were slower than 4 too. XLA:CPU runs most of a device's step on one
-# thread, so fewer devices than cores leave cores idle, and each device adds
-# a fixed cost per step (about 2 ms of one core's time here). Other core
-# counts are extrapolated from this one machine, not measured.
+# CPU devices per available core that `configure_cpu_devices` aims for: the
+# fastest count measured (benchmarks/RESULTS.md, "Notes moved out of code").
 CPU_DEVICES_PER_CORE = 2
 
 
@@ -105,10 +102,9 @@ def configure_cpu_devices(count: Optional[int],
 
   XLA:CPU runs one device's step on about one core; with several CPU
   devices the data-parallel step runs their batch shards concurrently, the
-  same global batch and the same arithmetic up to float32 reduction order.
-  Measured on the 2-core development machine (benchmarks/RESULTS.md): the
-  av_digits step about 1.6x faster with 4 devices than with 1, and 4
-  devices faster than 2, 8 or 16 (`CPU_DEVICES_PER_CORE`).
+  same global batch and the same arithmetic up to float32 reduction order
+  (the default count, `CPU_DEVICES_PER_CORE`, is the fastest measured:
+  benchmarks/RESULTS.md, "Notes moved out of code").
   Has no effect on GPU or TPU backends (their devices are used, not the
   CPU's) and must run before JAX initialises its backends (it may run
   before `initialize_distributed`: each process of a multi-process run
@@ -147,15 +143,52 @@ def configure_cpu_devices(count: Optional[int],
   return count
 
 
-def make_mesh() -> Mesh:
-  """A 1-D mesh over all devices of all processes, axis name `data`.
+def device_grid(shape: Tuple[int, ...],
+                devices: Optional[Sequence[Any]] = None) -> np.ndarray:
+  """`devices` (default: all) arranged as a mesh of `shape` (`data` first).
 
-  The axis is of type Auto (compiler-propagated shardings, as in GSPMD):
-  jax >= 0.7 defaults `make_mesh` to Explicit axes, which would make every
-  layer annotate shardings.
+  On a multi-slice TPU (devices of several `slice_index`es), the `data`
+  axis spans the slices: each slice holds a contiguous block of it, and
+  every other axis (`fsdp`) stays inside a slice, so only the data-parallel
+  gradient reduction crosses the slower data-center network
+  (`mesh_utils.create_hybrid_device_mesh`). Otherwise the devices in
+  `jax.make_mesh`'s order for the platform.
+
+  Raises:
+    ValueError: when the slices do not divide the `data` axis.
   """
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
-                       axis_types=(AxisType.Auto,))
+  devices = list(jax.devices() if devices is None else devices)
+  slices = sorted({getattr(d, "slice_index", 0) for d in devices})
+  if len(slices) == 1:
+    return mesh_utils.create_device_mesh(shape, devices)
+  if shape[0] % len(slices):
+    raise ValueError(f"the data axis ({shape[0]} devices) must be a multiple "
+                     f"of the number of TPU slices, {len(slices)}")
+  per_slice = (shape[0] // len(slices), *shape[1:])
+  dcn = (len(slices),) + (1,) * (len(shape) - 1)
+  return mesh_utils.create_hybrid_device_mesh(per_slice, dcn, devices)
+
+
+def make_mesh(fsdp: int = 1) -> Mesh:
+  """`data` (1-D, all devices) when `fsdp == 1`, else `data x fsdp`
+  (`device_grid`: multi-slice TPUs put the slices along `data`).
+
+  Axes are of type Auto (compiler-propagated shardings, as in GSPMD): jax
+  >= 0.7 defaults `jax.make_mesh` to Explicit axes, which would make every
+  layer annotate shardings.
+
+  Raises:
+    ValueError: when the device count is not a multiple of `fsdp`
+      (naming config.sharding.fsdp).
+  """
+  n = jax.device_count()
+  if fsdp < 1 or n % fsdp:
+    raise ValueError(f"config.sharding.fsdp={fsdp} must be >= 1 and divide "
+                     f"the device count, {n}")
+  shape, names = ((n,), (DATA_AXIS,)) if fsdp == 1 else (
+      (n // fsdp, fsdp), (DATA_AXIS, FSDP_AXIS))
+  return Mesh(device_grid(shape), names,
+              axis_types=(AxisType.Auto,) * len(shape))
 
 
 def data_sharding(mesh: Mesh) -> NamedSharding:

@@ -3,10 +3,10 @@ sharded over a second mesh axis `fsdp` (fully sharded data parallelism,
 ZeRO-3 style: Rajbhandari et al. 2020; as `fsdp` in big_vision's sharding
 rules).
 
-The mesh is `data x fsdp` (`config.sharding.fsdp` devices on the second
-axis; 1 = the 1-D data-parallel mesh). Batches are split over both axes;
-each parameter, and the optimizer state of the same shape, is split over
-`fsdp` along one dimension, chosen by
+The mesh is `data x fsdp` (`mmjax.parallel.make_mesh`: `config.sharding.fsdp`
+devices on the second axis; 1 = the 1-D data-parallel mesh). Batches are
+split over both axes; each parameter, and the optimizer state of the same
+shape, is split over `fsdp` along one dimension, chosen by
 
 1. `config.sharding.rules`: `((regex, logical axis names), ...)`. The first
    regex found (`re.search`) in a leaf's path, e.g.
@@ -28,13 +28,10 @@ from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
-from jax.experimental import mesh_utils
 import ml_collections
-import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = "data"
-FSDP_AXIS = "fsdp"
+from mmjax.parallel import FSDP_AXIS
 
 
 def sharding_config() -> ml_collections.ConfigDict:
@@ -45,52 +42,6 @@ def sharding_config() -> ml_collections.ConfigDict:
   c.rules = ()  # ((regex on the leaf path, logical axis names), ...)
   c.logical_axis_rules = ()  # ((logical axis name, mesh axis or None), ...)
   return c
-
-
-def device_grid(shape: Tuple[int, ...],
-                devices: Optional[Sequence[Any]] = None) -> np.ndarray:
-  """`devices` (default: all) arranged as a mesh of `shape` (`data` first).
-
-  On a multi-slice TPU (devices of several `slice_index`es), the `data`
-  axis spans the slices: each slice holds a contiguous block of it, and
-  every other axis (`fsdp`) stays inside a slice, so only the data-parallel
-  gradient reduction crosses the slower data-center network
-  (`mesh_utils.create_hybrid_device_mesh`). Otherwise the devices in
-  `jax.make_mesh`'s order for the platform.
-
-  Raises:
-    ValueError: when the slices do not divide the `data` axis.
-  """
-  devices = list(jax.devices() if devices is None else devices)
-  slices = sorted({getattr(d, "slice_index", 0) for d in devices})
-  if len(slices) == 1:
-    return mesh_utils.create_device_mesh(shape, devices)
-  if shape[0] % len(slices):
-    raise ValueError(f"the data axis ({shape[0]} devices) must be a multiple "
-                     f"of the number of TPU slices, {len(slices)}")
-  per_slice = (shape[0] // len(slices), *shape[1:])
-  dcn = (len(slices),) + (1,) * (len(shape) - 1)
-  return mesh_utils.create_hybrid_device_mesh(per_slice, dcn, devices)
-
-
-def make_mesh(fsdp: int = 1) -> Mesh:
-  """`data` (1-D, all devices) when `fsdp == 1`, else `data x fsdp`
-  (`device_grid`: multi-slice TPUs put the slices along `data`).
-
-  Axes are of type Auto (compiler-propagated shardings, as in GSPMD).
-
-  Raises:
-    ValueError: when the device count is not a multiple of `fsdp`
-      (naming config.sharding.fsdp).
-  """
-  n = jax.device_count()
-  if fsdp < 1 or n % fsdp:
-    raise ValueError(f"config.sharding.fsdp={fsdp} must be >= 1 and divide "
-                     f"the device count, {n}")
-  shape, names = ((n,), (DATA_AXIS,)) if fsdp == 1 else (
-      (n // fsdp, fsdp), (DATA_AXIS, FSDP_AXIS))
-  return Mesh(device_grid(shape), names,
-              axis_types=(AxisType.Auto,) * len(shape))
 
 
 def _path(keypath) -> str:

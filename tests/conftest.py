@@ -159,7 +159,7 @@ def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
 # pytest-xdist's --dist loadfile hands files out in collection order, so a
 # long file started last would run alone at the end of the suite.
 SLOW_FIRST = ("tests/test_kill_resume.py", "tests/test_parallel.py",
-              "tests/train/test_robustness.py", "tests/test_distributed.py",
+              "tests/evaluation/test_robustness.py", "tests/test_distributed.py",
               "tests/test_configs.py", "tests/train/test_loop.py",
               "tests/train/test_contrastive.py",
               "tests/train/test_loop_failures.py")

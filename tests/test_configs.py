@@ -11,7 +11,7 @@ import pathlib
 import pytest
 
 from configs import av_digit_clips, av_digits, base, emoji_subgroup
-from mmjax.models.multimodal import build_model
+from mmjax import objectives
 from mmjax.models.registries import (ENCODER_OPTIONS, ENCODERS, FUSION,
                                      module_config, module_defaults)
 from mmjax.train import loop
@@ -37,7 +37,7 @@ def test_every_fusion_block_is_a_config(name):
   c = av_digits.get_config(f"fusion={name}")
   keys = set(c.model.fusion) - {"name"}
   assert keys == set(module_defaults(FUSION.get(name)))
-  build_model(c)
+  objectives.resolve(c).build_model(c)
   with pytest.raises(AttributeError):  # locked: unknown keys are errors
     c.model.fusion.not_an_attribute = 1
 
@@ -70,7 +70,7 @@ def test_every_encoder_is_a_config(name):
   c = CONFIG_OF_MODALITY[modality].get_config(f"{modality}={name}")
   assert c.model.encoders[modality].name == name
   assert set(c.model.encoders[modality]) == set(config)
-  build_model(c)
+  objectives.resolve(c).build_model(c)
 
 
 # Tiny sizes per config file, on top of the tiny training recipe.

@@ -26,6 +26,37 @@ def test_mesh_and_global_batch():
   np.testing.assert_array_equal(batch["x"], np.arange(8.0).reshape(8, 1))
 
 
+def test_make_mesh_fsdp_must_divide_the_devices():
+  fsdp = jax.device_count() + 1
+  with pytest.raises(ValueError, match=f"config.sharding.fsdp={fsdp} .* divide"):
+    parallel.make_mesh(fsdp)
+
+
+class FakeDevice:
+  """What mesh_utils reads of a device: id, platform, kind and slice."""
+
+  def __init__(self, id_, slice_index):
+    self.id, self.slice_index, self.process_index = id_, slice_index, id_ // 4
+    self.platform, self.device_kind = "cpu", "cpu"
+
+  def __repr__(self):
+    return f"D{self.id}@{self.slice_index}"
+
+
+def test_multi_slice_grid_puts_slices_along_data():
+  # 2 slices of 4 devices, listed interleaved: fsdp (size 2) must stay
+  # inside a slice, and each slice must hold a contiguous half of `data`.
+  devices = [FakeDevice(i, i % 2) for i in range(8)]
+  grid = parallel.device_grid((4, 2), devices)
+  slice_of = np.vectorize(lambda d: d.slice_index)(grid)
+  np.testing.assert_array_equal(slice_of, [[0, 0], [0, 0], [1, 1], [1, 1]])
+  assert sorted(d.id for d in grid.ravel()) == list(range(8))
+  one_slice = parallel.device_grid((8,), [FakeDevice(i, 0) for i in range(8)])
+  assert [d.id for d in one_slice] == list(range(8))
+  with pytest.raises(ValueError, match="multiple of the number of TPU slices"):
+    parallel.device_grid((3, 1), [FakeDevice(i, i % 2) for i in range(3)])
+
+
 def test_device_prefetcher_keeps_order_and_places_batches():
   mesh = parallel.make_mesh()
   host = [{"x": np.full((8, 2), i, np.float32)} for i in range(5)]

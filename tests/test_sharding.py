@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import AbstractMesh, PartitionSpec as P
 
-from mmjax import sharding
+from mmjax import parallel, sharding
 
 MESH = AbstractMesh((2, 4), ("data", "fsdp"))
 
@@ -45,38 +45,10 @@ def test_rules_give_logical_axis_names():
     sharding.leaf_spec("params/Dense_0/kernel", (6, 64), MESH, c)
 
 
-def test_state_shardings_cover_the_tree_and_mesh_errors():
-  mesh = sharding.make_mesh(1)
+def test_state_shardings_cover_the_tree():
+  mesh = parallel.make_mesh(1)
   tree = {"params": {"w": jax.ShapeDtypeStruct((4, 8), np.float32)},
           "step": jax.ShapeDtypeStruct((), np.int32)}
   shardings = sharding.state_shardings(tree, mesh, config(min_size=0))
   assert jax.tree.structure(shardings) == jax.tree.structure(tree)
   assert all(s.spec == P() for s in jax.tree.leaves(shardings))
-  fsdp = jax.device_count() + 1
-  with pytest.raises(ValueError, match=f"config.sharding.fsdp={fsdp} .* divide"):
-    sharding.make_mesh(fsdp)
-
-
-class FakeDevice:
-  """What mesh_utils reads of a device: id, platform, kind and slice."""
-
-  def __init__(self, id_, slice_index):
-    self.id, self.slice_index, self.process_index = id_, slice_index, id_ // 4
-    self.platform, self.device_kind = "cpu", "cpu"
-
-  def __repr__(self):
-    return f"D{self.id}@{self.slice_index}"
-
-
-def test_multi_slice_grid_puts_slices_along_data():
-  # 2 slices of 4 devices, listed interleaved: fsdp (size 2) must stay
-  # inside a slice, and each slice must hold a contiguous half of `data`.
-  devices = [FakeDevice(i, i % 2) for i in range(8)]
-  grid = sharding.device_grid((4, 2), devices)
-  slice_of = np.vectorize(lambda d: d.slice_index)(grid)
-  np.testing.assert_array_equal(slice_of, [[0, 0], [0, 0], [1, 1], [1, 1]])
-  assert sorted(d.id for d in grid.ravel()) == list(range(8))
-  one_slice = sharding.device_grid((8,), [FakeDevice(i, 0) for i in range(8)])
-  assert [d.id for d in one_slice] == list(range(8))
-  with pytest.raises(ValueError, match="multiple of the number of TPU slices"):
-    sharding.device_grid((3, 1), [FakeDevice(i, i % 2) for i in range(3)])

@@ -6,8 +6,6 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from mmjax import objectives
-from mmjax.models import contrastive
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import (ENCODERS, FUSION, build_encoder,
                                      check_module_config, split_options)
@@ -90,17 +88,6 @@ class MultimodalModel(nn.Module):
     return nn.Dense(self.num_classes, name="head")(out.embedding)
 
 
-def build_model(config: ml_collections.ConfigDict) -> nn.Module:
-  """The model of `config.objective` (`mmjax.objectives`; default
-  "classification"): `build_classifier`, or for "contrastive"
-  `mmjax.models.contrastive.build_contrastive_model` (a dual encoder).
-
-  Raises:
-    ValueError: naming config.objective when it is unknown; see the builders.
-  """
-  return _BUILDERS[objectives.get(config)](config)
-
-
 def build_classifier(config: ml_collections.ConfigDict) -> MultimodalModel:
   """The classifier described by `config.modalities` and `config.model`,
   with unimodal auxiliary heads when `config.aux_loss_weight` > 0.
@@ -125,7 +112,3 @@ def build_classifier(config: ml_collections.ConfigDict) -> MultimodalModel:
       fusion=model["fusion"],
       num_classes=model["num_classes"],
       aux_heads=config.get("aux_loss_weight", 0.0) > 0)
-
-
-_BUILDERS = {"classification": build_classifier,
-             "contrastive": contrastive.build_contrastive_model}

@@ -1,19 +1,23 @@
 """Checks of an experiment config that ml_collections' locking cannot make.
 
 Unknown keys are already rejected by the locked ConfigDict (at the override
-`--config.foo=...`); these checks catch values that are wrong together.
+`--config.foo=...`); these checks catch values that are wrong together. The
+checks of one objective are its `Objective.check_config` (`mmjax.objectives`).
 """
 
 import ml_collections
 
-from mmjax import objectives
 from mmjax.data.pp import builder as pp_builder
 from mmjax.train import balancing
 
 
 def check(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the config key and the expected value."""
-  objective = objectives.get(config)
+  """The checks common to every objective (each `Objective.check_config`
+  adds its own, `mmjax.objectives`).
+
+  Raises:
+    ValueError: naming the config key and the expected value.
+  """
   if not config.modalities:
     raise ValueError("config.modalities is empty: name at least one modality")
   for m in config.modalities:
@@ -41,51 +45,6 @@ def check(config: ml_collections.ConfigDict) -> None:
     if config[key] <= 0:
       raise ValueError(f"config.{key} must be positive, got {config[key]}")
   balancing.check_config(config)
-  if objective == "contrastive":
-    check_contrastive(config)
-
-
-def check_contrastive(config: ml_collections.ConfigDict) -> None:
-  """The keys of config.objective='contrastive': exactly two modalities, a
-  positive `model.embed_dim`, a `zero_shot.template` with one '{}', and
-  none of the classification-only options (modality dropout, auxiliary
-  heads, gradient modulation, linear probe).
-
-  Raises:
-    ValueError: naming the key.
-  """
-  if len(config.modalities) != 2:
-    raise ValueError(f"config.objective='contrastive' needs exactly two "
-                     f"modalities in config.modalities, got "
-                     f"{tuple(config.modalities)}")
-  embed_dim = config.model.get("embed_dim")
-  if not isinstance(embed_dim, int) or embed_dim < 1:
-    raise ValueError(f"config.model.embed_dim must be a positive int for "
-                     f"config.objective='contrastive', got {embed_dim!r}")
-  template = config.get("zero_shot", {}).get("template", "{}")
-  try:
-    ok = template.format("x") != template.format("y")
-  except (IndexError, KeyError, ValueError):
-    ok = False
-  if not ok:
-    raise ValueError(f"config.zero_shot.template must contain one '{{}}' "
-                     f"for the class name, got {template!r}")
-  only = "is for config.objective='classification'; the contrastive objective has"
-  dropout = {m: p for m, p in config.get("modality_dropout", {}).items() if p}
-  if dropout:
-    raise ValueError(f"config.modality_dropout {dropout} {only} no missing "
-                     f"modalities: set it to 0")
-  if config.get("aux_loss_weight", 0.0):
-    raise ValueError(f"config.aux_loss_weight={config.aux_loss_weight} {only} "
-                     f"no classifier heads: set it to 0")
-  if config.get("gradient_modulation", {}).get("name", "none") != "none":
-    raise ValueError(f"config.gradient_modulation.name="
-                     f"{config.gradient_modulation.name!r} {only} no "
-                     f"classifier heads: set it to 'none'")
-  if config.get("linear_probe", False):
-    raise ValueError(f"config.linear_probe {only} no classifier head; freeze "
-                     f"encoders with config.model.encoders.<m>.freeze "
-                     f"instead")
 
 
 # What a resumed run may not change without saying so: the learning-rate

@@ -1,12 +1,11 @@
-"""The one train loop shared by every experiment, and checkpoint evaluation.
+"""The one train loop shared by every experiment.
 
 `train_and_evaluate(config, workdir)` trains the model and data named by the
 config, evaluates on validation during training and on every split at the
 end, and resumes from the latest checkpoint in `workdir` when there is one.
-What differs between objectives (`config.objective`, `mmjax.objectives`) is
-picked by name in three small tables, not here: the model
-(`build_model`), the train step's loss (`steps.OBJECTIVE_LOSSES`) and the
-evaluator (`evaluate.make_evaluator`).
+What differs between objectives is the `Objective` of `config.objective`
+(`mmjax.objectives`), resolved once here and passed down: its model, the
+train step's loss, its evaluator and its config checks.
 """
 
 import itertools
@@ -17,7 +16,6 @@ from typing import Dict
 
 from etils import epath
 import jax
-from jax.experimental import multihost_utils
 import ml_collections
 import numpy as np
 from tqdm import tqdm
@@ -25,8 +23,8 @@ from tqdm import tqdm
 from mmjax import checkpoint, objectives, parallel, paths, sharding
 from mmjax.data import input_checkpoint, pipeline
 from mmjax.data.builders import registry as datasets
-from mmjax.models.multimodal import build_model
-from mmjax.train import config_checks, evaluate, optim, steps, writers
+from mmjax.evaluation import results as eval_results
+from mmjax.train import config_checks, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard
 from mmjax.train.state import create_train_state
 from mmjax.pretrained import load as pretrained_load
@@ -50,19 +48,35 @@ def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
           for m, spec in ds.element_spec.items() if m in config.modalities}
 
 
-def _setup(config, workdir: epath.Path, read_only: bool):
-  """Everything a run needs, built before anything is written to `workdir`."""
+def setup(config, workdir: epath.Path, read_only: bool,
+          objective: objectives.Objective):
+  """Everything a run needs, built before anything is written to `workdir`.
+
+  Args:
+    config: the experiment config.
+    workdir: the run's folder.
+    read_only: open the checkpoints without writing (evaluation).
+    objective: `objectives.resolve(config)`.
+
+  Returns:
+    (mesh, dataset builder, initial train_state, checkpoint manager,
+    the objective's evaluator).
+
+  Raises:
+    ValueError / KeyError: for an invalid config, naming the key.
+  """
   config_checks.check(config)
+  objective.check_config(config)
   shard_config = config.get("sharding")
-  mesh = sharding.make_mesh(shard_config.fsdp if shard_config else 1)
+  mesh = parallel.make_mesh(shard_config.fsdp if shard_config else 1)
   parallel.local_batch_size(config.batch_size)
   builder = datasets.get_builder(config.data)
   unknown = set(config.eval_splits) - set(builder.info.splits)
   if unknown:
     raise ValueError(f"config.eval_splits has {sorted(unknown)}; the dataset "
                      f"has splits {sorted(builder.info.splits)}")
-  _check_num_classes(config, builder)
-  model = build_model(config)
+  evaluator = objective.make_evaluator(builder, config, mesh)
+  model = objective.build_model(config)
   tx = optim.make_optimizer(config.optimizer, config.num_train_steps,
                             optim.parameter_groups(config))
   state = create_train_state(
@@ -71,21 +85,7 @@ def _setup(config, workdir: epath.Path, read_only: bool):
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
-  evaluator = evaluate.make_evaluator(builder, config, mesh)
   return mesh, builder, state, manager, evaluator
-
-
-def _check_num_classes(config, builder) -> None:
-  """config.model.num_classes must be the dataset's label count (a
-  classifier head of another size would train without error and be wrong)."""
-  if objectives.get(config) != "classification" or "num_classes" not in config.model:
-    return
-  labels = builder.info.features["label"].num_classes
-  if config.model.num_classes != labels:
-    raise ValueError(
-        f"config.model.num_classes={config.model.num_classes} but dataset "
-        f"{builder.info.full_name} has {labels} classes: set "
-        f"--config.model.num_classes={labels}")
 
 
 def _initialize_encoders(config, state):
@@ -306,15 +306,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       batch size, seed, data or process count differ from the last launch.
 
   Raises:
-    ValueError / KeyError: for an invalid config (naming the key), or a
-      resume that would change the run (naming the keys).
+    ValueError / KeyError: for an invalid config (naming the key; an
+      unknown config.objective names the known ones), or a resume that
+      would change the run (naming the keys).
     mmjax.data.errors.DataError: for missing or malformed data.
     Preempted: on SIGTERM / SIGINT, after saving a checkpoint.
     TrainingDiverged: on a NaN or infinite loss (nothing saved after it).
   """
   workdir = epath.Path(workdir)
   t_start = time.perf_counter()
-  mesh, builder, state, manager, evaluator = _setup(config, workdir, False)
+  objective = objectives.resolve(config)
+  mesh, builder, state, manager, evaluator = setup(config, workdir, False,
+                                                   objective)
   t_data = time.perf_counter() - t_start
   if manager.latest_step() is not None:
     _check_resume(config, workdir, allow_config_change)
@@ -325,7 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   else:
     state = _initialize_encoders(config, state)
   start = int(jax.device_get(state.step))
-  skipped = evaluate.skipped_examples(builder)
+  skipped = eval_results.skipped_examples(builder)
   if writers.is_chief() and sum(skipped.values()):
     print(f"{sum(skipped.values())} examples with a missing or unreadable "
           f"file were skipped at preparation ({skipped}); the list is in "
@@ -337,7 +340,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   schedule = optim.learning_rate_schedule(config.optimizer, config.num_train_steps)
   train_step = steps.make_train_step_from_config(
-      mesh, config, schedule,
+      mesh, config, objective, schedule,
       state_sharding=jax.tree.map(lambda x: x.sharding, state))
   batches, input_position, input_resume = _train_input(
       config, builder, mesh, manager, start)
@@ -356,8 +359,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     manager.wait_until_finished()  # a pending save completes even on error
   t_train = time.perf_counter() - t_start - t_data
 
-  results = evaluate.evaluate_and_save(evaluator, state, config.eval_splits,
-                                       workdir, class_names)
+  results = eval_results.evaluate_and_save(
+      evaluator, state, config.eval_splits, workdir, class_names)
   for split, split_metrics in results.items():
     writer.write(config.num_train_steps, f"final_{split}", split_metrics)
   writer.close()
@@ -380,88 +383,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     for split, m in results.items():
       print(f"{split:>10}: {evaluator.result_line(m)}")
   return results
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict,
-                        workdir: epath.PathLike) -> epath.Path:
-  """Scores the latest checkpoint of `workdir` on every split of the dataset
-  that `config.data` describes (e.g. another `manual_dir`).
-
-  Results go to a new folder `<workdir>/evaluations/<dataset config>[-N]/`
-  (results.json, confusion matrices, and source.json: the checkpoint step,
-  the dataset and the evaluation pp, e.g. a `shift_soundtrack`, which the
-  folder's name does not show); nothing existing is overwritten.
-
-  Returns:
-    The folder written.
-
-  Raises:
-    FileNotFoundError: when `workdir` has no checkpoint.
-    ValueError: when the checkpoint does not match the config's model.
-  """
-  workdir = epath.Path(workdir)
-  builder, state, manager, evaluator, step = restore_for_evaluation(
-      config, workdir)
-  out_dir = new_output_dir(workdir / "evaluations" / (
-      builder.builder_config.name if builder.builder_config else builder.name))
-  evaluate.evaluate_and_save(evaluator, state, config.eval_splits, out_dir,
-                             builder.info.features["label"].names)
-  if writers.is_chief():
-    writers.write_json_atomic(out_dir / "source.json", {
-        "checkpoint_step": step, "manual_dir": str(config.data.get("manual_dir", "")),
-        "dataset": builder.info.full_name, "data_dir": str(builder.data_dir),
-        "pp_eval": config.pp_eval.to_dict()})
-  manager.close()
-  return out_dir
-
-
-def restore_for_evaluation(config: ml_collections.ConfigDict,
-                           workdir: epath.PathLike):
-  """The latest checkpoint of `workdir` and what evaluating it needs.
-
-  Returns:
-    (builder, train_state, checkpoint manager (close it), SplitEvaluator,
-    checkpoint step).
-
-  Raises:
-    FileNotFoundError: when `workdir` has no finished checkpoint.
-    ValueError: when the checkpoint does not match the config's model.
-  """
-  workdir = epath.Path(workdir)
-  if not (workdir / "checkpoints").is_dir():
-    raise FileNotFoundError(
-        f"no checkpoints in {workdir / 'checkpoints'}: train first with "
-        f"--mode=train and the same --workdir")
-  _, builder, state, manager, evaluator = _setup(config, workdir, True)
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no finished checkpoint in {workdir / 'checkpoints'}")
-  try:
-    state = checkpoint.restore_latest_model(manager, state)
-  except (ValueError, KeyError) as e:
-    raise ValueError(
-        f"checkpoint {workdir / 'checkpoints' / str(step)} does not match the "
-        f"model of this config (config.model / config.modalities): {e}") from e
-  return builder, state, manager, evaluator, step
-
-
-def new_output_dir(base: epath.PathLike) -> epath.Path:
-  """Creates and returns `base`, or `base-1`, `base-2`, ... if it exists, so
-  an earlier evaluation is never overwritten.
-
-  With several processes, process 0 picks and creates the folder and
-  broadcasts its number, so every process gets the same folder (no race).
-  """
-  base = epath.Path(base)
-  n = 0
-  if writers.is_chief():
-    while (base if n == 0 else base.with_name(f"{base.name}-{n}")).exists():
-      n += 1
-  if jax.process_count() > 1:
-    n = int(multihost_utils.broadcast_one_to_all(np.int32(n)))
-  out_dir = base if n == 0 else base.with_name(f"{base.name}-{n}")
-  if writers.is_chief():
-    out_dir.mkdir(parents=True)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(f"new_output_dir {out_dir}")
-  return out_dir

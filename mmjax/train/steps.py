@@ -1,7 +1,7 @@
 """jit-compiled, data-parallel train and eval steps.
 
 One train step serves every objective (`mmjax.objectives`): only its loss
-function differs, picked from `OBJECTIVE_LOSSES` by name.
+function differs, the `Objective.loss` it is given.
 
 Batches are global arrays sharded along the mesh's `data` axis and the
 train_state is replicated, so XLA inserts the gradient all-reduce; the same
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from mmjax import objectives, parallel
+from mmjax import parallel
 from mmjax.train import balancing, losses, metrics
 from mmjax.train.state import TrainState
 
@@ -38,75 +38,14 @@ def _compute_dtype(dtype: str):
   return jnp.dtype(dtype)
 
 
-def classification_loss(label_smoothing: float, modalities: Sequence[str]
-                        ) -> Callable[[jax.Array, Batch],
-                                      Tuple[jax.Array, Dict[str, jax.Array]]]:
-  """The loss of config.objective "classification".
-
-  Returns:
-    `fn(logits, batch) -> (loss, metrics)`: from float32 logits `[batch,
-    num_classes]` and int32 `batch["label"]` `[batch]`, the mean softmax
-    cross-entropy (nats, float32 scalar) and `{"accuracy"}`.
-  """
-  del modalities
-
-  def fn(logits, batch):
-    loss = losses.cross_entropy(logits, batch["label"], label_smoothing)
-    return loss.mean(), {
-        "accuracy": (logits.argmax(-1) == batch["label"]).mean()}
-  return fn
-
-
-def contrastive_loss(label_smoothing: float, modalities: Sequence[str]
-                     ) -> Callable[[Any, Batch],
-                                   Tuple[jax.Array, Dict[str, jax.Array]]]:
-  """The loss of config.objective "contrastive": symmetric InfoNCE over the
-  global batch (`losses.contrastive_loss`) of the two modalities (a, b).
-
-  Returns:
-    `fn(output, batch) -> (loss, metrics)`: from a
-    `mmjax.models.contrastive.ContrastiveOutput` (float32 `[batch, dim]`
-    per modality, scalar logit scale), the loss (nats, float32 scalar) and
-    float32 scalars `logit_scale`, `temperature` (1 / logit_scale),
-    `accuracy_<a>_to_<b>` (fraction of rows whose largest logit is their
-    pair) and `accuracy_<b>_to_<a>` (the same per column), in-batch.
-
-  Raises:
-    ValueError: unless `modalities` names exactly two modalities.
-  """
-  if len(modalities) != 2:
-    raise ValueError(f"config.objective='contrastive' needs exactly two "
-                     f"modalities, got {tuple(modalities)}")
-  a, b = modalities
-
-  def fn(output, batch):
-    del batch
-    loss, logits = losses.contrastive_loss(
-        output.embeddings[a], output.embeddings[b], output.logit_scale,
-        label_smoothing)
-    pairs = jnp.arange(logits.shape[0])
-    return loss, {
-        "logit_scale": output.logit_scale,
-        "temperature": 1.0 / output.logit_scale,
-        f"accuracy_{a}_to_{b}": (logits.argmax(1) == pairs).mean(),
-        f"accuracy_{b}_to_{a}": (logits.argmax(0) == pairs).mean(),
-    }
-  return fn
-
-
-# `config.objective` -> `loss(label_smoothing, modalities)`, which returns
-# `fn(model output (float32), batch) -> (scalar loss, {metric: scalar})`.
-OBJECTIVE_LOSSES = {"classification": classification_loss,
-                    "contrastive": contrastive_loss}
-
-
-def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
+def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
+                                                  Callable],
+                    seed: int, label_smoothing: float,
                     schedule: optax.Schedule, dtype: str = "float32",
                     modalities: Sequence[str] = (),
                     modality_dropout: Optional[Mapping[str, float]] = None,
                     aux_loss_weight: float = 0.0,
                     gradient_modulation: Optional[Mapping] = None,
-                    objective: str = "classification",
                     state_sharding: Any = None) -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
@@ -118,9 +57,10 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
   Randomness (rng streams "dropout" and "augment", the latter for on-device
   augmentation such as SpecAugment) is `fold_in(key(seed), step)`: a
   function of the step alone, so a resumed run repeats exactly the
-  uninterrupted one. The minimised loss is the loss of `objective`
-  (`OBJECTIVE_LOSSES`: the mean cross-entropy for "classification", the
-  symmetric InfoNCE over the global batch for "contrastive") plus every
+  uninterrupted one. The minimised loss is `loss(label_smoothing,
+  modalities)(outputs, batch)`, the objective's (`Objective.loss` of
+  `mmjax.objectives`: the mean cross-entropy for "classification", the
+  symmetric InfoNCE over the global batch for "contrastive"), plus every
   value the model sows into its "losses" collection; BatchNorm statistics
   ("batch_stats") are updated from the batch.
 
@@ -149,12 +89,11 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
   `step < end_step` (always when `end_step` < 0).
 
   Raises:
-    ValueError: for a `dtype` outside `DTYPES`, an unknown objective or
-      gradient_modulation name.
+    ValueError: for a `dtype` outside `DTYPES`, an unknown
+      gradient_modulation name, or what `loss` raises for the modalities.
   """
   compute_dtype = _compute_dtype(dtype)
-  objective_loss = OBJECTIVE_LOSSES[objectives.check(objective)](
-      label_smoothing, tuple(modalities))
+  objective_loss = loss(label_smoothing, tuple(modalities))
   dropout = {m: p for m, p in (modality_dropout or {}).items()
              if m in modalities and p > 0}
   modulation = {"name": "none", "alpha": 0.5, "noise": True, "end_step": -1,
@@ -231,20 +170,22 @@ def make_train_step(mesh: Mesh, *, seed: int, label_smoothing: float,
                  donate_argnums=(0,))
 
 
-def make_train_step_from_config(mesh: Mesh, config,
+def make_train_step_from_config(mesh: Mesh, config, objective,
                                 schedule: optax.Schedule,
                                 state_sharding: Any = None) -> Callable[
                                     [TrainState, Batch], Tuple[TrainState, Dict]]:
-  """`make_train_step` with every option read from an experiment config
-  (seed, label_smoothing, dtype, modalities, modality_dropout,
-  aux_loss_weight, gradient_modulation, objective)."""
+  """`make_train_step` with the loss of `objective` (a
+  `mmjax.objectives.Objective`) and every option read from an experiment
+  config (seed, label_smoothing, dtype, modalities, modality_dropout,
+  aux_loss_weight, gradient_modulation)."""
   return make_train_step(
-      mesh, seed=config.seed, label_smoothing=config.label_smoothing,
+      mesh, loss=objective.loss, seed=config.seed,
+      label_smoothing=config.label_smoothing,
       schedule=schedule, dtype=config.dtype, modalities=config.modalities,
       modality_dropout=config.modality_dropout,
       aux_loss_weight=config.aux_loss_weight,
       gradient_modulation=config.gradient_modulation,
-      objective=objectives.get(config), state_sharding=state_sharding)
+      state_sharding=state_sharding)
 
 
 def make_eval_step(mesh: Mesh, num_classes: int,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from configs import av_digits
-from mmjax.models.multimodal import build_model
+from mmjax.models.multimodal import build_classifier
 
 
 def tiny_config(modalities=("image", "audio"), fusion="early_fusion"):
@@ -22,7 +22,7 @@ BATCH = {"image": jnp.ones((2, 28, 28, 1)), "audio": jnp.zeros((2, 800)) + 0.01,
 @pytest.mark.parametrize("modalities", [("image",), ("audio",), ("image", "audio")])
 @pytest.mark.parametrize("fusion", ["early_fusion", "late_fusion"])
 def test_logits_shape_and_params_per_modality(modalities, fusion):
-  model = build_model(tiny_config(modalities, fusion))
+  model = build_classifier(tiny_config(modalities, fusion))
   params = model.init(jax.random.key(0), BATCH, train=False)["params"]
   assert model.apply({"params": params}, BATCH).shape == (2, 10)
   encoders = {k for k in params if k.endswith("_encoder")}
@@ -32,7 +32,7 @@ def test_logits_shape_and_params_per_modality(modalities, fusion):
 
 
 def test_missing_modality_through_the_model():
-  model = build_model(tiny_config())
+  model = build_classifier(tiny_config())
   variables = model.init(jax.random.key(0), BATCH, train=False)
   present = {"image": jnp.ones(2), "audio": jnp.array([1.0, 0.0])}
   ref = model.apply(variables, BATCH, present)
@@ -45,13 +45,13 @@ def test_unknown_names_keys_and_missing_inputs():
   c = tiny_config()
   c.model.fusion.name = "tensor_fusion_v9"
   with pytest.raises(KeyError, match="Unknown fusion block 'tensor_fusion_v9'"):
-    build_model(c)
+    build_classifier(c)
   c = tiny_config()
   c.model.fusion.name = "cross_attention"  # early_fusion's keys remain
   with pytest.raises(ValueError, match=r"config.model.fusion: fusion block "
                      r"'cross_attention' has no attribute\(s\) \['hidden_dims'\]"):
-    build_model(c)
-  model = build_model(tiny_config())
+    build_classifier(c)
+  model = build_classifier(tiny_config())
   with pytest.raises(KeyError, match="batch has no 'audio' input"):
     model.init(jax.random.key(0), {"image": BATCH["image"]})
 
@@ -60,7 +60,7 @@ def test_unknown_names_keys_and_missing_inputs():
 def test_aux_heads_and_modality_embeddings(aux_loss_weight):
   c = tiny_config()
   c.aux_loss_weight = aux_loss_weight
-  model = build_model(c)
+  model = build_classifier(c)
   params = model.init(jax.random.key(0), BATCH, train=False)["params"]
   assert ("audio_aux_head" in params) == (aux_loss_weight > 0)
   # A missing modality hides nothing from its own auxiliary head.
@@ -88,10 +88,10 @@ def test_time_positions_reach_the_attention_blocks(fusion):
   tokens (no time axis) learned positions."""
   c = tiny_config(fusion=fusion)
   c.model.fusion.positional_embedding = "time"
-  model = build_model(c)
+  model = build_classifier(c)
   params = model.init(jax.random.key(0), BATCH, train=False)["params"]
   assert "position" in params["fusion"]["image_projection"]
   assert "position" not in params["fusion"]["audio_projection"]
   c.model.fusion.positional_embedding = "learned"
-  params = build_model(c).init(jax.random.key(0), BATCH, train=False)["params"]
+  params = build_classifier(c).init(jax.random.key(0), BATCH, train=False)["params"]
   assert "position" in params["fusion"]["audio_projection"]

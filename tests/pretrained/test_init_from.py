@@ -11,7 +11,7 @@ import pytest
 
 from configs import av_digits
 from mmjax import checkpoint, parallel
-from mmjax.models.multimodal import build_model
+from mmjax.models.multimodal import build_classifier
 from mmjax.pretrained.weight_map import WeightError
 from mmjax.train import optim
 from mmjax.train.state import create_train_state
@@ -37,7 +37,7 @@ def init_state(c):
   mesh = parallel.make_mesh()
   tx = optim.make_optimizer(c.optimizer, c.num_train_steps,
                             optim.parameter_groups(c))
-  return create_train_state(build_model(c), {m: SHAPES[m] for m in c.modalities},
+  return create_train_state(build_classifier(c), {m: SHAPES[m] for m in c.modalities},
                             tx, c.seed, parallel.replicated(mesh))
 
 
@@ -175,7 +175,7 @@ def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
       "frames": jax.ShapeDtypeStruct((2, 8, 32, 32, 1), jnp.float32),
       "frame_mask": jax.ShapeDtypeStruct((2, 8), jnp.bool_)}}
   fresh = jax.device_get(create_train_state(
-      build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
+      build_classifier(c), shapes, tx, 0, parallel.replicated(mesh)))
   params, _, loaded = pretrained_load.initialize_encoders(c, fresh.params,
                                                           fresh.batch_stats)
   assert loaded == {"video.image_encoder": str(tmp_path)}
@@ -186,6 +186,6 @@ def test_frame_encoder_image_encoder_from_an_image_run(tmp_path):
                fresh.params["video_encoder"]["frame_projection"])
   c.model.encoders.video.image_encoder.features = (4, 16)
   other = jax.device_get(create_train_state(
-      build_model(c), shapes, tx, 0, parallel.replicated(mesh)))
+      build_classifier(c), shapes, tx, 0, parallel.replicated(mesh)))
   with pytest.raises(WeightError, match="video.image_encoder.init_from"):
     pretrained_load.initialize_encoders(c, other.params, other.batch_stats)

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from mmjax import parallel
+from mmjax.objectives.classification import classification_loss
 from mmjax.train import balancing, steps
 from mmjax.train.state import create_train_state
 
@@ -141,7 +142,8 @@ def test_train_step_adds_weighted_aux_losses():
   mesh = parallel.make_mesh()
   state, batch = _state_and_batch(mesh)
   step = lambda w: steps.make_train_step(
-      mesh, seed=0, label_smoothing=0.0, schedule=optax.constant_schedule(0.1),
+      mesh, loss=classification_loss, seed=0, label_smoothing=0.0,
+      schedule=optax.constant_schedule(0.1),
       modalities=MODALITIES, aux_loss_weight=w)
   new_state, m = step(2.0)(_copy(state), batch)
   assert {"aux_loss_audio", "aux_loss_image"} <= set(m)
@@ -157,7 +159,8 @@ def test_train_step_modality_dropout_reaches_the_model():
   mesh = parallel.make_mesh()
   state, batch = _state_and_batch(mesh)
   step = steps.make_train_step(
-      mesh, seed=0, label_smoothing=0.0, schedule=optax.constant_schedule(0.1),
+      mesh, loss=classification_loss, seed=0, label_smoothing=0.0,
+      schedule=optax.constant_schedule(0.1),
       modalities=MODALITIES, modality_dropout={"audio": 1.0})
   new_state, _ = step(_copy(state), batch)
   # Audio always dropped: its encoder gets no gradient from the fused loss.
@@ -171,7 +174,8 @@ def test_train_step_ogm_ge_logs_coefficients_and_scales_the_dominant():
   mesh = parallel.make_mesh()
   state, batch = _state_and_batch(mesh)
   make = lambda name: steps.make_train_step(
-      mesh, seed=0, label_smoothing=0.0, schedule=optax.constant_schedule(0.1),
+      mesh, loss=classification_loss, seed=0, label_smoothing=0.0,
+      schedule=optax.constant_schedule(0.1),
       modalities=MODALITIES, aux_loss_weight=1.0,
       gradient_modulation={"name": name, "alpha": 5.0, "noise": False})
   modulated, m = make("ogm_ge")(_copy(state), batch)

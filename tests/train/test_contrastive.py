@@ -15,12 +15,13 @@ import optax
 import pytest
 
 from configs import av_digits
-from mmjax import parallel
+from mmjax import objectives, parallel
+from mmjax.evaluation import restore, retrieval, robustness
 from mmjax.models.contrastive import (INIT_LOGIT_SCALE, ContrastiveModel,
                                       ContrastiveOutput)
-from mmjax.models.multimodal import build_model
-from mmjax.train import (config_checks, evaluate, loop, losses, metrics,
-                         retrieval, robustness, steps)
+from mmjax.objectives.classification import CLASSIFICATION
+from mmjax.objectives.contrastive import CONTRASTIVE, contrastive_loss
+from mmjax.train import config_checks, loop, losses
 from tests.train import contrastive_data
 from tests.conftest import xla_flags
 
@@ -69,20 +70,31 @@ def normalised(rng, n, d):
 # The config key.
 
 
-def test_objective_key_in_configs_and_unknown_values_refused():
+def test_objective_key_in_configs_and_unknown_values_refused(tmp_path):
+  assert objectives.OBJECTIVES.names() == ["classification", "contrastive"]
+  for name in objectives.OBJECTIVES.names():
+    assert objectives.OBJECTIVES.get(name).name == name
   c = av_digits.get_config()
   assert c.objective == "classification"
+  assert objectives.resolve(c) is CLASSIFICATION
+  with c.unlocked():
+    del c["objective"]
+  assert objectives.resolve(c) is CLASSIFICATION  # the default
+  c = av_digits.get_config()
   assert c.model.embed_dim > 0 and c.zero_shot.template == "{}"
   c.objective = "ranking"
   message = r"config.objective must be one of \('classification', 'contrastive'\), got 'ranking'"
   with pytest.raises(ValueError, match=message):
-    build_model(c)
+    objectives.resolve(c)
+  # Each entry point resolves it first, before anything is read or written.
+  workdir = tmp_path / "run"
   with pytest.raises(ValueError, match=message):
-    config_checks.check(c)
+    loop.train_and_evaluate(c, workdir)
   with pytest.raises(ValueError, match=message):
-    steps.make_train_step(parallel.make_mesh(), seed=0, label_smoothing=0.0,
-                          schedule=optax.constant_schedule(0.1),
-                          objective="ranking")
+    restore.evaluate_checkpoint(c, workdir)
+  with pytest.raises(ValueError, match=message):
+    robustness.evaluate_robustness(c, workdir)
+  assert not workdir.exists()
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +115,18 @@ def tokenizer_dir(tmp_path_factory):
 ])
 def test_contrastive_config_refuses_classification_options(
     tokenizer_dir, tmp_path, key, value, message):
+  def check(c):  # what the train loop checks
+    config_checks.check(c)
+    objectives.resolve(c).check_config(c)
   c = contrastive_data.tiny_config(tmp_path, tokenizer_dir)
-  config_checks.check(c)
+  check(c)
   *parents, leaf = key.split(".")
   node = c
   for p in parents:
     node = node[p]
   node[leaf] = value
   with pytest.raises(ValueError, match=message):
-    config_checks.check(c)
+    check(c)
 
 
 # The model.
@@ -143,12 +158,13 @@ def test_model_embeddings_logit_scale_and_errors(tokenizer_dir, tmp_path):
   with pytest.raises(ValueError, match="exactly two modalities"):
     ContrastiveModel(modalities=("image",), encoders=TINY_ENCODERS,
                      embed_dim=8).init(jax.random.key(0), batch)
-  # build_model picks the dual encoder from config.objective.
+  # config.objective picks the dual encoder.
   c = contrastive_data.tiny_config(tmp_path, tokenizer_dir)
-  assert isinstance(build_model(c), ContrastiveModel)
+  assert objectives.resolve(c) is CONTRASTIVE
+  assert isinstance(CONTRASTIVE.build_model(c), ContrastiveModel)
   c.model.embed_dim = 0
   with pytest.raises(ValueError, match="config.model.embed_dim must be"):
-    build_model(c)
+    CONTRASTIVE.build_model(c)
 
 
 # The loss.
@@ -180,7 +196,7 @@ def test_train_step_loss_metrics_and_label_smoothing():
   out = ContrastiveOutput(embeddings={"image": jnp.asarray(a),
                                       "text": jnp.asarray(b)},
                           logit_scale=jnp.float32(4.0))
-  loss, m = steps.contrastive_loss(0.0, ("image", "text"))(out, {})
+  loss, m = contrastive_loss(0.0, ("image", "text"))(out, {})
   np.testing.assert_allclose(loss, numpy_infonce(a, b, 4.0), rtol=1e-6)
   sims = a @ b.T
   np.testing.assert_allclose(m["accuracy_image_to_text"],
@@ -189,7 +205,7 @@ def test_train_step_loss_metrics_and_label_smoothing():
                              np.mean(sims.argmax(0) == np.arange(5)))
   np.testing.assert_allclose(m["temperature"], 0.25)
   # Label smoothing eps: targets (1 - eps) on the pair + eps / n everywhere.
-  smoothed, _ = steps.contrastive_loss(0.1, ("image", "text"))(out, {})
+  smoothed, _ = contrastive_loss(0.1, ("image", "text"))(out, {})
   logits = 4.0 * sims.astype(np.float64)
   targets = 0.9 * np.eye(5) + 0.1 / 5
 
@@ -203,7 +219,7 @@ def test_gradient_reaches_both_encoders_and_the_logit_scale():
   model = tiny_model()
   batch = tiny_batch(6)
   params = model.init(jax.random.key(0), batch)["params"]
-  objective = steps.contrastive_loss(0.0, ("image", "text"))
+  objective = contrastive_loss(0.0, ("image", "text"))
 
   def loss_fn(p):
     return objective(model.apply({"params": p}, batch), batch)[0]
@@ -223,149 +239,11 @@ def test_gradient_reaches_both_encoders_and_the_logit_scale():
   assert INIT_LOGIT_SCALE < math.log(100.0)
 
 
-# Retrieval metrics.
-
-
-def test_ranks_and_recall_by_hand():
-  # Query i's answer is column targets[i]. Ranks (1-based, ties broken at
-  # random in expectation: 1 + greater + ties / 2):
-  #   row 0: target 0.9, nothing above                 -> rank 1
-  #   row 1: target 0.5, above: 0.7, 0.6              -> rank 3
-  #   row 2: target 0.4, tied with one other, none above -> rank 1.5
-  #   row 3: target 0.2, above: 0.3, tied with two      -> rank 3 (2 + 2/2)
-  #   row 4: target NaN                                 -> last rank, 5
-  sims = np.array([
-      [0.9, 0.1, 0.2, 0.3, 0.0],
-      [0.7, 0.5, 0.6, 0.1, 0.0],
-      [0.4, 0.1, 0.4, 0.0, 0.3],
-      [0.2, 0.3, 0.2, 0.2, 0.1],
-      [0.5, 0.1, 0.2, 0.3, np.nan],
-  ], np.float32)
-  targets = np.array([0, 1, 2, 3, 4])
-  greater, ties = retrieval.rank_counts(sims, targets)
-  np.testing.assert_array_equal(greater, [0, 2, 0, 1, 4])
-  np.testing.assert_array_equal(ties, [0, 0, 1, 2, 0])
-  np.testing.assert_allclose(retrieval.expected_ranks(greater, ties),
-                             [1, 3, 1.5, 3, 5])
-  # P(rank <= 1): 1, 0, 1/2 (two tied for first), 0, 0.
-  assert retrieval.recall_at_k(greater, ties, 1) == pytest.approx(1.5 / 5)
-  # P(rank <= 2): 1, 0, 1, 1/3 (one above, three tied for ranks 2-4), 0.
-  assert retrieval.recall_at_k(greater, ties, 2) == pytest.approx(
-      (1 + 0 + 1 + 1 / 3 + 0) / 5)
-  assert retrieval.recall_at_k(greater, ties, 5) == 1.0
-  # A NaN candidate ranks above a real target (never helps the model).
-  g, t = retrieval.rank_counts(np.array([[0.5, np.nan, 0.1]]), np.array([0]))
-  assert (int(g[0]), int(t[0])) == (1, 0)
-
-
-def brute_force_counts(queries, candidates):
-  """(greater, ties) of candidate i for query i, counted one pair at a time
-  from float32-rounded float64 dot products."""
-  greater, ties = [], []
-  for i, q in enumerate(queries):
-    s = [np.float32(np.dot(q.astype(np.float64), c.astype(np.float64)))
-         for c in candidates]
-    greater.append(sum(x > s[i] for x in s))
-    ties.append(sum(x == s[i] for j, x in enumerate(s) if j != i))
-  return np.array(greater), np.array(ties)
-
-
-def test_retrieval_metrics_against_direct_computation():
-  rng = np.random.default_rng(0)
-  a, b = normalised(rng, 40, 6), normalised(rng, 40, 6)
-  b[:10] = 0.8 * a[:10] + 0.2 * b[:10]  # some good pairs
-  b[21] = b[20]  # a duplicate candidate: exact ties
-  result = retrieval.retrieval_metrics({"x": a, "y": b}, ("x", "y"),
-                                       ks=(1, 5, 10), chunk_size=7)
-  for query, cand, name in ((a, b, "x_to_y"), (b, a, "y_to_x")):
-    greater, ties = brute_force_counts(query, cand)
-    ranks = 1 + greater + ties / 2
-    assert result[f"{name}_median_rank"] == np.median(ranks)
-    for k in (1, 5, 10):
-      # Rank r spans the positions greater + 1 .. greater + ties + 1, each
-      # equally likely.
-      p = [np.mean([g + 1 + j <= k for j in range(t + 1)])
-           for g, t in zip(greater, ties)]
-      assert result[f"{name}_recall_at_{k}"] == pytest.approx(np.mean(p))
-    if name == "x_to_y":
-      assert ties[20] == ties[21] == 1 and ties.sum() == 2
-  assert result["x_to_y_recall_at_1"] > 1 / 40  # above chance: good pairs
-
-
-def test_collapsed_embeddings_score_chance():
-  n = 8
-  same = np.ones((n, 4), np.float32) / 2
-  result = retrieval.retrieval_metrics({"a": same, "b": same}, ("a", "b"))
-  assert result["a_to_b_recall_at_1"] == pytest.approx(1 / n)
-  assert result["a_to_b_recall_at_5"] == pytest.approx(5 / n)
-  assert result["a_to_b_median_rank"] == (n + 1) / 2
-
-
-# Zero-shot classification.
-
-
-def test_zero_shot_texts_and_metrics():
-  assert retrieval.class_texts(["golden_retriever", "t-shirt"],
-                               "a photo of a {}.") == [
-                                   "a photo of a golden retriever.",
-                                   "a photo of a t shirt."]
-  for bad in ("a photo", "{name}", "{0} {1}"):
-    with pytest.raises(ValueError, match="config.zero_shot.template"):
-      retrieval.class_texts(["cat"], bad)
-  classes = np.eye(3, dtype=np.float32)
-  # Examples near class 0, 1, 2, 2, 0, 1 (the last two mislabelled).
-  examples = np.array([[1, .1, 0], [0, 1, .2], [.1, 0, 1], [0, .3, .9],
-                       [.9, .2, 0], [0, .8, .1]], np.float32)
-  labels = np.array([0, 1, 2, 2, 1, 0])
-  np.testing.assert_array_equal(
-      retrieval.zero_shot_predictions(examples, classes), [0, 1, 2, 2, 0, 1])
-  scores, confusion = retrieval.zero_shot_metrics(examples, classes, labels)
-  expected = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 2]], np.float64)
-  np.testing.assert_array_equal(confusion, expected)
-  reference = metrics.classification_metrics(expected)
-  assert scores["zero_shot_accuracy"] == pytest.approx(4 / 6)
-  # Per class F1: 0.5, 0.5, 1.0.
-  assert scores["zero_shot_macro_f1"] == pytest.approx(2 / 3)
-  assert scores["zero_shot_macro_f1"] == reference["macro_f1"]
-
-
 @pytest.fixture(scope="module")
 def shapes_data_dir(tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("tiny_shapes_tfds")
   contrastive_data.get_builder(data_dir)
   return data_dir
-
-
-def test_zero_shot_class_texts_go_through_the_text_pp(
-    shapes_data_dir, tokenizer_dir, tmp_path):
-  config = contrastive_data.tiny_config(shapes_data_dir, tokenizer_dir)
-  config.zero_shot.template = "{} on"
-  builder = contrastive_data.get_builder(shapes_data_dir)
-  mesh = parallel.make_mesh()
-  evaluator = evaluate.make_evaluator(builder, config, mesh)
-  assert isinstance(evaluator, evaluate.ContrastiveEvaluator)
-  assert evaluator.zero_shot == ("image", "text")
-  inputs = evaluator.class_inputs()
-  tokenizer = contrastive_data.build_tokenizer(tmp_path / "again")
-  expected = tokenizer([f"{c} on" for c in contrastive_data.COLOURS],
-                       padding="max_length",
-                       max_length=contrastive_data.MAX_LENGTH)
-  np.testing.assert_array_equal(inputs["token_ids"], expected["input_ids"])
-  np.testing.assert_array_equal(inputs["token_mask"],
-                                np.asarray(expected["attention_mask"], bool))
-  # A text pp that cannot take a string names its key and the way out.
-  config.pp_eval.text = "value_range(0, 1)"
-  with pytest.raises(ValueError, match=r"(?s)config.pp_eval.text='value_range"
-                     r"\(0, 1\)' cannot preprocess the class texts.*Set "
-                     r"config.zero_shot.pp"):
-    evaluate.make_evaluator(builder, config, mesh).class_inputs()
-  config.zero_shot.pp = config.pp_train.text
-  np.testing.assert_array_equal(
-      evaluate.make_evaluator(builder, config, mesh).class_inputs()[
-          "token_ids"], expected["input_ids"])
-  # No text encoder (av_digits' image + audio): no zero-shot.
-  av = av_digits.get_config()
-  assert evaluate.zero_shot_modalities(av, builder) is None
 
 
 # The global batch over the mesh.
@@ -377,6 +255,7 @@ import jax
 import optax
 from jax.sharding import AxisType, Mesh
 from mmjax import parallel
+from mmjax.objectives.contrastive import contrastive_loss
 from mmjax.train import losses, steps
 from mmjax.train.state import create_train_state
 from tests.train.test_contrastive import tiny_batch, tiny_model
@@ -392,10 +271,10 @@ for devices in (1, 8):
               axis_types=(AxisType.Auto,))
   state = create_train_state(model, shapes, optax.sgd(0.5), 0,
                              parallel.replicated(mesh))
-  step = steps.make_train_step(mesh, seed=0, label_smoothing=0.0,
+  step = steps.make_train_step(mesh, loss=contrastive_loss, seed=0,
+                               label_smoothing=0.0,
                                schedule=optax.constant_schedule(0.5),
-                               modalities=("image", "text"),
-                               objective="contrastive")
+                               modalities=("image", "text"))
   global_batch = parallel.to_global(batch, mesh)
   hlo = step.lower(state, global_batch).compile().as_text()
   if devices == 8:
@@ -514,7 +393,7 @@ def test_train_and_evaluate_end_to_end(shapes_data_dir, tokenizer_dir,
   # --mode=evaluate restores the checkpoint; without padding (eval batches
   # of 64) the metrics are the same.
   config.eval_batch_size = 64
-  out_dir = loop.evaluate_checkpoint(config, workdir)
+  out_dir = restore.evaluate_checkpoint(config, workdir)
   other = json.loads((out_dir / "results.json").read_text())
   for key, value in test.items():
     assert other["test"][key] == pytest.approx(value, rel=1e-5), key
@@ -523,7 +402,7 @@ def test_train_and_evaluate_end_to_end(shapes_data_dir, tokenizer_dir,
   with pytest.raises(ValueError, match="--mode=robustness .* config.objective="
                      "'contrastive' is not supported"):
     robustness.evaluate_robustness(config, workdir)
-  evaluator = evaluate.make_evaluator(
+  evaluator = CONTRASTIVE.make_evaluator(
       contrastive_data.get_builder(shapes_data_dir), config,
       parallel.make_mesh())
   assert evaluator.zero_shot == ("image", "text")

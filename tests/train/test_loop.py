@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from mmjax import checkpoint
+from mmjax import checkpoint, objectives
+from mmjax.evaluation import restore as eval_restore
 from mmjax.train import loop
 from tests.data.conftest import write_fake_manual_dir
 
@@ -18,7 +19,8 @@ def read_metrics(workdir, split):
 
 def restore(workdir, config):
   """The latest train_state in `workdir`, restored through Orbax."""
-  _, _, target, manager, _ = loop._setup(config, workdir, read_only=True)  # pylint: disable=protected-access
+  _, _, target, manager, _ = loop.setup(config, workdir, read_only=True,
+                                        objective=objectives.resolve(config))
   state = checkpoint.restore_latest(manager, target)
   manager.close()
   return state
@@ -57,18 +59,18 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
 
   # The checkpoint restores to the trained model: scoring it again through
   # --mode=evaluate reproduces the test metrics of results.json.
-  out_dir = loop.evaluate_checkpoint(config, tmp_path)
+  out_dir = eval_restore.evaluate_checkpoint(config, tmp_path)
   again = json.loads((out_dir / "results.json").read_text())
   assert again["test"]["accuracy"] == results["test"]["accuracy"]
   assert again["test"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
-  assert loop.evaluate_checkpoint(config, tmp_path) != out_dir  # never overwritten
+  assert eval_restore.evaluate_checkpoint(config, tmp_path) != out_dir  # never overwritten
 
   # --mode=evaluate on a dataset built from other raw files, with another
   # optimizer (other optimizer state): only the parameters are restored.
   config.optimizer.name = "sgd"
   config.optimizer.grad_clip_norm = 0.0
   config.data.manual_dir = str(write_fake_manual_dir(tmp_path / "other_raw"))
-  other_dir = loop.evaluate_checkpoint(config, tmp_path)
+  other_dir = eval_restore.evaluate_checkpoint(config, tmp_path)
   other = json.loads((other_dir / "results.json").read_text())
   assert {k: v["num_examples"] for k, v in other.items()} == {
       "train": 125, "validation": 25, "test": 50}

@@ -30,7 +30,8 @@ import tensorflow as tf
 from mmjax import checkpoint, paths
 from mmjax.analysis import plots
 from mmjax.pretrained import load as pretrained_load
-from mmjax.train import loop, robustness, writers
+from mmjax.evaluation import restore, robustness
+from mmjax.train import loop, writers
 
 RAM = "ram://"
 
@@ -158,7 +159,7 @@ def test_train_evaluate_and_init_from_on_a_remote_workdir(tiny_config, ram_workd
     loop._check_resume(changed, epath.Path(workdir), False)  # pylint: disable=protected-access
 
   # --mode=evaluate: the checkpoint's scores, in a new folder of the workdir.
-  out_dir = loop.evaluate_checkpoint(config, workdir)
+  out_dir = restore.evaluate_checkpoint(config, workdir)
   assert str(out_dir).startswith(f"{workdir}/evaluations/")
   again = json.loads(gfile_text(f"{out_dir}/results.json"))
   assert again["test"]["accuracy"] == results["test"]["accuracy"]
@@ -180,8 +181,8 @@ def test_robustness_outputs_on_a_remote_workdir(tmp_path, monkeypatch):
   accuracies are those of the train loop's evaluator, tested elsewhere)."""
   monkeypatch.chdir(tmp_path)
   workdir = epath.Path(f"{RAM}runs/{uuid.uuid4().hex}")
-  out_dir = loop.new_output_dir(workdir / "robustness")
-  assert loop.new_output_dir(workdir / "robustness") == workdir / "robustness-1"
+  out_dir = restore.new_output_dir(workdir / "robustness")
+  assert restore.new_output_dir(workdir / "robustness") == workdir / "robustness-1"
   curves = {"gaussian_noise": {"levels": [0.0, 0.5], "unit": "sigma",
                                "accuracy": [0.9, 0.5]}}
   plots.corruption_curves({"run": curves}, out_dir / "corruptions.png")

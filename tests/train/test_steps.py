@@ -8,6 +8,7 @@ import numpy as np
 import optax
 
 from mmjax import parallel
+from mmjax.objectives.classification import classification_loss
 from mmjax.train import steps
 from mmjax.train.state import create_train_state
 
@@ -33,7 +34,8 @@ def test_train_step_adds_sown_losses_and_updates_batch_stats():
       SowsALoss(), {"x": jax.ShapeDtypeStruct((4, 2), jnp.float32)},
       optax.sgd(0.1), seed=0, sharding=parallel.replicated(mesh))
   np.testing.assert_array_equal(state.batch_stats["BatchNorm_0"]["mean"], [0, 0])
-  train_step = steps.make_train_step(mesh, seed=0, label_smoothing=0.0,
+  train_step = steps.make_train_step(mesh, loss=classification_loss, seed=0,
+                                     label_smoothing=0.0,
                                      schedule=optax.constant_schedule(0.1))
   state, metrics = train_step(state, parallel.to_global(batch, mesh))
   # d(3 w^2)/dw = 6 at w = 1: one SGD step of 0.1 gives 1 - 0.6.
@@ -53,7 +55,7 @@ BFLOAT16_LOSS_RTOL = 2e-2
 
 def test_bfloat16_step_keeps_float32_state_and_close_loss():
   from configs import av_digits  # pylint: disable=g-import-not-at-top
-  from mmjax.models.multimodal import build_model  # pylint: disable=g-import-not-at-top
+  from mmjax.models.multimodal import build_classifier  # pylint: disable=g-import-not-at-top
   from tests.train.conftest import TINY_OVERRIDES  # pylint: disable=g-import-not-at-top
   config = av_digits.get_config()
   for key, value in TINY_OVERRIDES.items():
@@ -71,9 +73,11 @@ def test_bfloat16_step_keeps_float32_state_and_close_loss():
             for k, v in batch.items() if k != "label"}
   losses = {}
   for dtype in ("float32", "bfloat16"):
-    state = create_train_state(build_model(config), shapes, optax.adam(1e-3),
-                               seed=0, sharding=parallel.replicated(mesh))
-    step = steps.make_train_step(mesh, seed=0, label_smoothing=0.0,
+    state = create_train_state(build_classifier(config), shapes,
+                               optax.adam(1e-3), seed=0,
+                               sharding=parallel.replicated(mesh))
+    step = steps.make_train_step(mesh, loss=classification_loss, seed=0,
+                                 label_smoothing=0.0,
                                  schedule=optax.constant_schedule(1e-3),
                                  dtype=dtype)
     state, metrics = step(state, parallel.to_global(batch, mesh))
@@ -87,5 +91,6 @@ def test_bfloat16_step_keeps_float32_state_and_close_loss():
 
 def test_unknown_dtype_is_refused():
   with np.testing.assert_raises_regex(ValueError, "config.dtype must be"):
-    steps.make_train_step(parallel.make_mesh(), seed=0, label_smoothing=0.0,
+    steps.make_train_step(parallel.make_mesh(), loss=classification_loss,
+                          seed=0, label_smoothing=0.0,
                           schedule=optax.constant_schedule(0.1), dtype="fp8")

@@ -19,8 +19,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3]))
-from mmjax import parallel  # noqa: E402  pylint: disable=g-import-not-at-top
-from mmjax.train import loop  # noqa: E402  pylint: disable=g-import-not-at-top
+from mmjax import objectives, parallel  # noqa: E402  pylint: disable=g-import-not-at-top
+from mmjax.evaluation import restore  # noqa: E402  pylint: disable=g-import-not-at-top
 from mmjax.train import steps  # noqa: E402  pylint: disable=g-import-not-at-top
 import ml_collections  # noqa: E402  pylint: disable=g-import-not-at-top
 
@@ -52,8 +52,8 @@ def main(argv=None) -> None:
   if config.data.get("task") != "sync":
     raise SystemExit(f"{args.workdir}: not a sync run (data.task="
                      f"{config.data.get('task')!r})")
-  builder, state, manager, evaluator, step = loop.restore_for_evaluation(
-      config, args.workdir)
+  builder, state, manager, evaluator, step = restore.restore_for_evaluation(
+      config, args.workdir, objectives.resolve(config))
   manager.close()
   predicted = predictions(state, evaluator, args.split)
   examples = builder.as_dataset(split=args.split, shuffle_files=False)

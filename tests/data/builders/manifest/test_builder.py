@@ -25,7 +25,7 @@ from mmjax.data.builders.manifest import splits as manifest_splits
 from mmjax.data.builders.manifest import table
 from mmjax.data.pp import builder as pp_builder
 from mmjax.data.errors import DataError
-from mmjax.train import evaluate
+from mmjax.evaluation import results as eval_results
 from tests.data.builders.manifest.helpers import assert_names
 from tests.data.builders.manifest.helpers import label_manifest
 from tests.data.builders.manifest.helpers import read_all
@@ -295,7 +295,7 @@ def test_bad_examples_skip_leaves_out_and_lists_bad_rows(tmp_path):
   skipped = builder.info.metadata["skipped_examples"]
   assert [len(skipped[s]) for s in ("train", "test")] == [3, 0]
   # What the train loop reports (log, run_info.json, results.json).
-  assert evaluate.skipped_examples(builder) == {"train": 3, "test": 0}
+  assert eval_results.skipped_examples(builder) == {"train": 3, "test": 0}
   for message, file in zip(skipped["train"], ("1.png", "2.wav", "3.png")):
     assert str(tmp_path / file) in message and "data.csv, line" in message
   # The prepared copy is reused, its list read back from disk; the missing

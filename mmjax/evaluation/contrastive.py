@@ -1,13 +1,6 @@
-"""Evaluation of a train_state on whole dataset splits.
-
-`make_evaluator(builder, config, mesh)` returns the evaluator of
-`config.objective`: `SplitEvaluator` (classification: loss, accuracy, macro
-precision / recall / F1, confusion matrices) or `ContrastiveEvaluator`
-(retrieval recall@k and median rank both ways, zero-shot classification).
-Both have the same interface, used by the train loop and `--mode=evaluate`:
-`evaluate(state, split) -> (metrics, extra)`, `save(...)`,
-`progress_line(metrics)` and `result_line(metrics)`.
-"""
+"""Evaluation of a contrastive (dual-encoder) train_state on whole splits:
+cross-modal retrieval (recall@k, median rank, both ways) and zero-shot
+classification, computed on the host by `mmjax.evaluation.retrieval`."""
 
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -19,116 +12,20 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from jax.sharding import Mesh
 
-from mmjax import objectives, parallel
+from mmjax import parallel
 from mmjax.data import pipeline
 from mmjax.data.pp import builder as preprocess
+from mmjax.evaluation import retrieval
+from mmjax.evaluation.classification import SplitEvaluator
 from mmjax.models.registries import ENCODERS
-from mmjax.train import metrics, retrieval, steps, writers
-
-
-class SplitEvaluator:
-  """Evaluates a classifier's state on every example of the given splits,
-  exactly once.
-
-  Each split's preprocessed batches are cached after the first pass.
-  """
-
-  def __init__(self, builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict,
-               mesh: Mesh, eval_step: Callable):
-    self._builder = builder
-    self._config = config
-    self._mesh = mesh
-    self._eval_step = eval_step
-    self._datasets = {}
-
-  @property
-  def mesh(self) -> Mesh:
-    return self._mesh
-
-  @property
-  def builder(self):
-    return self._builder
-
-  def local_batches(self, split: str):
-    """This process's padded numpy batches of `split` (with `mask`)."""
-    return self._dataset(split)[0].as_numpy_iterator()
-
-  def _dataset(self, split: str):
-    if split not in self._datasets:
-      self._datasets[split] = pipeline.eval_batches(
-          self._builder, split, modalities=self._config.modalities,
-          pp=self._config.pp_eval,
-          global_batch_size=parallel.padded_batch_size(
-              self._config.eval_batch_size))
-    return self._datasets[split]
-
-  def evaluate(self, state, split: str,
-               present: Optional[Mapping[str, float]] = None,
-               corrupt: Optional[Callable[[jax.Array, Dict], Dict]] = None,
-               seed: int = 0) -> Tuple[Dict[str, float], np.ndarray]:
-    """Metrics and confusion matrix of `state` on `split`.
-
-    Args:
-      state: the train_state.
-      split: TFDS split name.
-      present: optional `{modality: 0.0 or 1.0}` applied to every example
-        (0.0 simulates a missing modality).
-      corrupt: optional `corrupt(rng, batch) -> batch` applied to each of
-        this process's batches (on its default device) before the model,
-        e.g. added noise; its rng is `fold_in(key(seed), batch index)`, so
-        a sweep is reproducible.
-      seed: seeds `corrupt`.
-
-    Returns:
-      (`{"loss", "accuracy", "macro_precision", "macro_recall", "macro_f1",
-      "num_examples"}`, float `[C, C]` confusion counts).
-    """
-    ds, _ = self._dataset(split)
-    totals = None
-    for i, local in enumerate(ds.as_numpy_iterator()):
-      if corrupt is not None:
-        # On this process's batch on one device: no cross-device collective
-        # (XLA:CPU's can stall with many devices on few cores), and mixing
-        # examples (babble) stays within the process's examples.
-        local = jax.device_get(corrupt(
-            jax.random.fold_in(jax.random.key(seed), i), local))
-      batch = parallel.to_global(local, self._mesh)
-      mask = None
-      if present is not None:
-        n = len(local["label"])
-        mask = parallel.to_global(
-            {m: np.full((n,), present.get(m, 1.0), np.float32)
-             for m in self._config.modalities}, self._mesh)
-      sums = self._eval_step(state, batch, mask)
-      totals = sums if totals is None else jax.tree.map(
-          lambda a, b: a + b, totals, sums)
-    totals = jax.device_get(totals)
-    result = metrics.classification_metrics(totals["confusion"])
-    result["loss"] = float(totals["loss_sum"] / totals["count"])
-    return result, np.asarray(totals["confusion"])
-
-  def save(self, split: str, result: Dict[str, float], confusion: np.ndarray,
-           out_dir: epath.Path, class_names: Sequence[str]) -> None:
-    """Writes `confusion_<split>.{png,json}` (what `evaluate` returned)."""
-    writers.save_confusion_matrix(
-        confusion, out_dir / f"confusion_{split}", class_names,
-        title=f"{split}: accuracy {result['accuracy']:.4f}")
-
-  def progress_line(self, result: Dict[str, float]) -> str:
-    """The metrics of a validation during training, for the log."""
-    return f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
-
-  def result_line(self, result: Dict[str, float]) -> str:
-    """The final metrics of one split, for the log."""
-    return (f"accuracy {result['accuracy']:.4f}  macro F1 "
-            f"{result['macro_f1']:.4f}  ({result['num_examples']} examples)")
+from mmjax.train import steps, writers
 
 
 class ContrastiveEvaluator(SplitEvaluator):
   """Evaluates a contrastive (dual-encoder) state on whole splits.
 
   Embeds every example of the split (padding rows dropped), then computes
-  on the host (`mmjax.train.retrieval`): the symmetric InfoNCE loss with the
+  on the host (`mmjax.evaluation.retrieval`): the symmetric InfoNCE loss with the
   whole split as negatives, recall@1/5/10 and the median rank of both
   retrieval directions, and, when one of the two modalities has a text
   encoder and the dataset's `label` feature names at least 2 classes,
@@ -299,56 +196,3 @@ def zero_shot_modalities(config: ml_collections.ConfigDict,
     return None
   other = next(m for m in config.modalities if m != text[0])
   return other, text[0]
-
-
-def _classification_evaluator(builder: tfds.core.DatasetBuilder,
-                              config: ml_collections.ConfigDict,
-                              mesh: Mesh) -> SplitEvaluator:
-  return SplitEvaluator(builder, config, mesh, steps.make_eval_step(
-      mesh, config.model.num_classes, config.dtype))
-
-
-# `config.objective` -> `evaluator(builder, config, mesh)`.
-EVALUATORS = {"classification": _classification_evaluator,
-              "contrastive": ContrastiveEvaluator}
-
-
-def make_evaluator(builder: tfds.core.DatasetBuilder,
-                   config: ml_collections.ConfigDict,
-                   mesh: Mesh) -> SplitEvaluator:
-  """The evaluator of `config.objective` (`EVALUATORS`).
-
-  Raises:
-    ValueError: naming config.objective when it is unknown.
-  """
-  return EVALUATORS[objectives.get(config)](builder, config, mesh)
-
-
-def skipped_examples(builder) -> Dict[str, int]:
-  """`{split: rows left out}` of a dataset prepared with bad examples
-  skipped (`mmjax.data.manifest.BAD_EXAMPLES`), else {}."""
-  listed = builder.info.metadata.get("skipped_examples") if (
-      builder.info.metadata is not None) else None
-  return {split: len(rows) for split, rows in (listed or {}).items()}
-
-
-def evaluate_and_save(evaluator: SplitEvaluator, state, splits: Sequence[str],
-                      out_dir: epath.PathLike, class_names: Sequence[str],
-                      results_name: str = "results.json") -> Dict[str, Dict[str, float]]:
-  """Evaluates `splits`, writes `<out_dir>/<results_name>` and per split
-  what the evaluator saves (classification: `confusion_<split>.{png,json}`;
-  contrastive: `zero_shot_confusion_<split>.{png,json}`); returns `{split:
-  metrics}`, with `skipped_examples` (rows left out at preparation, see
-  `skipped_examples`) when the dataset records them. `out_dir` may be
-  remote (`gs://...`)."""
-  out_dir = epath.Path(out_dir)
-  skipped = skipped_examples(evaluator.builder)
-  results = {}
-  for split in splits:
-    results[split], extra = evaluator.evaluate(state, split)
-    evaluator.save(split, results[split], extra, out_dir, class_names)
-    if skipped:
-      results[split]["skipped_examples"] = skipped.get(split, 0)
-  if writers.is_chief():
-    writers.write_json_atomic(out_dir / results_name, results)
-  return results

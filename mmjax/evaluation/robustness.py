@@ -34,7 +34,8 @@ from mmjax import objectives, parallel, paths
 from mmjax.analysis import corruptions as corruptions_lib
 from mmjax.analysis import mutual_information, plots, robustness_metrics
 from mmjax.analysis import similarity
-from mmjax.train import loop, steps, writers
+from mmjax.evaluation import restore
+from mmjax.train import steps, writers
 
 NUM_PICTURED_EXAMPLES = 4
 
@@ -156,12 +157,12 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
       config.objective other than "classification" (every measure here is
       a classifier's accuracy).
   """
-  objective = objectives.get(config)
-  if objective != "classification":
+  objective = objectives.resolve(config)
+  if objective.name != "classification":
     raise ValueError(
         f"--mode=robustness measures a classifier's accuracy under missing "
-        f"modalities and corruptions; config.objective={objective!r} is not "
-        f"supported (its evaluation is --mode=evaluate: retrieval and "
+        f"modalities and corruptions; config.objective={objective.name!r} is "
+        f"not supported (its evaluation is --mode=evaluate: retrieval and "
         f"zero-shot metrics)")
   workdir = epath.Path(workdir)
   if corruptions is None:
@@ -171,8 +172,8 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
     raise ValueError(f"unknown corruption(s) {unknown}; known: "
                      f"{sorted(corruptions_lib.CORRUPTIONS)}")
   reference = _load_reference(reference_workdir) if reference_workdir else None
-  _, state, manager, evaluator, step = loop.restore_for_evaluation(
-      config, workdir)
+  _, state, manager, evaluator, step = restore.restore_for_evaluation(
+      config, workdir, objective)
   manager.close()
   modalities = tuple(config.modalities)
   test_split = config.eval_splits[-1]
@@ -212,7 +213,7 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
   analysis = intermodal_analysis(intermediates, modalities)
   analysis["leave_one_modality_out_accuracy_delta"] = leave_one_out
 
-  out_dir = loop.new_output_dir(workdir / "robustness")
+  out_dir = restore.new_output_dir(workdir / "robustness")
   result = {"checkpoint_step": step, "test_split": test_split,
             "modality_subsets_accuracy": subsets, "corruptions": curves,
             "intermodal": analysis,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mmjax.analysis.corruptions import CORRUPTIONS
-from mmjax.train import loop, robustness
+from mmjax.evaluation import robustness
+from mmjax.train import loop
 
 
 def test_modality_subsets_largest_first():

@@ -1,0 +1,141 @@
+"""Evaluation of a classifier's train_state on whole dataset splits: loss,
+accuracy, macro precision / recall / F1 and confusion matrices.
+
+`SplitEvaluator` is also the base of the other objectives' evaluators
+(`mmjax.evaluation.contrastive.ContrastiveEvaluator`); the interface the
+train loop and `--mode=evaluate` use is `evaluate(state, split) -> (metrics,
+extra)`, `save(...)`, `progress_line(metrics)` and `result_line(metrics)`.
+An objective's evaluator is `Objective.make_evaluator` (`mmjax.objectives`).
+"""
+
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+from etils import epath
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from jax.sharding import Mesh
+
+from mmjax import parallel
+from mmjax.data import pipeline
+from mmjax.train import metrics, steps, writers
+
+
+class SplitEvaluator:
+  """Evaluates a classifier's state on every example of the given splits,
+  exactly once.
+
+  Each split's preprocessed batches are cached after the first pass.
+  """
+
+  def __init__(self, builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict,
+               mesh: Mesh, eval_step: Callable):
+    self._builder = builder
+    self._config = config
+    self._mesh = mesh
+    self._eval_step = eval_step
+    self._datasets = {}
+
+  @property
+  def mesh(self) -> Mesh:
+    return self._mesh
+
+  @property
+  def builder(self):
+    return self._builder
+
+  def local_batches(self, split: str):
+    """This process's padded numpy batches of `split` (with `mask`)."""
+    return self._dataset(split)[0].as_numpy_iterator()
+
+  def _dataset(self, split: str):
+    if split not in self._datasets:
+      self._datasets[split] = pipeline.eval_batches(
+          self._builder, split, modalities=self._config.modalities,
+          pp=self._config.pp_eval,
+          global_batch_size=parallel.padded_batch_size(
+              self._config.eval_batch_size))
+    return self._datasets[split]
+
+  def evaluate(self, state, split: str,
+               present: Optional[Mapping[str, float]] = None,
+               corrupt: Optional[Callable[[jax.Array, Dict], Dict]] = None,
+               seed: int = 0) -> Tuple[Dict[str, float], np.ndarray]:
+    """Metrics and confusion matrix of `state` on `split`.
+
+    Args:
+      state: the train_state.
+      split: TFDS split name.
+      present: optional `{modality: 0.0 or 1.0}` applied to every example
+        (0.0 simulates a missing modality).
+      corrupt: optional `corrupt(rng, batch) -> batch` applied to each of
+        this process's batches (on its default device) before the model,
+        e.g. added noise; its rng is `fold_in(key(seed), batch index)`, so
+        a sweep is reproducible.
+      seed: seeds `corrupt`.
+
+    Returns:
+      (`{"loss", "accuracy", "macro_precision", "macro_recall", "macro_f1",
+      "num_examples"}`, float `[C, C]` confusion counts).
+    """
+    ds, _ = self._dataset(split)
+    totals = None
+    for i, local in enumerate(ds.as_numpy_iterator()):
+      if corrupt is not None:
+        # On this process's batch on one device: no cross-device collective
+        # (XLA:CPU's can stall with many devices on few cores), and mixing
+        # examples (babble) stays within the process's examples.
+        local = jax.device_get(corrupt(
+            jax.random.fold_in(jax.random.key(seed), i), local))
+      batch = parallel.to_global(local, self._mesh)
+      mask = None
+      if present is not None:
+        n = len(local["label"])
+        mask = parallel.to_global(
+            {m: np.full((n,), present.get(m, 1.0), np.float32)
+             for m in self._config.modalities}, self._mesh)
+      sums = self._eval_step(state, batch, mask)
+      totals = sums if totals is None else jax.tree.map(
+          lambda a, b: a + b, totals, sums)
+    totals = jax.device_get(totals)
+    result = metrics.classification_metrics(totals["confusion"])
+    result["loss"] = float(totals["loss_sum"] / totals["count"])
+    return result, np.asarray(totals["confusion"])
+
+  def save(self, split: str, result: Dict[str, float], confusion: np.ndarray,
+           out_dir: epath.Path, class_names: Sequence[str]) -> None:
+    """Writes `confusion_<split>.{png,json}` (what `evaluate` returned)."""
+    writers.save_confusion_matrix(
+        confusion, out_dir / f"confusion_{split}", class_names,
+        title=f"{split}: accuracy {result['accuracy']:.4f}")
+
+  def progress_line(self, result: Dict[str, float]) -> str:
+    """The metrics of a validation during training, for the log."""
+    return f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}"
+
+  def result_line(self, result: Dict[str, float]) -> str:
+    """The final metrics of one split, for the log."""
+    return (f"accuracy {result['accuracy']:.4f}  macro F1 "
+            f"{result['macro_f1']:.4f}  ({result['num_examples']} examples)")
+
+
+def make_classification_evaluator(builder: tfds.core.DatasetBuilder,
+                                  config: ml_collections.ConfigDict,
+                                  mesh: Mesh) -> SplitEvaluator:
+  """The evaluator of config.objective "classification".
+
+  Raises:
+    ValueError: when config.model.num_classes is not the dataset's label
+      count (a classifier head of another size would train without error
+      and be wrong).
+  """
+  if "num_classes" in config.model:
+    labels = builder.info.features["label"].num_classes
+    if config.model.num_classes != labels:
+      raise ValueError(
+          f"config.model.num_classes={config.model.num_classes} but dataset "
+          f"{builder.info.full_name} has {labels} classes: set "
+          f"--config.model.num_classes={labels}")
+  return SplitEvaluator(builder, config, mesh, steps.make_eval_step(
+      mesh, config.model.num_classes, config.dtype))
