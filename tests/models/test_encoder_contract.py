@@ -11,7 +11,10 @@ poolers, positional embeddings, norms, activations, ...), run through every
 check whose result depends on the configuration (all below but the
 registration ones). Bools are not enumerated: for encoders they change the
 input format (`input_features`) or select a published layout. A value that
-acts only with another attribute's value gets it from `COMPANIONS`.
+acts only with another attribute's value gets it from `COMPANIONS`; values
+run on another encoder instead are listed in `COVERED_BY`. Every value works
+with the inputs below: none is excluded. Not enumerated: keys inside mapping
+attributes (`frontend["features"]`, frame_encoder's `image_encoder`).
 """
 
 import dataclasses

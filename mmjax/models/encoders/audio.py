@@ -8,9 +8,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
 from mmjax.models.layers.conv_block import ConvBlock
-from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.kaldi_fbank import ast_features
 from mmjax.models.layers.patch_transformer import PatchTransformer, Pool
 from mmjax.models.layers.spec_augment import spec_augment

@@ -6,9 +6,9 @@ from typing import Any, ClassVar, Dict, Literal, Sequence, Tuple, get_args
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.conv import Conv, GroupNorm
 from mmjax.models.layers.conv_block import ConvBlock
-from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.patch_transformer import PatchTransformer, Pool, Pooler
 from mmjax.models.registries import ENCODERS
 
