@@ -8,7 +8,8 @@ the block's attributes becomes an overridable key
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional
+import typing
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import ml_collections
 
@@ -90,6 +91,20 @@ def module_defaults(cls) -> Dict[str, Any]:
   return out
 
 
+def literal_attributes(cls) -> Dict[str, Tuple[Any, ...]]:
+  """`{attribute: allowed values}` of a module's attributes annotated
+  `typing.Literal[...]` (e.g. a pool or a positional embedding kind).
+
+  Raises:
+    NameError: for an annotation that does not resolve
+      (`typing.get_type_hints`).
+  """
+  hints = typing.get_type_hints(cls)
+  return {field.name: typing.get_args(hints[field.name])
+          for field in dataclasses.fields(cls)
+          if typing.get_origin(hints.get(field.name)) is typing.Literal}
+
+
 def module_config(registry: Registry, name: str,
                   **overrides: Any) -> ml_collections.ConfigDict:
   """`{"name": name, **defaults of the registered module, **overrides}`;
@@ -127,7 +142,9 @@ def check_module_config(registry: Registry, config: Mapping[str, Any],
 
   Raises:
     KeyError: for an unregistered name.
-    ValueError: naming `<where>.<key>` for a key the module does not have.
+    ValueError: naming `<where>.<key>` for a key the module does not have,
+      or for a value outside the allowed ones of an attribute annotated
+      `Literal` (naming the value and the allowed ones).
   """
   cls = registry.get(config["name"])
   known = set(module_defaults(cls)) | set(_options(registry))
@@ -138,3 +155,7 @@ def check_module_config(registry: Registry, config: Mapping[str, Any],
         f"{unknown} (its attributes: {sorted(known)}). Build the config from "
         f"the block's own defaults instead of renaming another block's "
         f"config, e.g. --config=configs/<file>.py:fusion={config['name']}")
+  for key, allowed in literal_attributes(cls).items():
+    if key in config and config[key] not in allowed:
+      raise ValueError(f"{where}.{key}: {config[key]!r} is not one of "
+                       f"{', '.join(map(repr, allowed))}")

@@ -1,3 +1,5 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,6 +56,28 @@ def test_unknown_names_keys_and_missing_inputs():
   model = build_classifier(tiny_config())
   with pytest.raises(KeyError, match="batch has no 'audio' input"):
     model.init(jax.random.key(0), {"image": BATCH["image"]})
+
+
+def test_values_outside_a_literal_attribute_name_the_key():
+  """A value of an attribute annotated `Literal` outside its allowed set is
+  refused when the model is built, naming the config key, the value and
+  the allowed values; an allowed value builds."""
+  c = tiny_config(fusion="late_fusion")
+  c.model.fusion.combine = "avg"
+  with pytest.raises(ValueError, match=re.escape(
+      "config.model.fusion.combine: 'avg' is not one of 'average', "
+      "'weighted', 'vote'")):
+    build_model(c)
+  c.model.fusion.combine = "vote"
+  build_model(c)
+  c = av_digits.get_config("fusion=early_fusion,image=resnet")
+  c.model.encoders.image.norm = "layer"
+  with pytest.raises(ValueError, match=re.escape(
+      "config.model.encoders.image.norm: 'layer' is not one of 'group', "
+      "'batch'")):
+    build_model(c)
+  c.model.encoders.image.norm = "batch"
+  build_model(c)
 
 
 @pytest.mark.parametrize("aux_loss_weight", [0.0, 1.0])

@@ -1,24 +1,29 @@
 """Audio encoders: waveform `[batch, samples]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import Any, ClassVar, Dict, Mapping, Optional, Sequence, Tuple
+from typing import (Any, ClassVar, Dict, Literal, Mapping, Optional, Sequence,
+                    Tuple, get_args)
 
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.audio_frontend import AudioFrontEnd
 from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.kaldi_fbank import ast_features
-from mmjax.models.layers.patch_transformer import PatchTransformer
+from mmjax.models.layers.patch_transformer import PatchTransformer, Pool
 from mmjax.models.layers.spec_augment import spec_augment
 from mmjax.models.registries import ENCODERS
 
 # Keyword arguments of the "ast_fbank" front end (`ast_features`).
 AST_FBANK_KEYS = ("max_length", "num_mel_bins", "sample_rate", "mean", "std",
                   "normalize")
-PATCH_ORDERS = ("time_major", "frequency_major")
-# Axes of `[batch, frames, features]` the features are standardised over.
+PatchOrder = Literal["time_major", "frequency_major"]
+PATCH_ORDERS = get_args(PatchOrder)
+# Axes of `[batch, frames, features]` the features are standardised over, by
+# `Normalization`.
+Normalization = Literal["utterance", "band"]
 NORMALIZATIONS = {"utterance": (1, 2), "band": (1,)}
 
 
@@ -73,7 +78,7 @@ class SpectrogramEncoder(nn.Module):
   freq_mask_width: int = 8
   time_masks: int = 0
   time_mask_width: int = 10
-  normalization: str = "utterance"
+  normalization: Normalization = "utterance"
 
   def spectrogram(self, waveform: jnp.ndarray, *, train: bool) -> jnp.ndarray:
     """`frontend_features` (standardised), masked by SpecAugment in training.
@@ -226,7 +231,8 @@ class SpectrogramTransformer(SpectrogramEncoder):
       output; with `distillation_token`, the mean of the CLS and
       distillation outputs), "mean" (mean of the patch tokens) or "all" (CLS,
       distillation token if any, then the patch tokens).
-    positional_embedding: "learned" or "sinusoidal".
+    positional_embedding: "learned" or "sinusoidal" ("time" is "learned"
+      here: patches have no times).
     patch_stride: (frames, frequency bins) between patches; () (the
       default): `patch_size`. Patches that overlap (a stride below the
       patch size) are taken where they fit whole, as AST: trailing frames
@@ -252,13 +258,13 @@ class SpectrogramTransformer(SpectrogramEncoder):
   mlp_dim: int = 256
   dropout_rate: float = 0.0
   patch_size: Tuple[int, int] = (8, 8)
-  pool: str = "none"
-  positional_embedding: str = "learned"
+  pool: Pool = "none"
+  positional_embedding: PositionalEmbedding = "learned"
   patch_stride: Tuple[int, ...] = ()
-  patch_order: str = "time_major"
+  patch_order: PatchOrder = "time_major"
   distillation_token: bool = False
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
   input_features: bool = False
 
   @classmethod

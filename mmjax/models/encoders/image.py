@@ -1,17 +1,19 @@
 """Image encoders: `[batch, height, width, channels]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import Any, ClassVar, Dict, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Literal, Sequence, Tuple, get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.conv import Conv, GroupNorm
 from mmjax.models.layers.conv_block import ConvBlock
-from mmjax.models.layers.patch_transformer import PatchTransformer
+from mmjax.models.layers.patch_transformer import PatchTransformer, Pool, Pooler
 from mmjax.models.registries import ENCODERS
 
-NORMS = ("group", "batch")
+Norm = Literal["group", "batch"]
+NORMS = get_args(Norm)
 
 
 def _check_images(images: jnp.ndarray) -> None:
@@ -97,7 +99,7 @@ class ResidualBlock(nn.Module):
   """
   features: int
   strides: int = 1
-  norm: str = "group"
+  norm: Norm = "group"
   num_groups: int = 8
 
   @nn.compact
@@ -151,7 +153,7 @@ class ResNet(nn.Module):
   modality: ClassVar[str] = "image"
   stage_sizes: Sequence[int] = (2, 2, 2)
   width: int = 16
-  norm: str = "group"
+  norm: Norm = "group"
   num_groups: int = 8
   embed_dim: int = 128
 
@@ -225,7 +227,8 @@ class ViT(nn.Module):
       output, through `pooler`), "mean" (mean of the patch tokens) or "all"
       (the CLS token then the patch tokens, as a Hugging Face
       `last_hidden_state`).
-    positional_embedding: "learned" or "sinusoidal".
+    positional_embedding: "learned" or "sinusoidal" ("time" is "learned"
+      here: patches have no times).
     layer_norm_epsilon: epsilon of every LayerNorm.
     activation: MLP nonlinearity ("gelu_tanh", "gelu", "quick_gelu",
       "relu").
@@ -243,14 +246,14 @@ class ViT(nn.Module):
   mlp_dim: int = 256
   dropout_rate: float = 0.0
   patch_size: Tuple[int, int] = (4, 4)
-  pool: str = "none"
-  positional_embedding: str = "learned"
+  pool: Pool = "none"
+  positional_embedding: PositionalEmbedding = "learned"
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
   patch_bias: bool = True
   pre_norm: bool = False
   final_norm: bool = True
-  pooler: str = "none"
+  pooler: Pooler = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:

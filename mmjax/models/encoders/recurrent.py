@@ -2,7 +2,8 @@
 `[batch, length]` -> tokens `[batch, tokens, 2 * hidden_dim]` and a token mask
 `[batch, tokens]`."""
 
-from typing import Any, Callable, ClassVar, Dict, Mapping, Tuple
+from typing import (Any, Callable, ClassVar, Dict, Literal, Mapping, Tuple,
+                    get_args)
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -11,7 +12,8 @@ from mmjax.models.encoders.text_input import check_text
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
-POOLS = ("none", "last", "mean")
+Pool = Literal["none", "last", "mean"]
+POOLS = get_args(Pool)
 
 
 class BidirectionalRecurrent(nn.Module):
@@ -49,7 +51,7 @@ class BidirectionalRecurrent(nn.Module):
   hidden_dim: int = 64
   num_layers: int = 1
   dropout_rate: float = 0.0
-  pool: str = "none"
+  pool: Pool = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:

@@ -1,18 +1,20 @@
 """Text encoders: token ids `[batch, length]` -> tokens `[batch, tokens, dim]`
 and a token mask `[batch, tokens]`."""
 
-from typing import Any, ClassVar, Dict, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Literal, Mapping, Tuple, get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from mmjax.models.encoders.text_input import check_text
-from mmjax.models.layers.attention import TransformerEncoder
+from mmjax.models.layers.attention import Activation, TransformerEncoder
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.registries import ENCODERS
 
-POOLS = ("none", "cls", "eos", "mean")
-POOLERS = ("none", "dense_tanh")
+Pool = Literal["none", "cls", "eos", "mean"]
+POOLS = get_args(Pool)
+Pooler = Literal["none", "dense_tanh"]
+POOLERS = get_args(Pooler)
 
 
 @ENCODERS.register("text_transformer")
@@ -63,11 +65,13 @@ class TextTransformer(nn.Module):
       of the real tokens).
     pooler: on the pooled token: "none" or "dense_tanh" (`pooler`: Dense +
       tanh, BERT's pooler).
-    eos_token_id: pool "eos" takes, per example, the first position whose
-      id is `eos_token_id`; -1: the position of the largest id (OpenAI
-      CLIP, whose end-of-text token has the largest id). Both as Hugging
-      Face's `CLIPTextModel` (which keeps the largest-id rule for configs
-      with `eos_token_id` 2). An example without the id pools position 0.
+    eos_token_id: pool "eos" takes, per example, the first real position
+      (`token_mask`) whose id is `eos_token_id`; -1: the first real position
+      of the largest real id (OpenAI CLIP, whose end-of-text token has the
+      largest id). Both as Hugging Face's `CLIPTextModel` (which keeps the
+      largest-id rule for configs with `eos_token_id` 2), except that ids
+      at padded positions are never chosen. An example without the id
+      among its real tokens pools position 0.
   """
   modality: ClassVar[str] = "text"
   vocab_size: int = 1000
@@ -80,12 +84,12 @@ class TextTransformer(nn.Module):
   type_vocab_size: int = 0
   norm_first: bool = True
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
   causal: bool = False
   embedding_norm: bool = False
   final_norm: bool = True
-  pool: str = "none"
-  pooler: str = "none"
+  pool: Pool = "none"
+  pooler: Pooler = "none"
   eos_token_id: int = -1
 
   @classmethod
@@ -153,7 +157,8 @@ class TextTransformer(nn.Module):
       pooled = x[:, :1]
     elif self.pool == "eos":
       hits = ids if self.eos_token_id < 0 else (ids == self.eos_token_id)
-      position = jnp.argmax(hits.astype(jnp.int32), axis=1)
+      hits = jnp.where(mask, hits.astype(jnp.int32), -1)
+      position = jnp.argmax(hits, axis=1)
       pooled = jnp.take_along_axis(x, position[:, None, None], axis=1)
     else:
       weights = mask.astype(x.dtype)[..., None]

@@ -9,7 +9,7 @@ the gradients, and the tokens that cover only padding are masked.
 """
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, Tuple
+from typing import Any, ClassVar, Dict, Literal, Mapping, Tuple, get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -17,12 +17,15 @@ import numpy as np
 
 from mmjax.models.layers.masking import masked_mean
 from mmjax.models.layers.attention import (AddPositionalEmbedding,
+                                           PositionalEmbedding,
                                            TransformerEncoder)
 from mmjax.models.layers.patch_transformer import PatchTransformer
 from mmjax.models.registries import ENCODERS
 
-TEMPORAL = ("mean", "lstm", "transformer")
-SPATIAL_POOLS = ("cls", "mean")
+Temporal = Literal["mean", "lstm", "transformer"]
+TEMPORAL = get_args(Temporal)
+SpatialPool = Literal["cls", "mean"]
+SPATIAL_POOLS = get_args(SpatialPool)
 _EXPECTED = ("{'frames': float32 [batch, frames, height, width, channels], "
              "'frame_mask': bool [batch, frames]}")
 
@@ -101,13 +104,13 @@ class FrameEncoder(nn.Module):
   image_encoder: Mapping[str, Any] = dataclasses.field(
       default_factory=lambda: {"name": "cnn", "features": (16, 32),
                                "embed_dim": 64})
-  temporal: str = "transformer"
+  temporal: Temporal = "transformer"
   dim: int = 64
   num_layers: int = 1
   num_heads: int = 4
   mlp_dim: int = 128
   dropout_rate: float = 0.0
-  positional_embedding: str = "learned"
+  positional_embedding: PositionalEmbedding = "learned"
   frame_rate: float = 4.0
 
   @classmethod
@@ -236,8 +239,8 @@ class ViViT(nn.Module):
   num_heads: int = 4
   mlp_dim: int = 128
   dropout_rate: float = 0.0
-  spatial_pool: str = "cls"
-  positional_embedding: str = "learned"
+  spatial_pool: SpatialPool = "cls"
+  positional_embedding: PositionalEmbedding = "learned"
   frame_rate: float = 4.0
 
   @classmethod

@@ -2,7 +2,7 @@
 via Large-Scale Weak Supervision"), trainable from scratch or loaded from a
 Hugging Face checkpoint (`mmjax.pretrained.whisper`)."""
 
-from typing import Any, ClassVar, Dict, Tuple
+from typing import Any, ClassVar, Dict, Literal, Tuple, get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -12,7 +12,8 @@ from mmjax.models.layers import whisper_features
 from mmjax.models.layers.attention import TransformerEncoder
 from mmjax.models.registries import ENCODERS
 
-POOLS = ("none", "mean")
+Pool = Literal["none", "mean"]
+POOLS = get_args(Pool)
 
 
 def _sinusoids(key, shape, dtype=jnp.float32):
@@ -93,7 +94,7 @@ class WhisperEncoder(nn.Module):
   mlp_dim: int = 512
   max_source_positions: int = 1500
   dropout_rate: float = 0.0
-  pool: str = "none"
+  pool: Pool = "none"
   pad_or_trim: bool = True
   input_features: bool = False
 

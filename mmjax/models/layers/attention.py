@@ -21,7 +21,7 @@ positions, as in ViT); Hendrycks & Gimpel 2016, "Gaussian Error Linear Units"
 (GELU; the sigmoid approximation x * sigmoid(1.702 x) is CLIP's quick GELU).
 """
 
-from typing import Optional
+from typing import Literal, Optional, get_args
 
 import flax.linen as nn
 import jax
@@ -30,6 +30,8 @@ import numpy as np
 
 Array = jnp.ndarray
 
+# MLP nonlinearities, by name: the keys of `ACTIVATIONS`.
+Activation = Literal["gelu_tanh", "gelu", "quick_gelu", "relu"]
 ACTIVATIONS = {
     "gelu_tanh": lambda x: nn.gelu(x, approximate=True),
     "gelu": lambda x: nn.gelu(x, approximate=False),
@@ -214,7 +216,8 @@ def time_positional_embedding(times: np.ndarray, dim: int,
                      jnp.float32)
 
 
-POSITIONAL_EMBEDDINGS = ("learned", "sinusoidal", "time")
+PositionalEmbedding = Literal["learned", "sinusoidal", "time"]
+POSITIONAL_EMBEDDINGS = get_args(PositionalEmbedding)
 
 
 class AddPositionalEmbedding(nn.Module):
@@ -229,7 +232,7 @@ class AddPositionalEmbedding(nn.Module):
   Raises:
     ValueError: for another `kind`, or times whose length is not T.
   """
-  kind: str = "learned"
+  kind: PositionalEmbedding = "learned"
 
   @nn.compact
   def __call__(self, x: Array, times: Optional[np.ndarray] = None) -> Array:
@@ -255,7 +258,7 @@ class MlpBlock(nn.Module):
   dropout. `activation` names an entry of `ACTIVATIONS`."""
   mlp_dim: int
   dropout_rate: float = 0.0
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool) -> Array:
@@ -302,7 +305,7 @@ class TransformerBlock(nn.Module):
   dropout_rate: float = 0.0
   norm_first: bool = True
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
   causal: bool = False
 
   @nn.compact
@@ -357,7 +360,7 @@ class TransformerEncoder(nn.Module):
   dropout_rate: float = 0.0
   norm_first: bool = True
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
   causal: bool = False
   final_norm: bool = True
 

@@ -9,16 +9,19 @@ pooled CLS token LayerNormed), which differ only in the grid they cut into
 patches and in these details.
 """
 
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from mmjax.models.layers.attention import (AddPositionalEmbedding,
+from mmjax.models.layers.attention import (Activation, AddPositionalEmbedding,
+                                           PositionalEmbedding,
                                            TransformerEncoder)
 
-POOLS = ("none", "cls", "mean", "all")
-POOLERS = ("none", "dense_tanh", "layer_norm")
+Pool = Literal["none", "cls", "mean", "all"]
+POOLS = get_args(Pool)
+Pooler = Literal["none", "dense_tanh", "layer_norm"]
+POOLERS = get_args(Pooler)
 
 
 class PatchTransformer(nn.Module):
@@ -40,7 +43,8 @@ class PatchTransformer(nn.Module):
       prepended and only its output is returned, through `pooler`), "mean"
       (mean of the patch tokens) or "all" (CLS, distillation token if any,
       then the patch tokens: a Hugging Face `last_hidden_state`).
-    positional_embedding: "learned" or "sinusoidal" (`AddPositionalEmbedding`).
+    positional_embedding: "learned" or "sinusoidal" (`AddPositionalEmbedding`;
+      "time" is "learned" here: patches have no times).
     patch_stride: stride of the patch embedding; None: `patch_size`
       (non-overlapping). AST uses 16x16 patches with stride 10.
     patch_bias: the patch embedding has a bias (not in CLIP).
@@ -60,16 +64,16 @@ class PatchTransformer(nn.Module):
   num_heads: int = 4
   mlp_dim: int = 256
   dropout_rate: float = 0.0
-  pool: str = "none"
-  positional_embedding: str = "learned"
+  pool: Pool = "none"
+  positional_embedding: PositionalEmbedding = "learned"
   patch_stride: Optional[Sequence[int]] = None
   patch_bias: bool = True
   distillation_token: bool = False
   pre_norm: bool = False
   final_norm: bool = True
-  pooler: str = "none"
+  pooler: Pooler = "none"
   layer_norm_epsilon: float = 1e-6
-  activation: str = "gelu_tanh"
+  activation: Activation = "gelu_tanh"
 
   @nn.compact
   def __call__(self, grid: jnp.ndarray, *, train: bool) -> jnp.ndarray:
