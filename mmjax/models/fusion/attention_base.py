@@ -1,7 +1,7 @@
 """What the attention-based fusion blocks share: their attributes and the
 per-modality token projection."""
 
-from typing import Dict, Literal, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -9,11 +9,11 @@ import numpy as np
 
 from mmjax.models.fusion.base import (FusionBlock, TokenTimes,
                                       modality_order)
-from mmjax.models.layers.attention import AddPositionalEmbedding
+from mmjax.models.layers.attention import (AddPositionalEmbedding,
+                                           PositionalEmbedding)
 from mmjax.models.layers.masking import valid_tokens
 
 Array = jnp.ndarray
-PositionalEmbedding = Literal["learned", "sinusoidal", "time"]
 
 
 class ProjectTokens(nn.Module):
