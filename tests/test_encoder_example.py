@@ -58,12 +58,15 @@ def test_example_trains_through_launch(user_copy, prepared_data_dir,
 
 
 def checks_over_every_encoder():
-  """The contract tests parametrized over all of `ENCODERS` (not those
-  filtered by modality or by a `token_times` method, which an image encoder
-  without one does not get)."""
+  """The contract tests parametrized over all of `ENCODERS` or over every
+  encoder's cases (not those filtered by modality or by a `token_times`
+  method, which an image encoder without one does not get). The example has
+  no `Literal` attribute, so it is one case: one test of each."""
   return [name for name, f in vars(contract).items()
           if name.startswith("test_") and any(
-              m.name == "parametrize" and m.args[1] is contract.ENCODER_NAMES
+              m.name == "parametrize"
+              and (m.args[1] is contract.ENCODER_NAMES
+                   or m.args[1] is contract.CASES)
               for m in getattr(f, "pytestmark", []))]
 
 

@@ -67,17 +67,17 @@ def test_values_outside_a_literal_attribute_name_the_key():
   with pytest.raises(ValueError, match=re.escape(
       "config.model.fusion.combine: 'avg' is not one of 'average', "
       "'weighted', 'vote'")):
-    build_model(c)
+    build_classifier(c)
   c.model.fusion.combine = "vote"
-  build_model(c)
+  build_classifier(c)
   c = av_digits.get_config("fusion=early_fusion,image=resnet")
   c.model.encoders.image.norm = "layer"
   with pytest.raises(ValueError, match=re.escape(
       "config.model.encoders.image.norm: 'layer' is not one of 'group', "
       "'batch'")):
-    build_model(c)
+    build_classifier(c)
   c.model.encoders.image.norm = "batch"
-  build_model(c)
+  build_classifier(c)
 
 
 @pytest.mark.parametrize("aux_loss_weight", [0.0, 1.0])
