@@ -12,7 +12,6 @@ import json
 import pytest
 
 from tests import user_copy as user
-from tests.train.conftest import TINY_OVERRIDES
 
 PAGE = user.REPO_ROOT / "docs" / "write_your_own_dataset.md"
 BUILDER = "mmjax/data/builders/fsdd_digits.py"
@@ -35,11 +34,8 @@ def test_example_prepares_and_trains_through_launch(user_copy,
   assert CONFIG in command, command
   workdir, data_dir = tmp_path / "fsdd", tmp_path / "tensorflow_datasets"
   # The av_digits test settings of the audio encoder, fusion and recipe.
-  overrides = {k: v for k, v in TINY_OVERRIDES.items() if "image" not in k}
-  overrides.update({**user.SHORT_RUN,
-                    "data.manual_dir": str(real_manual_dir),
-                    "data.data_dir": str(data_dir)})
-  proc = user.run_launch(user_copy, command, workdir, overrides)
+  proc = user.run_launch(user_copy, command, workdir, user.short_run_overrides(
+      real_manual_dir, data_dir, replaced=("image",)))
   assert proc.returncode == 0, proc.stderr[-3000:]
   config = json.loads((workdir / "config.json").read_text())
   assert config["data"]["name"] == "fsdd_digits"

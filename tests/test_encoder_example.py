@@ -16,7 +16,6 @@ import pytest
 
 from tests import user_copy as user
 from tests.models import test_encoder_contract as contract
-from tests.train.conftest import TINY_OVERRIDES
 
 PAGE = user.REPO_ROOT / "docs" / "write_your_own_encoder.md"
 NAME = "patch_embedding"
@@ -31,19 +30,15 @@ def example_code():
 @pytest.fixture(scope="module")
 def user_copy(tmp_path_factory):
   """The repository plus the example, saved where the page says."""
-  files = user.saved_files(PAGE)
-  assert files == {FILE: example_code()}, set(files)
-  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
+  return user.copy_with_saved_files(tmp_path_factory, PAGE,
+                                    {FILE: example_code()})
 
 
 def test_example_trains_through_launch(user_copy, prepared_data_dir,
                                        real_manual_dir, tmp_path):
   workdir = tmp_path / "patches"
-  overrides = {k: v for k, v in TINY_OVERRIDES.items()
-               if not k.startswith("model.encoders.image.")}
-  overrides.update({**user.SHORT_RUN,
-                    "data.manual_dir": str(real_manual_dir),
-                    "data.data_dir": str(prepared_data_dir)})
+  overrides = user.short_run_overrides(real_manual_dir, prepared_data_dir,
+                                       replaced=("model.encoders.image.",))
   proc = user.run_launch(user_copy, user.launch_command(PAGE), workdir,
                          overrides)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -18,7 +18,6 @@ import pytest
 from mmjax.models.registries import FUSION
 from tests import user_copy as user
 from tests.models import test_fusion_contract as contract
-from tests.train.conftest import TINY_OVERRIDES
 
 PAGE = user.REPO_ROOT / "docs" / "write_your_own_fusion_layer.md"
 NAME = "summary_cross_attention"
@@ -33,19 +32,15 @@ def example_code():
 @pytest.fixture(scope="module")
 def user_copy(tmp_path_factory):
   """The repository plus the example, saved where the page says."""
-  files = user.saved_files(PAGE)
-  assert files == {str(FILE): example_code()}, set(files)
-  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
+  return user.copy_with_saved_files(tmp_path_factory, PAGE,
+                                    {str(FILE): example_code()})
 
 
 def test_example_trains_through_launch(user_copy, prepared_data_dir,
                                        real_manual_dir, tmp_path):
   workdir = tmp_path / "mine"
-  overrides = {k: v for k, v in TINY_OVERRIDES.items()
-               if not k.startswith("model.fusion.")}
-  overrides.update({**user.SHORT_RUN,
-                    "data.manual_dir": str(real_manual_dir),
-                    "data.data_dir": str(prepared_data_dir)})
+  overrides = user.short_run_overrides(real_manual_dir, prepared_data_dir,
+                                       replaced=("model.fusion.",))
   proc = user.run_launch(user_copy, user.launch_command(PAGE), workdir,
                          overrides)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -14,7 +14,6 @@ import sys
 import pytest
 
 from tests import user_copy as user
-from tests.train.conftest import TINY_OVERRIDES
 
 PAGE = user.REPO_ROOT / "docs" / "write_your_own_pp_op.md"
 FILE = "mmjax/data/pp/time_shift.py"
@@ -83,9 +82,8 @@ def example_code():
 @pytest.fixture(scope="module")
 def user_copy(tmp_path_factory):
   """The repository plus the example, saved where the page says."""
-  files = user.saved_files(PAGE)
-  assert files == {FILE: example_code()}, set(files)
-  return user.make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
+  return user.copy_with_saved_files(tmp_path_factory, PAGE,
+                                    {FILE: example_code()})
 
 
 def test_example_trains_through_launch(user_copy, prepared_data_dir,
@@ -95,10 +93,8 @@ def test_example_trains_through_launch(user_copy, prepared_data_dir,
              if a.startswith("--config.pp_train.audio=")]
   assert f"random_time_shift({MAX_SHIFT})" in spec.split("|"), spec
   workdir = tmp_path / "shifted"
-  proc = user.run_launch(user_copy, command, workdir, {
-      **TINY_OVERRIDES, **user.SHORT_RUN,
-      "data.manual_dir": str(real_manual_dir),
-      "data.data_dir": str(prepared_data_dir)})
+  proc = user.run_launch(user_copy, command, workdir, user.short_run_overrides(
+      real_manual_dir, prepared_data_dir))
   assert proc.returncode == 0, proc.stderr[-3000:]
   config = json.loads((workdir / "config.json").read_text())
   assert config["pp_train"]["audio"] == spec

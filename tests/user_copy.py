@@ -9,9 +9,9 @@ import shlex
 import shutil
 import subprocess
 import sys
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Sequence
 
-from tests.train.conftest import as_flags
+from tests.train.conftest import TINY_OVERRIDES, as_flags
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,6 +32,27 @@ def saved_files(page: pathlib.Path) -> Dict[str, str]:
   found = re.findall(r"^```python\n(.*?)^```\n+Save it as `([^`/]+)` in\s+"
                      r"`([^`]+/)`", page.read_text(), re.S | re.M)
   return {folder + name: code for code, name, folder in found}
+
+
+def copy_with_saved_files(tmp_path_factory, page: pathlib.Path,
+                          expected: Mapping[str, str]) -> pathlib.Path:
+  """A repository copy (`make_copy`) with the files the page has the user
+  create, after checking that they are exactly `expected`."""
+  files = saved_files(page)
+  assert files == dict(expected), set(files)
+  return make_copy(tmp_path_factory.mktemp("user") / "mmjax", files)
+
+
+def short_run_overrides(manual_dir: pathlib.Path, data_dir: pathlib.Path,
+                        replaced: Sequence[str] = ()) -> Dict[str, object]:
+  """The tests' tiny av_digits settings (tests/train/conftest.py) without
+  the keys containing one of `replaced` (those of the part the example
+  replaces), for a `SHORT_RUN` on the real data."""
+  overrides = {k: v for k, v in TINY_OVERRIDES.items()
+               if not any(r in k for r in replaced)}
+  overrides.update({**SHORT_RUN, "data.manual_dir": str(manual_dir),
+                    "data.data_dir": str(data_dir)})
+  return overrides
 
 
 def launch_command(page: pathlib.Path) -> List[str]:
