@@ -21,7 +21,6 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3]))
 from mmjax import objectives, parallel  # noqa: E402  pylint: disable=g-import-not-at-top
 from mmjax.evaluation import restore  # noqa: E402  pylint: disable=g-import-not-at-top
-from mmjax.train import steps  # noqa: E402  pylint: disable=g-import-not-at-top
 import ml_collections  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
