@@ -23,8 +23,7 @@ FILE = f"mmjax/models/encoders/{NAME}.py"
 
 
 def example_code():
-  (code,) = user.page_blocks(PAGE, "python")
-  return code
+  return user.only_python_block(PAGE)
 
 
 @pytest.fixture(scope="module")

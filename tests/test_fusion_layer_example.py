@@ -25,8 +25,7 @@ FILE = pathlib.Path("mmjax/models/fusion") / f"{NAME}.py"
 
 
 def example_code():
-  (code,) = user.page_blocks(PAGE, "python")
-  return code
+  return user.only_python_block(PAGE)
 
 
 @pytest.fixture(scope="module")

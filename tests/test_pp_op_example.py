@@ -75,8 +75,7 @@ print(json.dumps(out))
 
 
 def example_code():
-  (code,) = user.page_blocks(PAGE, "python")
-  return code
+  return user.only_python_block(PAGE)
 
 
 @pytest.fixture(scope="module")

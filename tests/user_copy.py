@@ -26,6 +26,12 @@ def page_blocks(page: pathlib.Path, language: str) -> List[str]:
                     re.S | re.M)
 
 
+def only_python_block(page: pathlib.Path) -> str:
+  """The page's one python block (the example the user saves)."""
+  (code,) = page_blocks(page, "python")
+  return code
+
+
 def saved_files(page: pathlib.Path) -> Dict[str, str]:
   """The files the page has the user create: `{folder/name: code}` for each
   python block followed by "Save it as `name` in `folder/`"."""
