@@ -2,13 +2,17 @@
 
   python launch.py --config configs/av_digits.py --workdir runs/av_digits \
       --config.optimizer.learning_rate=3e-4
-  python launch.py --config configs/av_digits.py --workdir runs/av_digits \
-      --mode=evaluate --config.data.manual_dir=/path/to/other/data
+  python launch.py --workdir runs/av_digits --mode=evaluate \
+      --config.data.manual_dir=/path/to/other/data
   python launch.py --config configs/av_digits.py:fusion=cross_attention \
       --workdir runs/mult --config.model.fusion.num_heads=2
   python launch.py --config configs/av_digits.py --workdir runs/av_digits \
       --mode=robustness [--reference_workdir runs/late_fusion]
 
+A trained workdir holds its config (config.json) and fitted preprocessing
+state (assets/): given with --workdir alone, a command reads the config back
+from it (overrides as usual; evaluation may change only keys that leave the
+model and its preprocessing alone: data folder, splits, batch sizes).
 Running the same train command again with the same workdir resumes from the
 latest checkpoint; a resume that changes the learning-rate schedule, global
 batch size, seed, data or process count is refused unless
@@ -29,8 +33,9 @@ from ml_collections import config_flags
 from mmjax.registry import UnknownNameError
 
 config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file (a get_config() module).",
-    lock_config=True)
+    "config", None, "Experiment config file (a get_config() module). "
+    "Optional with the --workdir of a trained run: its config.json is read "
+    "back.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
 flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness"],
                   "train (resuming if possible); evaluate the latest "
@@ -57,7 +62,9 @@ flags.DEFINE_integer(
 flags.DEFINE_bool("allow_config_change", False,
                   "Resume even when the learning-rate schedule, global batch "
                   "size, seed, data or process count differ from the "
-                  "checkpoint's run.")
+                  "checkpoint's run; evaluate with a config whose model or "
+                  "preprocessing keys differ from the run's "
+                  "(mmjax.workdir.configs.MODEL_KEYS).")
 flags.DEFINE_string(
     "compilation_cache_dir", os.environ.get("MMJAX_COMPILATION_CACHE_DIR"),
     "Persistent XLA compilation cache (jax_compilation_cache_dir): a run "
@@ -68,7 +75,7 @@ flags.DEFINE_bool("jax_distributed", False,
 flags.DEFINE_string("coordinator_address", None, "host:port of process 0.")
 flags.DEFINE_integer("num_processes", None, "Number of processes.")
 flags.DEFINE_integer("process_id", None, "This process's index.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL (sysexits.h): try again, it resumes
 
@@ -83,6 +90,7 @@ def main(argv):
   from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
   from mmjax.train import loop  # pylint: disable=g-import-not-at-top
   from mmjax.train.preemption import Preempted  # pylint: disable=g-import-not-at-top
+  from mmjax.workdir import configs as workdir_configs  # pylint: disable=g-import-not-at-top
 
   if FLAGS.compilation_cache_dir:
     import jax  # pylint: disable=g-import-not-at-top
@@ -93,6 +101,9 @@ def main(argv):
   parallel.initialize_distributed(FLAGS.jax_distributed, FLAGS.coordinator_address,
                                   FLAGS.num_processes, FLAGS.process_id)
   try:
+    if FLAGS.mode != "train" and workdir_configs.saved_configs(FLAGS.workdir):
+      workdir_configs.check_evaluation_config(
+          FLAGS.config, FLAGS.workdir, FLAGS.allow_config_change)
     if FLAGS.mode == "train":
       loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                               allow_config_change=FLAGS.allow_config_change)
@@ -134,10 +145,41 @@ def _unknown_name(e: BaseException):
   return None
 
 
+def _flag_value(argv, name: str):
+  """The value of `--name=v` or `--name v` in `argv`, else None."""
+  for i, arg in enumerate(argv[1:], 1):
+    if arg.startswith(f"--{name}="):
+      return arg.split("=", 1)[1]
+    if arg == f"--{name}" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def with_workdir_config(argv):
+  """`argv`, with `--config=<mmjax/workdir/config_file.py>:<workdir>` first
+  when it gives `--workdir` but no `--config`: the run's own config.
+
+  Exits with a one-line error when that workdir holds no config.json.
+  """
+  if any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
+    return argv
+  workdir = _flag_value(argv, "workdir")
+  if workdir is None:
+    return argv  # absl reports the missing --workdir
+  from mmjax.workdir import config_file, configs  # pylint: disable=g-import-not-at-top
+  if not configs.saved_configs(workdir):
+    sys.exit(f"error: --config is required: {workdir} holds no config.json "
+             f"(only the workdir of a trained run can be given without "
+             f"--config)")
+  return [argv[0], f"--config={config_file.__file__}:{workdir}", *argv[1:]]
+
+
 def parse_flags(argv):
   """absl flag parsing, with an unknown `--config.<key>`, or an unknown
   registered name in the config-file argument (`:fusion=nope`), reported in
-  one line."""
+  one line; a trained `--workdir` without `--config` reads its own config
+  (`with_workdir_config`)."""
+  argv = with_workdir_config(argv)
   try:
     return FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except

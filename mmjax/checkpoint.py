@@ -51,15 +51,23 @@ ITEMS = ("default", "input")
 
 
 def save(manager: ocp.CheckpointManager, state,
-         input_position: Optional[input_checkpoint.InputSave] = None) -> None:
+         input_position: Optional[input_checkpoint.InputSave] = None,
+         metadata: Optional[Dict[str, Any]] = None) -> None:
   """Starts saving `state` under its step (asynchronously, in the
   background), and `input_position` with it when given (written before
-  this returns)."""
+  this returns); `metadata` (JSON-able) becomes the step's custom metadata
+  (`step_metadata`)."""
   step = int(jax.device_get(state.step))
   items = {"default": ocp.args.StandardSave(state)}
   if input_position is not None:
     items["input"] = input_position
-  manager.save(step, args=ocp.args.Composite(**items), force=True)
+  manager.save(step, args=ocp.args.Composite(**items), force=True,
+               custom_metadata=metadata)
+
+
+def step_metadata(manager: ocp.CheckpointManager, step: int) -> Dict[str, Any]:
+  """The custom metadata saved with checkpoint `step` ({} when none)."""
+  return dict(manager.metadata(step).custom_metadata or {})
 
 
 def has_input_position(manager: ocp.CheckpointManager, step: int) -> bool:

@@ -12,7 +12,7 @@ import itertools
 import json
 import resource
 import time
-from typing import Dict
+from typing import Any, Dict, NamedTuple, Optional
 
 from etils import epath
 import jax
@@ -28,6 +28,8 @@ from mmjax.train import config_checks, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard
 from mmjax.train.state import create_train_state
 from mmjax.pretrained import load as pretrained_load
+from mmjax.workdir import assets
+from mmjax.workdir import configs as workdir_configs
 
 
 class TrainingDiverged(FloatingPointError):
@@ -48,9 +50,22 @@ def _example_shapes(builder, config) -> Dict[str, jax.ShapeDtypeStruct]:
           for m, spec in ds.element_spec.items() if m in config.modalities}
 
 
+class Run(NamedTuple):
+  """What `setup` builds for a run."""
+  mesh: jax.sharding.Mesh
+  builder: Any  # tfds.core.DatasetBuilder
+  state: Any  # the initial train_state
+  manager: Any  # orbax.checkpoint.CheckpointManager (close it)
+  evaluator: Any  # the objective's evaluator
+  config: ml_collections.ConfigDict  # pp specs bound to the run's assets
+  assets: Optional[Dict[str, Dict[str, str]]]  # W/assets/assets.json
+
+
 def setup(config, workdir: epath.Path, read_only: bool,
-          objective: objectives.Objective):
-  """Everything a run needs, built before anything is written to `workdir`.
+          objective: objectives.Objective) -> Run:
+  """Everything a run needs, built before anything but the run's assets
+  (`mmjax.workdir.assets`, captured by a fresh training run) is written to
+  `workdir`.
 
   Args:
     config: the experiment config.
@@ -59,11 +74,14 @@ def setup(config, workdir: epath.Path, read_only: bool,
     objective: `objectives.resolve(config)`.
 
   Returns:
-    (mesh, dataset builder, initial train_state, checkpoint manager,
-    the objective's evaluator).
+    A `Run`: its `config` is `config` with the pp specs reading the run's
+    own fitted preprocessing state (`W/assets`) where they name
+    `{dataset_dir}`; build every input pipeline from it.
 
   Raises:
     ValueError / KeyError: for an invalid config, naming the key.
+    DataError: for missing data, or assets missing or changed since the run
+      captured them.
   """
   config_checks.check(config)
   objective.check_config(config)
@@ -75,17 +93,21 @@ def setup(config, workdir: epath.Path, read_only: bool,
   if unknown:
     raise ValueError(f"config.eval_splits has {sorted(unknown)}; the dataset "
                      f"has splits {sorted(builder.info.splits)}")
-  evaluator = objective.make_evaluator(builder, config, mesh)
   model = objective.build_model(config)
   tx = optim.make_optimizer(config.optimizer, config.num_train_steps,
                             optim.parameter_groups(config))
+  # The shapes do not depend on the fitted state: the dataset's own serves.
   state = create_train_state(
       model, _example_shapes(builder, config), tx, config.seed,
       lambda abstract: sharding.state_shardings(abstract, mesh, shard_config))
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
-  return mesh, builder, state, manager, evaluator
+  config, record = assets.for_run(
+      config, builder.data_dir, workdir,
+      fresh_training=not read_only and manager.latest_step() is None)
+  evaluator = objective.make_evaluator(builder, config, mesh)
+  return Run(mesh, builder, state, manager, evaluator, config, record)
 
 
 def _initialize_encoders(config, state):
@@ -105,30 +127,6 @@ def _initialize_encoders(config, state):
       batch_stats=jax.device_put(batch_stats, where(state.batch_stats)))
 
 
-def _saved_configs(workdir: epath.Path):
-  """config.json, config.1.json, ... of `workdir`, oldest first."""
-  found, n = [], 1
-  path = workdir / "config.json"
-  while path.exists():
-    found.append(path)
-    path = workdir / f"config.{n}.json"
-    n += 1
-  return found
-
-
-def _save_config(config, workdir: epath.Path) -> None:
-  """Writes config.json; a changed config on resume goes to config.N.json."""
-  if not writers.is_chief():
-    return
-  resolved = json.loads(config.to_json_best_effort())
-  saved = _saved_configs(workdir)
-  if any(json.loads(p.read_text()) == resolved for p in saved):
-    return
-  writers.write_json_atomic(
-      workdir / (f"config.{len(saved)}.json" if saved else "config.json"),
-      resolved)
-
-
 def _check_resume(config, workdir: epath.Path, allow_config_change: bool):
   """Refuses to resume with another learning-rate schedule, global batch
   size, seed, data or process count than the run's last launch.
@@ -136,7 +134,7 @@ def _check_resume(config, workdir: epath.Path, allow_config_change: bool):
   Raises:
     ValueError: naming the changed keys, unless `allow_config_change`.
   """
-  saved = _saved_configs(workdir)
+  saved = workdir_configs.saved_configs(workdir)
   changed = []
   if saved:
     changed = config_checks.changed_on_resume(
@@ -184,9 +182,11 @@ def _check_finite(window, last_step: int) -> None:
 
 
 def _train(config, state, batches, train_step, evaluator, manager, writer,
-           start: int, guard: PreemptionGuard, input_position):
+           start: int, guard: PreemptionGuard, input_position,
+           metadata: Dict[str, Any]):
   """Steps `start + 1 .. num_train_steps`: logs, validates and checkpoints
-  (with `input_position()`, the input's saved position, when not None).
+  (with `input_position()`, the input's saved position, when not None, and
+  `metadata` as each checkpoint's custom metadata).
 
   Returns the final train_state and the training throughput in examples/s,
   measured from the end of the first (compiling) step to the end, without
@@ -232,7 +232,8 @@ def _train(config, state, batches, train_step, evaluator, manager, writer,
       t_window = time.perf_counter()
       t_eval += t_window - t_eval_start
     if save:
-      checkpoint.save(manager, state, input_position and input_position())
+      checkpoint.save(manager, state, input_position and input_position(),
+                      metadata)
     bar.update(1)
     if preempted:
       bar.close()
@@ -292,7 +293,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """Trains and evaluates; returns `{split: metrics}` as in results.json.
 
   Writes into `workdir`: config.json (config.N.json for a changed config on
-  resume), launches.jsonl, checkpoints/, metrics.jsonl, tensorboard/,
+  resume), assets/ (the fitted preprocessing state the pp specs name under
+  `{dataset_dir}`, e.g. a tokenizer: `mmjax.workdir.assets`), launches.jsonl, checkpoints/, metrics.jsonl, tensorboard/,
   results.json and confusion_<split>.{png,json} (contrastive:
   zero_shot_confusion_<split>.{png,json} when zero-shot applies). The
   workdir may be remote (`gs://...`): every file operation on it goes
@@ -316,12 +318,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   workdir = epath.Path(workdir)
   t_start = time.perf_counter()
   objective = objectives.resolve(config)
-  mesh, builder, state, manager, evaluator = setup(config, workdir, False,
-                                                   objective)
+  saved_config = config
+  mesh, builder, state, manager, evaluator, config, record = setup(
+      config, workdir, False, objective)
   t_data = time.perf_counter() - t_start
   if manager.latest_step() is not None:
-    _check_resume(config, workdir, allow_config_change)
-  _save_config(config, workdir)
+    _check_resume(saved_config, workdir, allow_config_change)
+  if writers.is_chief():
+    workdir_configs.save_config(saved_config, workdir)
   restored = checkpoint.restore_latest(manager, state)
   if restored is not None:
     state = restored
@@ -350,8 +354,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   try:
     with PreemptionGuard() as guard:
-      state, throughput = _train(config, state, batches, train_step, evaluator,
-                                 manager, writer, start, guard, input_position)
+      state, throughput = _train(
+          config, state, batches, train_step, evaluator, manager, writer,
+          start, guard, input_position,
+          {"assets": assets.fingerprints(record)})
   except BaseException:
     writer.close()  # flushes TensorBoard events of the steps trained
     raise

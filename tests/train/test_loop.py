@@ -19,10 +19,10 @@ def read_metrics(workdir, split):
 
 def restore(workdir, config):
   """The latest train_state in `workdir`, restored through Orbax."""
-  _, _, target, manager, _ = loop.setup(config, workdir, read_only=True,
-                                        objective=objectives.resolve(config))
-  state = checkpoint.restore_latest(manager, target)
-  manager.close()
+  run = loop.setup(config, workdir, read_only=True,
+                   objective=objectives.resolve(config))
+  state = checkpoint.restore_latest(run.manager, run.state)
+  run.manager.close()
   return state
 
 
