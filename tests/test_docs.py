@@ -361,7 +361,14 @@ def parse_launch_flags(argvs: List[List[str]]) -> List[dict]:
 @pytest.fixture(scope="module")
 def launched(manifests, tmp_path_factory) -> Dict[str, tuple]:
   """Every command's plan, and its launch.py parses (one subprocess)."""
-  workdir = str(tmp_path_factory.mktemp("workdir") / "run")
+  workdir = tmp_path_factory.mktemp("workdir") / "run"
+  # A trained av_digits run's config, for the commands that give a workdir
+  # alone (launch.py reads its config.json back).
+  workdir.mkdir()
+  from configs import av_digits  # pylint: disable=g-import-not-at-top
+  (workdir / "config.json").write_text(
+      av_digits.get_config().to_json_best_effort())
+  workdir = str(workdir)
   saved = tmp_path_factory.mktemp("user_files")
   for path, code in user_files().items():
     (saved / path).parent.mkdir(parents=True, exist_ok=True)
