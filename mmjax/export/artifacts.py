@@ -37,56 +37,79 @@ def abstract_inputs(inputs: List[TensorInfo]) -> Dict[str, jax.ShapeDtypeStruct]
           for i in inputs}
 
 
-def export_stablehlo(infer: InferenceFn, variables: Mapping[str, Any],
-                     inputs: List[TensorInfo], path: epath.PathLike,
-                     platforms: Sequence[str] = PLATFORMS) -> jax.export.Exported:
-  """Writes `infer` with `variables` baked in as constants, serialized by
-  `jax.export` (a flatbuffer holding the StableHLO module), to `path`.
+def export_with_variables(infer: InferenceFn, variables: Mapping[str, Any],
+                          inputs: List[TensorInfo],
+                          platforms: Sequence[str] = PLATFORMS
+                          ) -> jax.export.Exported:
+  """`infer` lowered once by `jax.export`, the variables an argument:
+  `exported.call(variables, {name: array})`; the model is traced here
+  only, `export_stablehlo` and `export_saved_model` wrap the result."""
+  abstract_variables = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), variables)
+  return jax.export.export(jax.jit(infer), platforms=tuple(platforms))(
+      abstract_variables, abstract_inputs(inputs))
+
+
+def export_stablehlo(exported: jax.export.Exported,
+                     variables: Mapping[str, Any], inputs: List[TensorInfo],
+                     path: epath.PathLike) -> jax.export.Exported:
+  """Writes `exported` (of `export_with_variables`) with `variables` baked
+  in as constants, serialized by `jax.export` (a flatbuffer holding the
+  StableHLO module), to `path`.
 
   Load it with JAX alone: `jax.export.deserialize(bytearray(data)).call({name:
-  array})`, any batch size >= 1.
+  array})`, any batch size >= 1, on any of `exported.platforms`.
 
   Returns:
-    The `jax.export.Exported`.
+    The self-contained `jax.export.Exported` written.
   """
-  exported = jax.export.export(
-      jax.jit(functools.partial(infer, variables)), platforms=tuple(platforms))(
-          abstract_inputs(inputs))
-  paths.write_atomic(path, bytes(exported.serialize()))
-  return exported
+  closed = jax.export.export(
+      jax.jit(functools.partial(exported.call, variables)),
+      platforms=exported.platforms)(abstract_inputs(inputs))
+  paths.write_atomic(path, bytes(closed.serialize()))
+  return closed
 
 
-def export_saved_model(entries: Mapping[str, Tuple[InferenceFn, List[TensorInfo]]],
-                       variables: Mapping[str, Any], path: epath.PathLike,
-                       platforms: Sequence[str] = PLATFORMS) -> None:
+def export_saved_model(entries: Mapping[str, Tuple[jax.export.Exported,
+                                                   List[TensorInfo]]],
+                       variables: Mapping[str, Any],
+                       path: epath.PathLike) -> None:
   """Writes a TensorFlow SavedModel with one serving signature per entry.
 
-  Each `{signature name: (infer, inputs)}` is converted with `jax2tf`
-  (native serialization: the StableHLO module inside an `XlaCallModule`
-  op; batch polymorphic). The variables are saved once as `tf.Variable`s,
-  shared by the signatures (a GraphDef holds no large constant).
+  Each `{signature name: (exported, inputs)}` (`export_with_variables`) is
+  converted with `jax2tf` (native serialization: the StableHLO module
+  inside an `XlaCallModule` op; batch polymorphic). The variables are saved
+  once as `tf.Variable`s, shared by the signatures (a GraphDef holds no
+  large constant).
 
   Args:
     entries: the signatures; e.g. "serving_default".
     variables: `{"params": ..., ["batch_stats": ...]}` host arrays.
     path: the SavedModel folder to create.
-    platforms: lowering platforms.
   """
   module = tf.Module()
   module.model_variables = tf.nest.map_structure(tf.Variable, dict(variables))
   signatures = {}
-  for name, (infer, inputs) in entries.items():
+  for name, (exported, inputs) in entries.items():
     converted = jax2tf.convert(
-        infer, polymorphic_shapes=[None, f"({BATCH}, ...)"],
-        with_gradient=False, native_serialization_platforms=tuple(platforms))
+        exported.call, polymorphic_shapes=[None, f"({BATCH}, ...)"],
+        with_gradient=False,
+        native_serialization_platforms=exported.platforms)
     spec = {i.name: tf.TensorSpec([None, *i.shape], i.dtype, name=i.name)
             for i in inputs}
-    fn = tf.function(functools.partial(_call_with, converted, module),
-                     autograph=False, input_signature=[spec])
-    setattr(module, name, fn)
-    signatures[name] = fn.get_concrete_function()
+    signatures[name] = tf.function(
+        functools.partial(_call_with, converted, module.model_variables),
+        autograph=False, input_signature=[spec]).get_concrete_function()
   tf.saved_model.save(module, os.fspath(path), signatures=signatures)
 
 
-def _call_with(converted, module, named):
-  return converted(module.model_variables, named)
+def _call_with(converted, variables, named):
+  return converted(_plain(variables), named)
+
+
+def _plain(tree):
+  """Nested dicts again: the module's attribute holds TF's tracked dict
+  wrappers, a pytree of another type than the exported function's."""
+  if hasattr(tree, "items"):
+    return {k: _plain(v) for k, v in tree.items()}
+  return tree

@@ -78,19 +78,21 @@ def export_workdir(config: ml_collections.ConfigDict,
     fn = serving.make_inference_fn(
         state.apply_fn, inputs, modalities, dtype=config.dtype,
         aux_heads=aux_heads, with_presence=with_presence)
-    entries[name] = (fn, inputs + (serving.presence_inputs(modalities)
-                                   if with_presence else []))
+    names = inputs + (serving.presence_inputs(modalities)
+                      if with_presence else [])
+    entries[name] = (artifacts.export_with_variables(fn, variables, names,
+                                                     platforms), names)
 
   out_dir = workdir / "export"
   tmp = workdir / f"export.tmp-{uuid.uuid4().hex}"
   tmp.mkdir(parents=True)
   try:
     calling_convention = None
-    for name, (fn, names) in entries.items():
-      exported = artifacts.export_stablehlo(fn, variables, names,
-                                            tmp / f"{name}.jax_export", platforms)
-      calling_convention = exported.calling_convention_version
-    artifacts.export_saved_model(entries, variables, tmp / SAVED_MODEL, platforms)
+    for name, (exported, names) in entries.items():
+      closed = artifacts.export_stablehlo(exported, variables, names,
+                                          tmp / f"{name}.jax_export")
+      calling_convention = closed.calling_convention_version
+    artifacts.export_saved_model(entries, variables, tmp / SAVED_MODEL)
     num_classes = config.model.num_classes
     writers.write_json_atomic(tmp / SIGNATURE_FILE, {
         "format_version": FORMAT_VERSION,
