@@ -158,9 +158,11 @@ def _metrics_section(workdir: epath.Path, results: Optional[Mapping]) -> List[st
   return lines
 
 
-def card_text(config: Mapping[str, Any], workdir: epath.Path,
+def card_text(config: Mapping[str, Any], workdir: epath.PathLike,
               now: Optional[datetime.datetime] = None) -> str:
-  """The model card of `workdir` as Markdown (see `write_model_card`)."""
+  """The model card of `workdir` as Markdown (see `write_model_card`);
+  `config` is the experiment config as a dict, `now` the date written."""
+  workdir = epath.Path(workdir)
   now = now or datetime.datetime.now(datetime.timezone.utc)
   results = _read_json(workdir / "results.json")
   run_info = _read_json(workdir / "run_info.json")

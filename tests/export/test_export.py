@@ -17,6 +17,7 @@ from mmjax import objectives
 from mmjax.data import pipeline
 from mmjax.evaluation import restore
 from mmjax.export import export
+from tests.export.test_model_card import mismatches
 
 LOADER = pathlib.Path(__file__).with_name("load_artifacts.py")
 TOLERANCE = 1e-5
@@ -142,7 +143,10 @@ def test_signature_describes_the_artifacts(trained_runs, round_trip):
   assert sorted(p.name for p in out_dir.iterdir()) == [
       "saved_model", "serving_default.jax_export", "signature.json",
       "with_presence.jax_export"]
-  assert (workdir / "model_card.md").is_file()
+  card = (workdir / "model_card.md").read_text()
+  results = json.loads((workdir / "results.json").read_text())
+  assert not mismatches(card, results)
+  assert "`export/` (checkpoint step 4)" in card
   assert not list(workdir.glob("export.tmp-*"))
 
 
