@@ -19,6 +19,7 @@ import ml_collections
 
 from mmjax import paths
 from mmjax.export import limits
+from mmjax.train import writers
 
 CARD_FILE = "model_card.md"
 
@@ -198,12 +199,13 @@ def write_model_card(config: ml_collections.ConfigDict,
   `results.json`, `run_info.json`, `launches.jsonl`, `evaluations/*/`,
   `robustness/robustness.json` and `export/signature.json` where they
   exist; the card says which are missing. Call it after training, an
-  evaluation or an export.
+  evaluation or an export; with several processes only process 0 writes.
   """
   workdir = epath.Path(workdir)
   as_dict = config.to_dict() if isinstance(
       config, ml_collections.ConfigDict) else dict(config)
   path = workdir / CARD_FILE
-  paths.write_atomic(path, card_text(as_dict, workdir))
+  if writers.is_chief():
+    paths.write_atomic(path, card_text(as_dict, workdir))
   return path
 

@@ -165,3 +165,26 @@ def test_workdir_without_checkpoint_is_a_clear_error(trained_runs, tmp_path):
   with pytest.raises(FileNotFoundError, match="no checkpoints in"):
     export.export_workdir(config, tmp_path)
   assert not (tmp_path / "export").exists()
+
+
+def test_docs_snippet_loads_the_export_without_mmjax(round_trip, tmp_path):
+  """docs/running_experiments.md "Export for serving": its Python block,
+  run as a user would (outside the repository, mmjax not importable) on
+  the default run's export."""
+  from tests import user_copy  # pylint: disable=g-import-not-at-top
+  page = user_copy.REPO_ROOT / "docs" / "running_experiments.md"
+  (code,) = [b for b in user_copy.page_blocks(page, "python")
+             if "jax.export.deserialize" in b]
+  out_dir = round_trip["default"][0]
+  assert code.count('"runs/av_digits/export"') == 1
+  (tmp_path / "load.py").write_text(
+      code.replace('"runs/av_digits/export"', repr(str(out_dir))))
+  proc = subprocess.run(
+      [sys.executable, "load.py"], cwd=tmp_path, capture_output=True,
+      text=True, timeout=600,
+      env=dict(os.environ, PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="3"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  predicted, difference = proc.stdout.strip().splitlines()[-2:]
+  names = json.loads((out_dir / "signature.json").read_text())["class_names"]
+  assert all(n in names for n in eval(predicted)), predicted  # pylint: disable=eval-used
+  assert float(difference) <= TOLERANCE
