@@ -87,37 +87,14 @@ def export_workdir(config: ml_collections.ConfigDict,
   tmp = workdir / f"export.tmp-{uuid.uuid4().hex}"
   tmp.mkdir(parents=True)
   try:
-    calling_convention = None
     for name, (exported, names) in entries.items():
       closed = artifacts.export_stablehlo(exported, variables, names,
                                           tmp / f"{name}.jax_export")
-      calling_convention = closed.calling_convention_version
     artifacts.export_saved_model(entries, variables, tmp / SAVED_MODEL)
-    num_classes = config.model.num_classes
-    writers.write_json_atomic(tmp / SIGNATURE_FILE, {
-        "format_version": FORMAT_VERSION,
-        "mmjax_commit": model_card.mmjax_commit(),
-        "workdir": str(workdir), "checkpoint_step": int(step),
-        "objective": objective.name, "dtype": config.dtype,
-        "modalities": list(modalities),
-        "batch_dimension": artifacts.BATCH,
-        "platforms": list(platforms), "jax_version": jax.__version__,
-        "calling_convention_version": calling_convention,
-        "entry_points": {
-            name: {"jax_export": f"{name}.jax_export",
-                   "saved_model": SAVED_MODEL, "saved_model_signature": name,
-                   "inputs": [i.as_json(artifacts.BATCH) for i in names]}
-            for name, (_, names) in entries.items()},
-        "outputs": [o.as_json(artifacts.BATCH) for o in serving.output_infos(
-            num_classes, modalities, aux_heads)],
-        "class_names": list(builder.info.features["label"].names),
-        "preprocessing": {
-            "pp_eval": config.pp_eval.to_dict(),
-            "note": "apply config.pp_eval (mmjax.data.pp) to each raw "
-                    "example before the call; the inputs are its outputs, "
-                    "batched"},
-        "dataset": builder.info.full_name,
-    })
+    writers.write_json_atomic(tmp / SIGNATURE_FILE, _signature(
+        config, workdir, step, {n: names for n, (_, names) in entries.items()},
+        serving.output_infos(config.model.num_classes, modalities, aux_heads),
+        closed, builder))
   except BaseException:
     tmp.rmtree()
     raise
@@ -126,3 +103,31 @@ def export_workdir(config: ml_collections.ConfigDict,
   tmp.rename(out_dir)
   model_card.write_model_card(config, workdir)
   return out_dir
+
+
+def _signature(config, workdir, step, entry_inputs, outputs, exported,
+               builder):
+  """The content of signature.json."""
+  batch = artifacts.BATCH
+  return {
+      "format_version": FORMAT_VERSION,
+      "mmjax_commit": model_card.mmjax_commit(),
+      "workdir": str(workdir), "checkpoint_step": int(step),
+      "objective": "classification", "dtype": config.dtype,
+      "modalities": list(config.modalities), "batch_dimension": batch,
+      "platforms": list(exported.platforms), "jax_version": jax.__version__,
+      "calling_convention_version": exported.calling_convention_version,
+      "entry_points": {
+          name: {"jax_export": f"{name}.jax_export",
+                 "saved_model": SAVED_MODEL, "saved_model_signature": name,
+                 "inputs": [i.as_json(batch) for i in inputs]}
+          for name, inputs in entry_inputs.items()},
+      "outputs": [o.as_json(batch) for o in outputs],
+      "class_names": list(builder.info.features["label"].names),
+      "preprocessing": {
+          "pp_eval": config.pp_eval.to_dict(),
+          "note": "apply config.pp_eval (mmjax.data.pp) to each raw "
+                  "example before the call; the inputs are its outputs, "
+                  "batched"},
+      "dataset": builder.info.full_name,
+  }
