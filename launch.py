@@ -8,6 +8,7 @@
       --workdir runs/mult --config.model.fusion.num_heads=2
   python launch.py --config configs/av_digits.py --workdir runs/av_digits \
       --mode=robustness [--reference_workdir runs/late_fusion]
+  python launch.py --workdir runs/av_digits --mode=export
 
 A trained workdir holds its config (config.json) and fitted preprocessing
 state (assets/): given with --workdir alone, a command reads the config back
@@ -37,12 +38,16 @@ config_flags.DEFINE_config_file(
     "Optional with the --workdir of a trained run: its config.json is read "
     "back.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness"],
+flags.DEFINE_enum("mode", "train",
+                  ["train", "evaluate", "robustness", "export"],
                   "train (resuming if possible); evaluate the latest "
-                  "checkpoint of --workdir on the config's dataset; or "
+                  "checkpoint of --workdir on the config's dataset; "
                   "robustness: missing modalities, corruption sweeps and "
                   "intermodal analysis of that checkpoint "
-                  "(mmjax.evaluation.robustness), into <workdir>/robustness/.")
+                  "(mmjax.evaluation.robustness), into <workdir>/robustness/; "
+                  "or export: serving artifacts of that checkpoint into "
+                  "<workdir>/export/ (mmjax.export.export) and "
+                  "<workdir>/model_card.md.")
 flags.DEFINE_string("reference_workdir", None,
                     "--mode=robustness: a run already analysed the same way "
                     "(e.g. late fusion), the reference of effective "
@@ -88,6 +93,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from mmjax import parallel  # pylint: disable=g-import-not-at-top
   from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
+  from mmjax.export import model_card  # pylint: disable=g-import-not-at-top
   from mmjax.train import loop  # pylint: disable=g-import-not-at-top
   from mmjax.train.preemption import Preempted  # pylint: disable=g-import-not-at-top
   from mmjax.workdir import configs as workdir_configs  # pylint: disable=g-import-not-at-top
@@ -107,11 +113,17 @@ def main(argv):
     if FLAGS.mode == "train":
       loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                               allow_config_change=FLAGS.allow_config_change)
+      model_card.write_model_card(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(FLAGS.workdir, 'results.json')}")
     elif FLAGS.mode == "evaluate":
       from mmjax.evaluation import restore  # pylint: disable=g-import-not-at-top
       out_dir = restore.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(out_dir, 'results.json')}")
+    elif FLAGS.mode == "export":
+      from mmjax.export import export  # pylint: disable=g-import-not-at-top
+      out_dir = export.export_workdir(FLAGS.config, FLAGS.workdir)
+      print(f"Done. Exported to {out_dir} (model card: "
+            f"{os.path.join(FLAGS.workdir, 'model_card.md')})")
     else:
       from mmjax.evaluation import robustness  # pylint: disable=g-import-not-at-top
       out_dir = robustness.evaluate_robustness(
