@@ -55,6 +55,17 @@ class Family:
     (widths, depth, heads, norm epsilon, activation, vocabulary, ...)."""
     raise NotImplementedError
 
+  def check_encoder(self, hf_config: Mapping[str, Any],
+                    encoder: Mapping[str, Any], where: str) -> None:
+    """Refuses an encoder config whose user-chosen attributes (pool,
+    pooler) this checkpoint cannot serve, naming the checkpoint's config
+    key; `where` is prepended to the encoder's keys in messages (e.g.
+    "config.model.encoders.image."). Default: none.
+
+    Raises:
+      ValueError: naming the key and what to choose instead.
+    """
+
   def weight_prefix(self, weights: Mapping[str, np.ndarray]) -> str:
     """The prefix of this tower's weight names in the file (e.g. "bert." in a
     `BertForSequenceClassification` checkpoint)."""
