@@ -141,13 +141,20 @@ def load_heads(config: ml_collections.ConfigDict,
     "<b>_projection": ..., "logit_scale": float32 []}`.
 
   Raises:
-    ValueError: naming the config key: not a full CLIP checkpoint, an
-      encoder that is not one of its towers or that does not `init_from`
+    ValueError: naming the config key: not the contrastive objective, not
+      a full CLIP checkpoint, an encoder that is not one of its towers or that does not `init_from`
       the same checkpoint, an `embed_dim` other than its `projection_dim`,
       or a `logit_scale` above log 100.
     WeightError: naming a missing or mis-shaped weight.
   """
   init_from = config.model.init_from
+  if config.get("objective", "classification") != "contrastive":
+    raise ValueError(f"config.model.init_from={init_from!r} loads a CLIP's "
+                     f"projections and logit scale into the model of "
+                     f"config.objective='contrastive', not "
+                     f"{config.get('objective', 'classification')!r}; "
+                     f"classifier encoders load with "
+                     f"config.model.encoders.<m>.init_from")
   hf_config = _clip_config(init_from, "config.model.init_from")
   projection_dim = int(hf_config.get("projection_dim", DEFAULT_PROJECTION_DIM))
   if config.model.embed_dim != projection_dim:
@@ -215,7 +222,7 @@ class LoadedModel:
   Attributes:
     model: the `ContrastiveModel`.
     params: its params (`jax.Array`s, float32).
-    config: `{"modalities", "model"}` it was built from.
+    config: `{"modalities", "objective", "model"}` it was built from.
   """
   model: ContrastiveModel
   params: Dict[str, Any]
@@ -252,6 +259,7 @@ def load_clip(checkpoint: str) -> LoadedModel:
     do not fit.
   """
   config = ml_collections.ConfigDict({"modalities": ("image", "text"),
+                                      "objective": "contrastive",
                                       "model": clip_model_config(checkpoint)})
   model = build_contrastive_model(config)
   abstract = jax.eval_shape(lambda: model.init(

@@ -140,7 +140,7 @@ def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
         + "\n  ".join(f"{where}.{_describe(key, mine, theirs)}"
                       for key, (mine, theirs) in sorted(conflicts.items()))
         + f"\nSet {'these keys' if len(conflicts) > 1 else 'it'} to the "
-        f"checkpoint's value: mmjax.pretrained.pretrained_encoder_config("
+        f"checkpoint's value: mmjax.pretrained.load.pretrained_encoder_config("
         f"init_from, {encoder['name']!r}, ...) writes them all, and any "
         f"override given to it must leave them.")
   family.check_encoder(sub_config, complete, f"{where}.")

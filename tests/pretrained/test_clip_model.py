@@ -163,6 +163,11 @@ def test_wrong_configs_name_the_key(checkpoint, tmp_path):
                      r"projection_dim=24"):
     clip.initialize_heads(c, params)
   c = contrastive_config(checkpoint)
+  c.objective = "classification"
+  with pytest.raises(ValueError, match=r"config.model.init_from=.*"
+                     r"config.objective='contrastive', not 'classification'"):
+    clip.initialize_heads(c, params)
+  c = contrastive_config(checkpoint)
   c.model.encoders.text.init_from = str(tmp_path)
   with pytest.raises(ValueError, match=r"config.model.encoders.text.init_from"
                      r"=.*fit only its own towers"):
