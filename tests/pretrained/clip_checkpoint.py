@@ -24,18 +24,20 @@ TEXT = dict(hidden_size=40, num_hidden_layers=2, num_attention_heads=4,
 PROJECTION_DIM = 24
 
 
-def build(directory: pathlib.Path, logit_scale: float = LOGIT_SCALE) -> None:
+def build(directory: pathlib.Path, logit_scale: float = LOGIT_SCALE,
+          num_layers: int = 2) -> None:
   """Writes the checkpoint into `directory` (a random model: seeded by the
-  caller's `torch.manual_seed`)."""
+  caller's `torch.manual_seed`), with `num_layers` layers per tower."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   from tests.pretrained import spec_vit  # pylint: disable=g-import-not-at-top
   tokenizer = tiny_tokenizers.build_clip_tokenizer(directory)
-  text = dict(TEXT, vocab_size=len(tokenizer),
+  text = dict(TEXT, num_hidden_layers=num_layers, vocab_size=len(tokenizer),
               bos_token_id=tokenizer.bos_token_id,
               eos_token_id=tokenizer.eos_token_id,
               pad_token_id=tokenizer.pad_token_id)
-  config = transformers.CLIPConfig(text_config=text, vision_config=VISION,
+  config = transformers.CLIPConfig(text_config=text, vision_config=dict(
+      VISION, num_hidden_layers=num_layers),
                                    projection_dim=PROJECTION_DIM)
   model = transformers.CLIPModel(config)
   spec_vit.perturb(model, torch)
