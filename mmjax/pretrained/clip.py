@@ -217,25 +217,37 @@ def initialize_heads(config: ml_collections.ConfigDict,
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LoadedModel:
-  """A contrastive model and its parameters, ready for `embed`.
+  """A contrastive model and its variables, ready for `embed`: from
+  `load_clip`, or built from a trained run (`LoadedModel(model, params,
+  config, batch_stats)` with its restored state).
 
   Attributes:
     model: the `ContrastiveModel`.
-    params: its params (`jax.Array`s, float32).
-    config: `{"modalities", "objective", "model"}` it was built from.
+    params: its params (float32 arrays).
+    config: the config it was built from (at least `modalities` and
+      `model`).
+    batch_stats: BatchNorm statistics of its encoders, `{}` for none (a
+      CLIP has none).
   """
   model: ContrastiveModel
   params: Dict[str, Any]
   config: ml_collections.ConfigDict
+  batch_stats: Dict[str, Any] = dataclasses.field(default_factory=dict)
   _compiled: Dict[str, Any] = dataclasses.field(default_factory=dict,
                                                 repr=False)
 
+  def variables(self) -> Dict[str, Any]:
+    """`{"params", ["batch_stats"]}` for `model.apply`."""
+    return ({"params": self.params, "batch_stats": self.batch_stats}
+            if self.batch_stats else {"params": self.params})
+
   def embed_fn(self, modality: str):
-    """`fn(params, inputs)` -> `ContrastiveModel.embed`, jitted once per
-    modality."""
+    """`fn(variables, inputs)` -> `ContrastiveModel.embed` (inference:
+    `train=False`), jitted once per modality."""
     if modality not in self._compiled:
-      self._compiled[modality] = jax.jit(lambda params, inputs: self.model.apply(
-          {"params": params}, inputs, modality, method=ContrastiveModel.embed))
+      self._compiled[modality] = jax.jit(lambda variables, inputs: (
+          self.model.apply(variables, inputs, modality,
+                           method=ContrastiveModel.embed)))
     return self._compiled[modality]
 
 
@@ -327,7 +339,7 @@ def embed(loaded: LoadedModel, inputs: Any, modality: str) -> jax.Array:
   if modality not in loaded.model.modalities:
     raise KeyError(f"the model's modalities are {tuple(loaded.model.modalities)}"
                    f", not {modality!r}")
-  return loaded.embed_fn(modality)(loaded.params, inputs)
+  return loaded.embed_fn(modality)(loaded.variables(), inputs)
 
 
 def zero_shot_logits(loaded: LoadedModel, a_embeddings: jax.Array,
@@ -336,6 +348,6 @@ def zero_shot_logits(loaded: LoadedModel, a_embeddings: jax.Array,
   `embed` (the first modality's, e.g. images, against the second's, e.g.
   class prompts): `transformers.CLIPModel`'s `logits_per_image`. A softmax
   over the last axis gives zero-shot class probabilities."""
-  scale = loaded.model.apply({"params": loaded.params},
+  scale = loaded.model.apply(loaded.variables(),
                              method=ContrastiveModel.logit_scale)
   return scale * jnp.asarray(a_embeddings) @ jnp.asarray(b_embeddings).T

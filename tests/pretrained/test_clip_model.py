@@ -183,3 +183,33 @@ def test_wrong_configs_name_the_key(checkpoint, tmp_path):
   (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
   with pytest.raises(ValueError, match=r"model_type 'bert'.*full CLIPModel"):
     clip.clip_model_config(str(tmp_path / "bert"))
+
+
+def test_embed_a_trained_model_with_batch_statistics():
+  """`LoadedModel` over another contrastive model (a BatchNorm ResNet and a
+  bag of embeddings, as a trained emoji run would restore them): `embed`
+  uses its batch statistics, in inference mode."""
+  from configs import emoji_image_text  # pylint: disable=g-import-not-at-top
+  from mmjax.models.contrastive import build_contrastive_model  # pylint: disable=g-import-not-at-top
+  c = emoji_image_text.get_config("image=resnet")
+  c.model.encoders.image.stage_sizes = (1, 1)
+  c.model.encoders.image.width = 8
+  c.model.encoders.image.norm = "batch"
+  c.model.embed_dim = 8
+  model = build_contrastive_model(c)
+  batch = {"image": np.random.default_rng(0).random((2, 16, 16, 3),
+                                                    np.float32),
+           "text": {"token_ids": np.ones((2, 4), np.int32),
+                    "token_mask": np.ones((2, 4), bool)}}
+  variables = model.init(jax.random.key(0), batch)
+  stats = jax.tree.map(lambda x: x * 0.5 + 0.01, variables["batch_stats"])
+  loaded = clip.LoadedModel(model, variables["params"], c, stats)
+  got = clip.embed(loaded, batch["image"], "image")
+  expected = model.apply({"params": variables["params"], "batch_stats": stats},
+                         batch["image"], "image", method=ContrastiveModel.embed)
+  np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+  assert not np.allclose(got, model.apply(
+      variables, batch["image"], "image", method=ContrastiveModel.embed))
+  np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, atol=1e-6)
+  with pytest.raises(KeyError, match="not 'audio'"):
+    clip.embed(loaded, batch["image"], "audio")
