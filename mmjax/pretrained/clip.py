@@ -106,7 +106,8 @@ def clip_model_config(checkpoint: str, **encoder_overrides: Mapping[str, Any]
       "init_from": str(checkpoint)})
 
 
-def clip_pp(checkpoint: str, max_length: Optional[int] = None) -> Dict[str, str]:
+def clip_pp(checkpoint: str,
+            max_length: Optional[int] = None) -> Dict[str, str]:
   """`{"image": ..., "text": ...}`: the pp specs of the checkpoint's own image
   processor (`hf_image_preprocess`, uint8 `[h, w, c]` -> float32) and
   tokenizer (`tokenize`, one string -> `token_ids`, `token_mask`), which the
@@ -142,9 +143,9 @@ def load_heads(config: ml_collections.ConfigDict,
 
   Raises:
     ValueError: naming the config key: not the contrastive objective, not
-      a full CLIP checkpoint, an encoder that is not one of its towers or that does not `init_from`
-      the same checkpoint, an `embed_dim` other than its `projection_dim`,
-      or a `logit_scale` above log 100.
+      a full CLIP checkpoint, an encoder that is not one of its towers or
+      that does not `init_from` the same checkpoint, an `embed_dim` other
+      than its `projection_dim`, or a `logit_scale` above log 100.
     WeightError: naming a missing or mis-shaped weight.
   """
   init_from = config.model.init_from
@@ -182,8 +183,9 @@ def load_heads(config: ml_collections.ConfigDict,
                        f"image tower is 'vit', its text tower "
                        f"'text_transformer')") from None
     if family.projection in used:
-      raise ValueError(f"{where} and config.model.encoders.{used[family.projection]}"
-                       f" are both CLIP's {family.encoder} tower")
+      other = used[family.projection]
+      raise ValueError(f"{where} and config.model.encoders.{other} are both "
+                       f"CLIP's {family.encoder} tower")
     used[family.projection] = m
     mapped[f"{m}_projection"] = linear(source, family.projection, bias=False)
   scale = source.take("logit_scale").reshape(())
@@ -337,8 +339,8 @@ def embed(loaded: LoadedModel, inputs: Any, modality: str) -> jax.Array:
     KeyError: naming an unknown modality.
   """
   if modality not in loaded.model.modalities:
-    raise KeyError(f"the model's modalities are {tuple(loaded.model.modalities)}"
-                   f", not {modality!r}")
+    raise KeyError(f"the model's modalities are "
+                   f"{tuple(loaded.model.modalities)}, not {modality!r}")
   return loaded.embed_fn(modality)(loaded.variables(), inputs)
 
 

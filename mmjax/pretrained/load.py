@@ -101,7 +101,9 @@ def _conflicts(config: Mapping[str, Any], fixed: Mapping[str, Any],
 
 def _plain(value: Any) -> Any:
   """A ConfigDict as a dict; other values unchanged."""
-  return value.to_dict() if isinstance(value, ml_collections.ConfigDict) else value
+  if isinstance(value, ml_collections.ConfigDict):
+    return value.to_dict()
+  return value
 
 
 def _describe(key: str, mine: Any, theirs: Any, what: str = "") -> str:
@@ -140,9 +142,10 @@ def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
         + "\n  ".join(f"{where}.{_describe(key, mine, theirs)}"
                       for key, (mine, theirs) in sorted(conflicts.items()))
         + f"\nSet {'these keys' if len(conflicts) > 1 else 'it'} to the "
-        f"checkpoint's value: mmjax.pretrained.load.pretrained_encoder_config("
-        f"init_from, {encoder['name']!r}, ...) writes them all, and any "
-        f"override given to it must leave them.")
+        f"checkpoint's {'values' if len(conflicts) > 1 else 'value'} "
+        f"(mmjax.pretrained.load.pretrained_encoder_config(init_from, "
+        f"{encoder['name']!r}, ...) writes them; an override given to it must "
+        f"not change them).")
   family.check_encoder(sub_config, complete, f"{where}.")
   weights = checkpoint_files.load_weights(directory)
   source = WeightSource(weights, str(directory), family.weight_prefix(weights))
