@@ -24,13 +24,15 @@ image, pool "eos" for the text: one token each) that mean is the pooled
 output itself, so embeddings and logits are `transformers.CLIPModel`'s
 `image_embeds`, `text_embeds` and `logits_per_image`.
 
-Use: `clip_model_config(checkpoint)` is `config.model` (encoders,
-`embed_dim`, `init_from`) and `clip_pp(checkpoint)` the pp specs; for Python
-inference without training, `load_clip`, `preprocess_images`,
-`tokenize_texts`, `embed`, `zero_shot_logits`.
+Use: `clip_config(checkpoint[, base])` is an experiment config (of an
+image-text dataset config `base`, for fine-tuning), `clip_model_config`
+its `config.model` (encoders, `embed_dim`, `init_from`) and `clip_pp` its
+pp specs; for Python inference without training, `load_clip`,
+`preprocess_images`, `tokenize_texts`, `embed`, `zero_shot_logits`.
 """
 
 import dataclasses
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import flax
@@ -125,6 +127,72 @@ def clip_pp(checkpoint: str,
   return {"image": f"hf_image_preprocess(checkpoint={str(checkpoint)!r})",
           "text": f"tokenize(tokenizer={str(checkpoint)!r}, "
                   f"max_length={max_length})"}
+
+
+def clip_config(checkpoint: str,
+                base: Optional[ml_collections.ConfigDict] = None, *,
+                max_length: Optional[int] = None) -> ml_collections.ConfigDict:
+  """The experiment config of the CLIP in `checkpoint`, in one call.
+
+  Without `base`, what inference reads (`load_clip`): `{"modalities":
+  ("image", "text"), "objective": "contrastive", "model":
+  clip_model_config(checkpoint), "pp_eval": clip_pp(checkpoint),
+  "zero_shot": {"template": "a photo of a {}.", "pp": ""}}`.
+
+  With `base`, an image-text experiment config (e.g.
+  `configs/emoji_image_text.py`'s): a copy (locked as `base` was) with
+  `objective` "contrastive", `model.encoders`, `model.embed_dim` and
+  `model.init_from` the CLIP's, and in `pp_train` and `pp_eval` the image
+  spec replaced by the checkpoint's image processor and, in the text spec,
+  the `tokenize` op by one with the checkpoint's tokenizer (the ops before
+  it, e.g. `select_text`, kept), as in `zero_shot.pp` if set. Ready to
+  fine-tune with `mmjax.train.loop.train_and_evaluate`.
+
+  Args:
+    checkpoint: a CLIP directory with its tokenizer and image processor.
+    base: an experiment config over the modalities "image" and "text".
+    max_length: tokens per text; default the checkpoint's positions.
+
+  Raises:
+    ValueError: see `clip_model_config`; for a `base` whose modalities are
+      not "image" and "text", or a text spec without a `tokenize` op.
+  """
+  model, pp = clip_model_config(checkpoint), clip_pp(checkpoint, max_length)
+  if base is None:
+    return ml_collections.ConfigDict({
+        "modalities": ("image", "text"), "objective": "contrastive",
+        "model": model, "pp_eval": pp,
+        "zero_shot": {"template": "a photo of a {}.", "pp": ""}})
+  if sorted(base.modalities) != ["image", "text"]:
+    raise ValueError(f"clip_config: base.modalities must be 'image' and "
+                     f"'text', got {tuple(base.modalities)}")
+  c = base.copy_and_resolve_references()
+  with c.unlocked():
+    c.objective = "contrastive"
+    c.model.encoders = model.encoders
+    c.model.embed_dim = model.embed_dim
+    c.model.init_from = model.init_from
+    for key in ("pp_train", "pp_eval"):
+      c[key].image = pp["image"]
+      c[key].text = _with_tokenizer(c[key].text, pp["text"], f"{key}.text")
+    if c.get("zero_shot") and c.zero_shot.get("pp"):
+      c.zero_shot.pp = _with_tokenizer(c.zero_shot.pp, pp["text"],
+                                       "zero_shot.pp")
+  return c
+
+
+def _with_tokenizer(spec: str, tokenize: str, where: str) -> str:
+  """`spec` with its `tokenize(...)` ops replaced by `tokenize`.
+
+  Raises:
+    ValueError: naming `where` when `spec` has no `tokenize` op.
+  """
+  ops = [op.strip() for op in spec.split("|") if op.strip()]
+  found = [i for i, op in enumerate(ops) if re.match(r"tokenize\b", op)]
+  if not found:
+    raise ValueError(f"clip_config: config.{where}={spec!r} has no tokenize "
+                     f"op to replace with the CLIP's ({tokenize})")
+  return "|".join(tokenize if i in found else op for i, op in enumerate(ops))
 
 
 def load_heads(config: ml_collections.ConfigDict,
@@ -272,9 +340,7 @@ def load_clip(checkpoint: str) -> LoadedModel:
     see `clip_model_config` and `load_heads`; WeightError for weights that
     do not fit.
   """
-  config = ml_collections.ConfigDict({"modalities": ("image", "text"),
-                                      "objective": "contrastive",
-                                      "model": clip_model_config(checkpoint)})
+  config = clip_config(checkpoint)
   model = build_contrastive_model(config)
   abstract = jax.eval_shape(lambda: model.init(
       jax.random.key(0), _example_inputs(config)))["params"]

@@ -216,3 +216,25 @@ def test_embed_a_trained_model_with_batch_statistics():
   np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, atol=1e-6)
   with pytest.raises(KeyError, match="not 'audio'"):
     clip.embed(loaded, batch["image"], "audio")
+
+
+def test_clip_config_with_and_without_a_base(checkpoint):
+  c = clip.clip_config(str(checkpoint))
+  assert c.objective == "contrastive" and c.modalities == ("image", "text")
+  assert c.model.embed_dim == clip_checkpoint.PROJECTION_DIM
+  assert c.pp_eval.text == (f"tokenize(tokenizer={str(checkpoint)!r}, "
+                            f"max_length={clip_checkpoint.MAX_LENGTH})")
+  from configs import emoji_image_text  # pylint: disable=g-import-not-at-top
+  base = emoji_image_text.get_config()
+  c = clip.clip_config(str(checkpoint), base)
+  assert c.is_locked and base.model.encoders.image.name == "cnn"
+  assert c.model.encoders.image.init_from == c.model.init_from == str(
+      checkpoint)
+  assert c.pp_train.text == "random_text|" + c.pp_eval.text.split("|")[1]
+  assert c.pp_eval.text.startswith("select_text('en')|tokenize(tokenizer=")
+  assert c.pp_eval.image == (f"hf_image_preprocess(checkpoint="
+                             f"{str(checkpoint)!r})")
+  with base.unlocked():
+    base.pp_eval.text = "select_text('en')"
+  with pytest.raises(ValueError, match=r"config.pp_eval.text=.*no tokenize"):
+    clip.clip_config(str(checkpoint), base)
