@@ -66,7 +66,9 @@ class ContrastiveModel(nn.Module):
 
   Parameters: `<modality>_encoder`, `<modality>_projection`, `logit_scale`.
   Encoders load pretrained weights with `init_from` as in the classifier
-  (`mmjax.pretrained`); projections and the scale start from scratch.
+  (`mmjax.pretrained`); projections and the scale start from scratch, or
+  from a CLIP checkpoint's with `config.model.init_from`
+  (`mmjax.pretrained.clip`).
 
   Attributes:
     modalities: the two modalities, e.g. ("image", "text"); the first is

@@ -4,8 +4,10 @@ encoder.
 Reads `CLIPTextModel` checkpoints (names `embeddings.*`, `encoder.layers.*`,
 `final_layer_norm.*`; `text_model.`-prefixed in those saved by transformers
 4) and the `text_model.` tower of a full `CLIPModel` checkpoint (config
-`text_config`), whose vision tower, projections and `logit_scale` are left
-unused.
+`text_config`), whose vision tower is left unused. Its `text_projection`
+(`PROJECTION`) and `logit_scale` are not part of the encoder: the
+contrastive model's `text_projection` and `logit_scale` take them
+(`mmjax.pretrained.clip`, `config.model.init_from`).
 """
 
 from typing import Any, Dict, Mapping
@@ -39,6 +41,7 @@ class ClipText(Family):
   end-of-text token."""
   model_types = ("clip", "clip_text_model")
   encoder = "text_transformer"
+  projection = "text_projection"
   ignore_prefixes = ("vision_model.", "visual_projection.",
                      "text_projection.", "logit_scale",
                      "embeddings.position_ids")

@@ -11,9 +11,10 @@ and no final LayerNorm: `last_hidden_state` is the last layer's output
 (pool "cls", pooler "layer_norm"). Pool and pooler are the user's choice.
 
 A full `CLIPModel` checkpoint loads too: the tower is its `vision_config`
-and its `vision_model.` weights; the text tower, the projections and
-`logit_scale` stay unused. The image projection (`visual_projection`) is not
-part of the encoder.
+and its `vision_model.` weights; the text tower stays unused. The image
+projection (`visual_projection`) and `logit_scale` are not part of the
+encoder: the contrastive model's `<modality>_projection` and `logit_scale`
+take them (`mmjax.pretrained.clip`, `config.model.init_from`).
 
 Images: `[batch, height, width, channels]` here, `pixel_values` `[batch,
 channels, height, width]` there; the images must have the checkpoint's
@@ -50,6 +51,7 @@ class CLIPVisionFamily(Family):
   """
   model_types = ("clip", "clip_vision_model")
   encoder = "vit"
+  projection = "visual_projection"
   ignore_prefixes = ("text_model.", "text_projection.", "visual_projection.",
                      "logit_scale", "classifier.", "post_layernorm.",
                      "embeddings.position_ids")

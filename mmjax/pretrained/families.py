@@ -33,11 +33,17 @@ class Family:
       "transformer/pooler") that `map_weights` fills from the checkpoint but
       that the encoder has only by the user's choice (a pooler): dropped,
       their checkpoint weights unused, when the encoder has none.
+    projection: the name of the Linear (no bias) that maps this tower's
+      pooled output into a joint embedding space in a dual-encoder
+      checkpoint (CLIP's "visual_projection", "text_projection"); "" when
+      the family has none. Loaded by `mmjax.pretrained.clip`, not into the
+      encoder.
   """
   model_types: ClassVar[Tuple[str, ...]] = ()
   encoder: ClassVar[str] = ""
   ignore_prefixes: ClassVar[Tuple[str, ...]] = ()
   optional_params: ClassVar[Tuple[str, ...]] = ()
+  projection: ClassVar[str] = ""
 
   def sub_config(self, hf_config: Mapping[str, Any]) -> Dict[str, Any]:
     """The part of `config.json` describing this tower (e.g. CLIP's
@@ -48,6 +54,17 @@ class Family:
     """`{attribute: value}` of the encoder that the checkpoint fixes
     (widths, depth, heads, norm epsilon, activation, vocabulary, ...)."""
     raise NotImplementedError
+
+  def check_encoder(self, hf_config: Mapping[str, Any],
+                    encoder: Mapping[str, Any], where: str) -> None:
+    """Refuses an encoder config whose user-chosen attributes (pool,
+    pooler) this checkpoint cannot serve, naming the checkpoint's config
+    key; `where` is prepended to the encoder's keys in messages (e.g.
+    "config.model.encoders.image."). Default: none.
+
+    Raises:
+      ValueError: naming the key and what to choose instead.
+    """
 
   def weight_prefix(self, weights: Mapping[str, np.ndarray]) -> str:
     """The prefix of this tower's weight names in the file (e.g. "bert." in a

@@ -33,21 +33,83 @@ def is_mmjax_workdir(path: str) -> bool:
   return (p / "checkpoints").is_dir() and (p / "config.json").is_file()
 
 
+# What to do instead of changing an attribute the checkpoint fixes, where
+# the wish behind the change has another way.
+HINTS = {
+    "max_length": "the encoder takes any input length up to its max_length "
+                  "(the position table's size): for shorter texts keep it "
+                  "and set the tokenize op's max_length",
+    "frontend.max_length": "it is the number of frames the position table "
+                           "was trained for: clips are padded or cut to it",
+}
+
+
 def pretrained_encoder_config(init_from: str, encoder: str,
                               **overrides: Any) -> ml_collections.ConfigDict:
   """The encoder config (`{"name", **attributes, "init_from"}`) that fits the
   Hugging Face checkpoint `init_from`: the registered defaults, the
-  attributes the checkpoint fixes, then `overrides` (e.g. `pool`).
+  attributes the checkpoint fixes, then `overrides` (e.g. `pool`). A dict
+  override of a dict attribute the checkpoint fixes is merged into it (e.g.
+  AST's `frontend={"mean": -4.3, "std": 4.6}`, the normalisation statistics
+  of a fine-tuned checkpoint).
 
   Raises:
     FileNotFoundError, ValueError: see `checkpoint_files`, `find_family`.
+    ValueError: naming every override that changes an attribute the
+      checkpoint fixes, and what to do instead.
   """
   directory = checkpoint_files.resolve(init_from)
   hf_config = checkpoint_files.load_config(directory)
   family = find_family(hf_config.get("model_type", ""), encoder)
   attributes = family.encoder_attributes(family.sub_config(hf_config))
-  return module_config(ENCODERS, encoder, **{**attributes, **overrides},
+  merged = {k: _plain(v) for k, v in overrides.items()}
+  for key, value in merged.items():
+    if isinstance(attributes.get(key), Mapping) and isinstance(value, Mapping):
+      merged[key] = {**attributes[key], **value}
+  family.check_encoder(
+      family.sub_config(hf_config), {**attributes, **merged},
+      f"pretrained_encoder_config({str(init_from)!r}, {encoder!r}): override ")
+  conflicts = _conflicts(merged, attributes)
+  if conflicts:
+    raise ValueError(
+        f"pretrained_encoder_config({str(init_from)!r}, {encoder!r}): "
+        f"overrides of attributes the checkpoint fixes:\n  "
+        + "\n  ".join(_describe(key, mine, theirs, "override ")
+                      for key, (mine, theirs) in conflicts.items())
+        + "\nLeave these keys out of the overrides.")
+  return module_config(ENCODERS, encoder, **{**attributes, **merged},
                        init_from=str(init_from))
+
+
+def _conflicts(config: Mapping[str, Any], fixed: Mapping[str, Any],
+               prefix: str = "") -> Dict[str, Tuple[Any, Any]]:
+  """`{dotted key: (config's value, checkpoint's)}` of every key the
+  checkpoint fixes that `config` sets otherwise. In a dict attribute (AST's
+  `frontend`) only the keys the checkpoint fixes count: the others (its
+  normalisation `mean` and `std`, `sample_rate`) are the user's."""
+  found = {}
+  for key, theirs in fixed.items():
+    if key not in config:
+      continue
+    mine = _plain(config[key])
+    if isinstance(theirs, Mapping) and isinstance(mine, Mapping):
+      found.update(_conflicts(mine, theirs, f"{prefix}{key}."))
+    elif _normalise(mine) != _normalise(theirs):
+      found[prefix + key] = (mine, theirs)
+  return found
+
+
+def _plain(value: Any) -> Any:
+  """A ConfigDict as a dict; other values unchanged."""
+  if isinstance(value, ml_collections.ConfigDict):
+    return value.to_dict()
+  return value
+
+
+def _describe(key: str, mine: Any, theirs: Any, what: str = "") -> str:
+  hint = HINTS.get(key)
+  return (f"{what}{key}={mine!r}, the checkpoint has {theirs!r}"
+          + (f" ({hint})" if hint else ""))
 
 
 def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
@@ -62,23 +124,29 @@ def load_hf_encoder(init_from: str, encoder: Mapping[str, Any],
 
   Raises:
     ValueError: naming every `<where>.<attribute>` that differs from the
-      checkpoint's, or an unsupported model type.
+      checkpoint's (in a dict attribute such as `frontend`, only the keys
+      the checkpoint fixes), with what to do, or an unsupported model type.
     WeightError: naming missing, unexpected or mis-shaped weights.
   """
   directory = checkpoint_files.resolve(init_from)
   hf_config = checkpoint_files.load_config(directory)
   family = find_family(hf_config.get("model_type", ""), encoder["name"])
   sub_config = family.sub_config(hf_config)
-  differing = {k: (encoder.get(k), v)
-               for k, v in family.encoder_attributes(sub_config).items()
-               if _normalise(encoder.get(k)) != _normalise(v)}
-  if differing:
-    lines = [f"{where}.{k}={mine!r}, the checkpoint has {theirs!r}"
-             for k, (mine, theirs) in sorted(differing.items())]
-    raise ValueError(f"{where}.init_from={init_from!r} does not fit the "
-                     "encoder config:\n  " + "\n  ".join(lines) + "\nBuild "
-                     "the encoder config with mmjax.pretrained.load."
-                     "pretrained_encoder_config.")
+  fixed = family.encoder_attributes(sub_config)
+  # An attribute the encoder config leaves out has its registered default.
+  complete = {**module_config(ENCODERS, encoder["name"]).to_dict(), **encoder}
+  conflicts = _conflicts(complete, fixed)
+  if conflicts:
+    raise ValueError(
+        f"{where}.init_from={init_from!r} does not fit the encoder config:\n  "
+        + "\n  ".join(f"{where}.{_describe(key, mine, theirs)}"
+                      for key, (mine, theirs) in sorted(conflicts.items()))
+        + f"\nSet {'these keys' if len(conflicts) > 1 else 'it'} to the "
+        f"checkpoint's {'values' if len(conflicts) > 1 else 'value'} "
+        f"(mmjax.pretrained.load.pretrained_encoder_config(init_from, "
+        f"{encoder['name']!r}, ...) writes them; an override given to it must "
+        f"not change them).")
+  family.check_encoder(sub_config, complete, f"{where}.")
   weights = checkpoint_files.load_weights(directory)
   source = WeightSource(weights, str(directory), family.weight_prefix(weights))
   try:

@@ -114,6 +114,30 @@ class ViTFamily(Family):
     return {**transformer_attributes(hf_config, VIT_DEFAULTS),
             "patch_bias": True, "pre_norm": False, "final_norm": True}
 
+  def check_encoder(self, hf_config: Mapping[str, Any],
+                    encoder: Mapping[str, Any], where: str) -> None:
+    """Raises: ValueError, for pooler "dense_tanh", naming `pooler_act`
+    when it is not "tanh" or `pooler_output_size` when it is not
+    `hidden_size`: the encoder's pooler is Dense(hidden_dim) + tanh."""
+    if encoder.get("pooler") != "dense_tanh":
+      return
+    hidden = int(hf_config.get("hidden_size", VIT_DEFAULTS["hidden_size"]))
+    unsupported = []
+    if hf_config.get("pooler_act", "tanh") != "tanh":
+      unsupported.append(f"pooler_act={hf_config['pooler_act']!r} (not "
+                         f"'tanh')")
+    size = hf_config.get("pooler_output_size") or hidden
+    if int(size) != hidden:
+      unsupported.append(f"pooler_output_size={size} (not hidden_size="
+                         f"{hidden})")
+    if unsupported:
+      raise ValueError(
+          f"{where}pooler='dense_tanh' is Dense(hidden_size) + tanh, but the "
+          f"checkpoint's pooler has {' and '.join(unsupported)} in its "
+          f"config.json: that pooler is not supported. Use pooler='none' "
+          f"(pool='cls' gives the CLS output, without the checkpoint's "
+          f"pooler.dense) and train a head of your own on it.")
+
   def weight_prefix(self, weights: Mapping[str, np.ndarray]) -> str:
     return detect_prefix(weights, "embeddings.cls_token", ("", "vit.")) or ""
 
@@ -135,9 +159,11 @@ class ViTFamily(Family):
             "embedding": source.take("embeddings.position_embeddings")},
         "encoder": encoder,
     }
-    # A pooler with another activation stays unused (ignored): pooler
-    # "dense_tanh" then finds no weights and loading names the missing ones.
+    # A pooler with another activation or width stays unused (ignored);
+    # `check_encoder` refuses pooler "dense_tanh" for it.
+    hidden = int(hf_config.get("hidden_size", VIT_DEFAULTS["hidden_size"]))
     if (source.has("pooler.dense.weight")
-        and hf_config.get("pooler_act", "tanh") == "tanh"):
+        and hf_config.get("pooler_act", "tanh") == "tanh"
+        and int(hf_config.get("pooler_output_size") or hidden) == hidden):
       transformer["pooler"] = linear(source, "pooler.dense")
     return {"transformer": transformer}

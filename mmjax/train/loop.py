@@ -27,6 +27,7 @@ from mmjax.evaluation import results as eval_results
 from mmjax.train import config_checks, optim, steps, writers
 from mmjax.train.preemption import Preempted, PreemptionGuard
 from mmjax.train.state import create_train_state
+from mmjax.pretrained import clip as pretrained_clip
 from mmjax.pretrained import load as pretrained_load
 from mmjax.workdir import assets
 from mmjax.workdir import configs as workdir_configs
@@ -111,15 +112,21 @@ def setup(config, workdir: epath.Path, read_only: bool,
 
 
 def _initialize_encoders(config, state):
-  """The state with the encoders that name `init_from` loaded (a fresh run
-  only: a resumed run restores them from its own checkpoint)."""
+  """The state with the encoders that name `init_from` loaded, and a
+  contrastive model's projections and logit scale when `config.model.init_from`
+  names a CLIP (a fresh run only: a resumed run restores them from its own
+  checkpoint)."""
   params, batch_stats, loaded = pretrained_load.initialize_encoders(
       config, jax.device_get(state.params), jax.device_get(state.batch_stats))
-  if not loaded:
+  params, heads = pretrained_clip.initialize_heads(config, params)
+  if not loaded and not heads:
     return state
   if writers.is_chief():
     for m, source in loaded.items():
       print(f"config.model.encoders.{m} initialised from {source}", flush=True)
+    if heads:
+      print(f"config.model projections and logit_scale initialised from "
+            f"{heads}", flush=True)
   # Onto the state's own shardings (replicated or FSDP).
   where = lambda tree: jax.tree.map(lambda x: x.sharding, tree)
   return state.replace(

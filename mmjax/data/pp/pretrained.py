@@ -4,10 +4,11 @@ and image processor inside tf.data, offline.
 Registered into `mmjax.data.pp.registry.OPS` (see there for the op contract
 `fn(x, seed) -> x`):
 
-  * `tokenize(tokenizer, max_length)`: one UTF-8 text (scalar tf.string) ->
-    `{"token_ids", "token_mask"[, "token_type_ids"]}`, the input of the
-    `text_transformer` encoder, tokenized by the checkpoint's own tokenizer
-    (`transformers.AutoTokenizer`, run on the host through
+  * `tokenize(tokenizer, max_length[, key, pair_key])`: one UTF-8 text
+    (scalar tf.string), or a pair of texts from a dict (BERT's sentence
+    pairs) -> `{"token_ids", "token_mask"[, "token_type_ids"]}`, the input
+    of the `text_transformer` encoder, tokenized by the checkpoint's own
+    tokenizer (`transformers.AutoTokenizer`, run on the host through
     `tf.numpy_function`).
   * `hf_image_preprocess(checkpoint)`: a uint8 image `[h, w, c]` -> float32
     pixels as the checkpoint's `ViTImageProcessor` / `CLIPImageProcessor`
@@ -46,17 +47,22 @@ def _directory(path: str, op: str, what: str) -> pathlib.Path:
 
 
 @OPS.register("tokenize")
-def tokenize(tokenizer: str, max_length: int) -> Op:
-  """Tokenizes one text with a Hugging Face tokenizer, padded to `max_length`.
+def tokenize(tokenizer: str, max_length: int, key: Optional[str] = None,
+             pair_key: Optional[str] = None) -> Op:
+  """Tokenizes one text, or a pair of texts, with a Hugging Face tokenizer,
+  padded to `max_length`.
 
   The tokenizer is loaded once, when the op is built, with
   `transformers.AutoTokenizer.from_pretrained(tokenizer,
   local_files_only=True)`; each example is then encoded exactly as
   `tokenizer(text, padding="max_length", truncation=True,
-  max_length=max_length)`: the tokenizer's own special tokens ([CLS] ...
-  [SEP] for BERT, <|startoftext|> ... <|endoftext|> for CLIP), truncation
-  that keeps them, and right padding with its pad id. This is the input of
-  the `text_transformer` encoder (`mmjax.models.encoders.text`); its
+  max_length=max_length)`, or `tokenizer(text, text_pair, ...)` for a pair:
+  the tokenizer's own special tokens ([CLS] ... [SEP] for BERT,
+  [CLS] a [SEP] b [SEP] with token types 0 then 1 for a BERT pair,
+  <|startoftext|> ... <|endoftext|> for CLIP), truncation that keeps them
+  (for a pair, "longest_first": one token at a time from the longer text),
+  and right padding with its pad id. This is the input of the
+  `text_transformer` encoder (`mmjax.models.encoders.text`); its
   `max_length` must be at least this one.
 
   Encoding runs in Python on the host (`tf.numpy_function`), serialised by a
@@ -69,24 +75,35 @@ def tokenize(tokenizer: str, max_length: int) -> Op:
     tokenizer: local directory of a Hugging Face tokenizer
       (`tokenizer.json` or vocabulary files, with `tokenizer_config.json`).
     max_length: tokens per example, special tokens included; >= 1.
+    key: the input is a dict (e.g. a modality feature `{"premise",
+      "hypothesis"}`) and the text is its scalar tf.string `key`; None: the
+      input is the text itself.
+    pair_key: the dict's key of the second text of a pair (needs `key`).
 
   Returns:
-    `fn(text, seed)` mapping a scalar tf.string (UTF-8; invalid UTF-8 fails
-    at run time) to `{"token_ids": int32 [max_length], "token_mask": bool
-    [max_length] (True = real token), "token_type_ids": int32 [max_length]}`,
-    the last only for tokenizers that return token types (BERT's, all 0 for
-    one text). `seed` is unused.
+    `fn(x, seed)` mapping a scalar tf.string (UTF-8; invalid UTF-8 fails
+    at run time), or the dict with `key` (and `pair_key`), to
+    `{"token_ids": int32 [max_length], "token_mask": bool [max_length] (True
+    = real token), "token_type_ids": int32 [max_length]}`, the last only for
+    tokenizers that return token types (BERT's: 0 for the first text and its
+    special tokens, 1 for the second and its [SEP], 0 for padding). `seed`
+    is unused.
 
   Raises:
     ValueError: if `tokenizer` is not a directory or holds no loadable
       tokenizer, the tokenizer has no pad token, `max_length` is not a
-      positive int, or (when the op is applied) the input is not a scalar
-      string.
+      positive int, `pair_key` is given without `key`, or (when the op is
+      applied) the input is not a scalar string, or not a dict with the
+      keys' scalar strings.
   """
   if isinstance(max_length, bool) or not isinstance(max_length, int) \
       or max_length < 1:
     raise ValueError(f"tokenize: max_length must be an int >= 1, got "
                      f"{max_length!r}")
+  if pair_key is not None and key is None:
+    raise ValueError(f"tokenize: pair_key={pair_key!r} needs key, the dict "
+                     f"key of the first text (e.g. tokenize(..., "
+                     f"key='premise', pair_key='hypothesis'))")
   directory = _directory(tokenizer, "tokenize",
                          "a tokenizer (tokenizer.json or vocabulary files, "
                          "and tokenizer_config.json)")
@@ -103,18 +120,17 @@ def tokenize(tokenizer: str, max_length: int) -> Op:
                      f"`pad_token` and save it again")
   lock = threading.Lock()
 
-  def encode(text: str) -> Dict[str, List[int]]:
+  def encode(*texts: str) -> Dict[str, List[int]]:
     with lock:
-      return hf(text, padding="max_length", truncation=True,
+      return hf(*texts, padding="max_length", truncation=True,
                 max_length=max_length)
 
   with_types = "token_type_ids" in encode("")
   out_types = [tf.int32, tf.bool] + ([tf.int32] if with_types else [])
 
-  def encode_bytes(text) -> Tuple[np.ndarray, ...]:
-    if isinstance(text, np.ndarray):
-      text = text.item()
-    encoded = encode(text.decode("utf-8"))
+  def encode_bytes(*texts) -> Tuple[np.ndarray, ...]:
+    texts = [t.item() if isinstance(t, np.ndarray) else t for t in texts]
+    encoded = encode(*(t.decode("utf-8") for t in texts))
     ids = np.asarray(encoded["input_ids"], np.int32)
     if ids.shape != (max_length,):  # A tokenizer that ignored max_length.
       raise ValueError(f"tokenize: {str(directory)!r} returned "
@@ -124,13 +140,27 @@ def tokenize(tokenizer: str, max_length: int) -> Op:
       out.append(np.asarray(encoded["token_type_ids"], np.int32))
     return tuple(out)
 
+  keys = [k for k in (key, pair_key) if k is not None]
+
+  def texts_of(x) -> List[tf.Tensor]:
+    if not keys:
+      return [tf.convert_to_tensor(x)]
+    if not isinstance(x, Mapping) or any(k not in x for k in keys):
+      got = sorted(x) if isinstance(x, Mapping) else (
+          f"{tf.convert_to_tensor(x).dtype.name} of shape "
+          f"{tf.convert_to_tensor(x).shape}")
+      raise ValueError(f"tokenize(key={key!r}, pair_key={pair_key!r}) "
+                       f"expects a dict with the keys {keys}, got {got}")
+    return [tf.convert_to_tensor(x[k]) for k in keys]
+
   def op(x, seed):
     del seed
-    x = tf.convert_to_tensor(x)
-    if x.dtype != tf.string or x.shape.rank not in (None, 0):
-      raise ValueError(f"tokenize expects one text, a scalar tf.string; got "
-                       f"{x.dtype.name} of shape {x.shape}")
-    outs = tf.numpy_function(encode_bytes, [x], out_types, stateful=False,
+    texts = texts_of(x)
+    for name, t in zip(keys or ["the input"], texts):
+      if t.dtype != tf.string or t.shape.rank not in (None, 0):
+        raise ValueError(f"tokenize expects one text, a scalar tf.string, "
+                         f"for {name}; got {t.dtype.name} of shape {t.shape}")
+    outs = tf.numpy_function(encode_bytes, texts, out_types, stateful=False,
                              name="tokenize")
     for t in outs:
       t.set_shape([max_length])
