@@ -37,12 +37,25 @@ config_flags.DEFINE_config_file(
     "Optional with the --workdir of a trained run: its config.json is read "
     "back.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
-flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness"],
+flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness",
+                                    "predict", "embed"],
                   "train (resuming if possible); evaluate the latest "
                   "checkpoint of --workdir on the config's dataset; or "
                   "robustness: missing modalities, corruption sweeps and "
                   "intermodal analysis of that checkpoint "
-                  "(mmjax.evaluation.robustness), into <workdir>/robustness/.")
+                  "(mmjax.evaluation.robustness), into <workdir>/robustness/; "
+                  "predict / embed: the checkpoint on --predict_manifest's "
+                  "raw files (mmjax.predict.cli).")
+flags.DEFINE_string("predict_manifest", None,
+                    "--mode=predict/embed: a CSV or JSONL manifest of new "
+                    "inputs (columns image, audio, text, video, optional "
+                    "label; paths relative to its folder).")
+flags.DEFINE_bool("skip_bad_rows", False, "--mode=predict/embed: record an "
+                  "unreadable row as an error instead of stopping.")
+flags.DEFINE_integer("top_k", 5, "--mode=predict: labels per row.")
+flags.DEFINE_string("zero_shot_classes", None,
+                    "--mode=predict, contrastive runs: a file of class "
+                    "names, one per line (default: the dataset's).")
 flags.DEFINE_string("reference_workdir", None,
                     "--mode=robustness: a run already analysed the same way "
                     "(e.g. late fusion), the reference of effective "
@@ -112,6 +125,13 @@ def main(argv):
       from mmjax.evaluation import restore  # pylint: disable=g-import-not-at-top
       out_dir = restore.evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
       print(f"Done. Results in {os.path.join(out_dir, 'results.json')}")
+    elif FLAGS.mode in ("predict", "embed"):
+      from mmjax.predict import cli  # pylint: disable=g-import-not-at-top
+      out_dir = cli.run(FLAGS.mode, FLAGS.config, FLAGS.workdir,
+                        FLAGS.predict_manifest, top_k=FLAGS.top_k,
+                        skip_bad_rows=FLAGS.skip_bad_rows,
+                        zero_shot_classes=FLAGS.zero_shot_classes)
+      print(f"Done. Results in {out_dir}")
     else:
       from mmjax.evaluation import robustness  # pylint: disable=g-import-not-at-top
       out_dir = robustness.evaluate_robustness(
