@@ -4,9 +4,6 @@ through a trained workdir give the evaluation's predictions, embeddings and
 retrieval figures."""
 
 import json
-import subprocess
-import sys
-
 import jax
 import librosa
 import numpy as np
@@ -17,8 +14,11 @@ import soundfile as sf
 from configs import av_digits, emoji_image_text
 from mmjax import objectives
 from mmjax.data.builders import sources
+from mmjax.data.errors import DataError
 from mmjax.evaluation import restore
+from mmjax.predict import cli
 from mmjax.train import loop
+from mmjax.workdir import configs as workdir_configs
 from tests.conftest import REPO_ROOT, SHARED_DATA
 from tests.test_configs import TINY_MODELS
 from tests.test_workdir import _set, launch
@@ -170,16 +170,17 @@ def test_predict_gives_the_evaluation_predictions(digits_run, evaluated,
 
 
 def test_bad_row_without_skip_is_one_line_error(digits_run, digits_manifest):
+  """What launch.py's `--mode=predict` calls (it prints a DataError as
+  `error: <message>`, exit status 1)."""
   _, workdir = digits_run
-  proc = subprocess.run(
-      [sys.executable, "launch.py", "--workdir", str(workdir),
-       "--mode=predict", f"--predict_manifest={digits_manifest}"],
-      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 1 and "Traceback" not in proc.stderr
-  error = proc.stderr.strip().splitlines()[-1]
-  assert error.startswith(f"error: {digits_manifest}, line 15 (row 14), "
-                          f"column audio: ")
-  assert "broken.flac: cannot read it" in error
+  with pytest.raises(DataError) as raised:
+    cli.run("predict", workdir_configs.read_config(workdir), workdir,
+            str(digits_manifest))
+  message = str(raised.value)
+  assert "\n" not in message
+  assert message.startswith(f"{digits_manifest}, line 15 (row 14), column "
+                            f"audio: ")
+  assert "broken.flac: cannot read it" in message
 
 
 def test_docs_example_runs(digits_run, digits_manifest, tmp_path, capsys):
@@ -265,9 +266,9 @@ def test_emoji_embed_zero_shot_and_retrieval_equal_evaluation(emoji_run,
   for key in retrieval_keys:
     assert figures[key] == pytest.approx(evaluated[key], abs=1e-6), key
 
-  launch("--workdir", str(workdir), "--mode=predict",
-         f"--predict_manifest={manifest}", f"--zero_shot_classes={classes}")
-  out_dir, = (workdir / "predictions").iterdir()
+  # launch.py's --mode=predict --zero_shot_classes=..., in this process.
+  out_dir = cli.run("predict", workdir_configs.read_config(workdir), workdir,
+                    str(manifest), zero_shot_classes=str(classes))
   results = json.loads((out_dir / "results.json").read_text())["manifest"]
   for key in retrieval_keys + ["zero_shot_accuracy", "zero_shot_macro_f1"]:
     assert results[key] == pytest.approx(evaluated[key], abs=1e-6), key
