@@ -1,7 +1,5 @@
-"""Using a trained model on new raw inputs: `Predictor` (predict, embed,
-zero-shot, retrieval) and the `--mode=predict` / `--mode=embed` outputs of
-launch.py (`mmjax.predict.cli`)."""
-
-from mmjax.predict.predictor import Embeddings, Predictor
-
-__all__ = ["Embeddings", "Predictor"]
+"""Using a trained model on new raw inputs: `mmjax.Predictor`
+(`mmjax.predict.predictor`: predict, embed, zero-shot, retrieval), the
+decoding of raw files into the run's dataset features (`decode`), the rows
+(`rows`, `batches`) and launch.py's `--mode=predict` / `--mode=embed`
+outputs (`cli`)."""
