@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.data.errors import DataError
-from mmjax.evaluation import restore, retrieval
+from mmjax.evaluation import restore
 from mmjax.predict import rows as rows_lib
 from mmjax.predict.predictor import Predictor
 from mmjax.train import metrics, writers
