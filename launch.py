@@ -43,13 +43,15 @@ flags.DEFINE_enum("mode", "train", ["train", "evaluate", "robustness",
                   "checkpoint of --workdir on the config's dataset; or "
                   "robustness: missing modalities, corruption sweeps and "
                   "intermodal analysis of that checkpoint "
-                  "(mmjax.evaluation.robustness), into <workdir>/robustness/; "
-                  "predict / embed: the checkpoint on --predict_manifest's "
-                  "raw files (mmjax.predict.cli).")
+                  "(mmjax.evaluation.robustness), into <workdir>/robustness/.")
 flags.DEFINE_string("predict_manifest", None,
-                    "--mode=predict/embed: a CSV or JSONL manifest of new "
-                    "inputs (columns image, audio, text, video, optional "
-                    "label; paths relative to its folder).")
+                    "--mode=predict (top-k labels, or zero-shot classes of a "
+                    "contrastive run) / embed (a contrastive run's "
+                    "embeddings): the latest checkpoint on a CSV or JSONL "
+                    "manifest of new inputs (columns image, audio, text, "
+                    "video, optional label; paths relative to its folder), "
+                    "into <workdir>/predictions|embeddings/<time>/ "
+                    "(mmjax.predict.cli).")
 flags.DEFINE_bool("skip_bad_rows", False, "--mode=predict/embed: record an "
                   "unreadable row as an error instead of stopping.")
 flags.DEFINE_integer("top_k", 5, "--mode=predict: labels per row.")
