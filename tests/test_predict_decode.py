@@ -45,6 +45,19 @@ def test_files_decode_to_the_stored_features(tmp_path):
       resampled * 32768), -32768, 32767).astype(np.int16))
 
 
+def test_frame_folder_decodes_to_the_stored_video(tmp_path):
+  (tmp_path / "clip").mkdir()
+  for i in range(3):
+    PIL.Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(
+        tmp_path / "clip" / f"{i:03d}.png")
+  given = rows.from_dicts([{"video": "clip"}], base_dir=tmp_path)
+  feature = tfds.features.Video(shape=(None, 8, 8, 3), dtype=np.uint8)
+  example, _ = decode.decode(given, given.rows[0], ("video",),
+                             {"video": feature}, {"frame_rate": 8.0})
+  assert example["video"].shape == (3, 8, 8, 3)
+  np.testing.assert_array_equal(example["video"][:, 0, 0, 0], [0, 40, 80])
+
+
 def test_empty_cell_is_a_missing_modality(tmp_path):
   PIL.Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
   (tmp_path / "new.csv").write_text("image,audio\na.png,\n")

@@ -125,12 +125,17 @@ def predict_to_dir(config: ml_collections.ConfigDict, workdir: epath.PathLike,
 
   Raises:
     DataError: naming the line, column and file of a bad row (unless
-      skip_bad_rows), or a bad manifest.
+      skip_bad_rows), or a bad manifest or class-name file.
+    ValueError: for zero_shot_classes with a classifier run.
   """
   workdir = epath.Path(workdir)
   manifest = rows_lib.read(manifest_path)
   predictor = Predictor.from_workdir(workdir, config=config,
                                      allow_config_change=True)
+  if zero_shot_classes and not predictor.contrastive:
+    raise ValueError("--zero_shot_classes is for contrastive runs "
+                     "(config.objective='contrastive'); a classifier "
+                     "predicts its own classes")
   names = (read_class_names(zero_shot_classes) if zero_shot_classes
            else predictor.class_names)
   labelled = "label" in manifest.columns
