@@ -34,7 +34,6 @@ class Embeddings(NamedTuple):
   errors: Dict[int, str]
 
 
-
 class ContrastiveMethods:
   """`Predictor`'s methods for a contrastive run (`config.objective =
   "contrastive"`); each raises ValueError for a classifier."""
@@ -67,19 +66,23 @@ class ContrastiveMethods:
     errors = {}
     good = batching.decoded(manifest, self.modalities, self.features,
                             self.config.data, skip_bad_rows, errors)
-    vectors, indices = {}, {}
-    for m in self.modalities:
-      have = [g for g in good if g[2][m] > 0]
-      chunks, kept = [], []
-      for batch in batching.batches(have, self.modalities, self.features,
-                                    self._pp, self._batch_size_for(len(have))):
-        out = jax.device_get(self._embed_fn(m)(
-            self.state, parallel.to_global(batch.inputs[m], self.mesh)))
-        chunks.append(np.asarray(out)[:len(batch.rows)])
-        kept.append(batch.rows)
-      vectors[m] = (np.concatenate(chunks) if chunks else np.zeros(
-          (0, self.config.model.embed_dim), np.float32))
-      indices[m] = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+    chunks = {m: [] for m in self.modalities}
+    kept = {m: [] for m in self.modalities}
+    for batch in batching.batches(good, self.modalities, self.features,
+                                  self._pp, self._batch_size_for(len(good))):
+      n = len(batch.rows)
+      for m in self.modalities:
+        given = batch.present[m][:n] > 0
+        if given.any():
+          out = jax.device_get(self._embed_fn(m)(
+              self.state, parallel.to_global(batch.inputs[m], self.mesh)))
+          chunks[m].append(np.asarray(out)[:n][given])
+          kept[m].append(batch.rows[given])
+    vectors = {m: np.concatenate(c) if c else np.zeros(
+        (0, self.config.model.embed_dim), np.float32)
+               for m, c in chunks.items()}
+    indices = {m: np.concatenate(k) if k else np.zeros(0, np.int64)
+               for m, k in kept.items()}
     return Embeddings(vectors, indices, errors)
 
   def class_inputs(self, texts: Sequence[str]) -> Any:
