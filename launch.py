@@ -39,15 +39,31 @@ config_flags.DEFINE_config_file(
     "back.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs, results.")
 flags.DEFINE_enum("mode", "train",
-                  ["train", "evaluate", "robustness", "export"],
+                  ["train", "evaluate", "robustness", "export", "predict",
+                   "embed"],
                   "train (resuming if possible); evaluate the latest "
                   "checkpoint of --workdir on the config's dataset; "
                   "robustness: missing modalities, corruption sweeps and "
                   "intermodal analysis of that checkpoint "
                   "(mmjax.evaluation.robustness), into <workdir>/robustness/; "
-                  "or export: serving artifacts of that checkpoint into "
+                  "export: serving artifacts of that checkpoint into "
                   "<workdir>/export/ (mmjax.export.export) and "
-                  "<workdir>/model_card.md.")
+                  "<workdir>/model_card.md; or predict / embed on new files "
+                  "(--predict_manifest).")
+flags.DEFINE_string("predict_manifest", None,
+                    "--mode=predict (top-k labels, or zero-shot classes of a "
+                    "contrastive run) / embed (a contrastive run's "
+                    "embeddings): the latest checkpoint on a CSV or JSONL "
+                    "manifest of new inputs (columns image, audio, text, "
+                    "video, optional label; paths relative to its folder), "
+                    "into <workdir>/predictions|embeddings/<time>/ "
+                    "(mmjax.predict.cli).")
+flags.DEFINE_bool("skip_bad_rows", False, "--mode=predict/embed: record an "
+                  "unreadable row as an error instead of stopping.")
+flags.DEFINE_integer("top_k", 5, "--mode=predict: labels per row.")
+flags.DEFINE_string("zero_shot_classes", None,
+                    "--mode=predict, contrastive runs: a file of class "
+                    "names, one per line (default: the dataset's).")
 flags.DEFINE_string("reference_workdir", None,
                     "--mode=robustness: a run already analysed the same way "
                     "(e.g. late fusion), the reference of effective "
@@ -124,6 +140,13 @@ def main(argv):
       out_dir = export.export_workdir(FLAGS.config, FLAGS.workdir)
       print(f"Done. Exported to {out_dir} (model card: "
             f"{os.path.join(FLAGS.workdir, 'model_card.md')})")
+    elif FLAGS.mode in ("predict", "embed"):
+      from mmjax.predict import cli  # pylint: disable=g-import-not-at-top
+      out_dir = cli.run(FLAGS.mode, FLAGS.config, FLAGS.workdir,
+                        FLAGS.predict_manifest, top_k=FLAGS.top_k,
+                        skip_bad_rows=FLAGS.skip_bad_rows,
+                        zero_shot_classes=FLAGS.zero_shot_classes)
+      print(f"Done. Results in {out_dir}")
     else:
       from mmjax.evaluation import robustness  # pylint: disable=g-import-not-at-top
       out_dir = robustness.evaluate_robustness(
