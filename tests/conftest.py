@@ -83,6 +83,18 @@ def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   return data_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> pathlib.Path:
+  """A tiny random `CLIPModel` saved with its tokenizer and image processor
+  (tests/pretrained/clip_checkpoint.py)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from tests.pretrained import clip_checkpoint  # pylint: disable=g-import-not-at-top
+  directory = tmp_path_factory.mktemp("tiny_clip")
+  torch.manual_seed(0)
+  clip_checkpoint.build(directory)
+  return directory
+
+
 # A tiny manifest for multimodal_manifest (configs/manifest.py): 40 rows, 2
 # labels x 20, image + audio + text, no split column (so 16 / 2 / 2 rows of
 # each label: 4 validation examples).

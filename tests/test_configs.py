@@ -109,6 +109,9 @@ TINY_MODELS = {
         "model.fusion.num_layers": 1},
     "emoji_subgroup": _TINY_EMOJI,
     "emoji_image_text": {**_TINY_EMOJI, "model.embed_dim": 16},
+    # The tiny CLIP of tests/pretrained/clip_checkpoint.py is the model.
+    "clip_emoji": {"data.image_size": EMOJI_TINY["image_size"],
+                   "data.vocab_size": EMOJI_TINY["vocab_size"]},
     "manifest": {
         "data.image_size": 0,  # the tiny manifest's own 16 x 16
         "model.encoders.image.features": (8, 16),
@@ -125,7 +128,8 @@ PREPARED = {"av_digits": ("prepared_data_dir", 1000),
                                     MANIFEST_TINY["num_validation"])}
 # Per config file that needs one: (the fixture whose value fills the
 # config-file argument, the argument's format).
-CONFIG_ARGS = {"manifest": ("tiny_manifest", "manifest={}")}
+CONFIG_ARGS = {"manifest": ("tiny_manifest", "manifest={}"),
+               "clip_emoji": ("tiny_clip_dir", "checkpoint={}")}
 
 
 def _set(config, key, value):

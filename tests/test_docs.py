@@ -57,6 +57,8 @@ PLACEHOLDERS = {
     # The user's manifests, built by the `manifests` fixture.
     "/path/to/data.csv": "{manifests}/data.csv",
     "/path/to/clips.csv": "{manifests}/clips.csv",
+    # A local CLIP directory (docs/pretrained.md): a tiny random one.
+    "/ckpt/clip": "{manifests}/clip",
     # kill_resume_trials.py's launch arguments beside the config.
     " ARGS": "",
 }
@@ -283,6 +285,11 @@ def manifests(tmp_path_factory) -> pathlib.Path:
   and clips.csv (video only) over MNIST digits and FSDD recordings."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("manifests")
+  import torch  # pylint: disable=g-import-not-at-top
+  from tests.pretrained import clip_checkpoint  # pylint: disable=g-import-not-at-top
+  (root / "clip").mkdir()
+  torch.manual_seed(0)
+  clip_checkpoint.build(root / "clip")
   images = _mnist_images(8)
   recordings = sorted((DATA / "fsdd" / "recordings").glob("*.wav"))
   by_digit = {r.name[0]: r for r in reversed(recordings)}

@@ -103,6 +103,18 @@ def _classifier_metrics(records, kept, labels, names) -> Dict[str, float]:
   return result, confusion
 
 
+def _predictor(config: ml_collections.ConfigDict,
+               workdir: epath.Path) -> Predictor:
+  """The workdir's latest checkpoint; or, for a workdir with none yet and a
+  config that names a pretrained CLIP (`config.model.init_from`), that CLIP
+  with no training."""
+  if (not (workdir / "checkpoints").is_dir() and config.get("model")
+      and config.model.get("init_from")):
+    return Predictor.from_pretrained_clip(config)
+  return Predictor.from_workdir(workdir, config=config,
+                                allow_config_change=True)
+
+
 def predict_to_dir(config: ml_collections.ConfigDict, workdir: epath.PathLike,
                    manifest_path: epath.PathLike, *, top_k: int = 5,
                    skip_bad_rows: bool = False,
@@ -130,14 +142,16 @@ def predict_to_dir(config: ml_collections.ConfigDict, workdir: epath.PathLike,
   """
   workdir = epath.Path(workdir)
   manifest = rows_lib.read(manifest_path)
-  predictor = Predictor.from_workdir(workdir, config=config,
-                                     allow_config_change=True)
+  predictor = _predictor(config, workdir)
   if zero_shot_classes and not predictor.contrastive:
     raise ValueError("--zero_shot_classes is for contrastive runs "
                      "(config.objective='contrastive'); a classifier "
                      "predicts its own classes")
   names = (read_class_names(zero_shot_classes) if zero_shot_classes
            else predictor.class_names)
+  if names is None:
+    raise ValueError("a pretrained CLIP has no classes of its own: give "
+                     "--zero_shot_classes=FILE (class names, one per line)")
   labelled = "label" in manifest.columns
   every = len(names) if labelled else top_k  # metrics need every class
   embedded = None
@@ -203,8 +217,7 @@ def embed_to_dir(config: ml_collections.ConfigDict, workdir: epath.PathLike,
   """
   workdir = epath.Path(workdir)
   manifest = rows_lib.read(manifest_path)
-  predictor = Predictor.from_workdir(workdir, config=config,
-                                     allow_config_change=True)
+  predictor = _predictor(config, workdir)
   embedded = predictor.embed(manifest, skip_bad_rows=skip_bad_rows)
   out_dir = restore.new_output_dir(
       workdir / "embeddings" / time.strftime("%Y%m%d-%H%M%S"))

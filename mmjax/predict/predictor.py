@@ -18,6 +18,8 @@ from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
+import tensorflow_datasets as tfds
 
 from mmjax import objectives, parallel
 from mmjax.data import pipeline
@@ -28,7 +30,9 @@ from mmjax.predict import batches as batching
 from mmjax.predict import decode
 from mmjax.predict import records as records_lib
 from mmjax.predict.contrastive import ContrastiveMethods
+from mmjax.pretrained import clip
 from mmjax.train import steps
+from mmjax.train.state import TrainState
 from mmjax.workdir import assets
 from mmjax.workdir import configs as workdir_configs
 
@@ -148,6 +152,41 @@ class Predictor(ContrastiveMethods):
     features = {m: builder.info.features[m] for m in config.modalities}
     return cls(bound, state, evaluator.mesh, features,
                contrastive_eval.label_names(builder), batch_size)
+
+  @classmethod
+  def from_pretrained_clip(cls, config: ml_collections.ConfigDict, *,
+                           batch_size: Optional[int] = None) -> "Predictor":
+    """A pretrained CLIP with no training: `config.model.init_from` names
+    the local Hugging Face CLIP directory (a config from
+    `mmjax.pretrained.clip.clip_config`, e.g. `configs/clip_emoji.py`),
+    whose towers, projections and `logit_scale` are loaded
+    (`clip.load_clip`). Images of any size and plain texts are read from
+    the rows; `config.pp_eval` preprocesses them (the checkpoint's image
+    processor and tokenizer).
+
+    Raises:
+      ValueError: when `config.model.init_from` is unset or `config` is not
+        the CLIP's contrastive config (objective, `embed_dim`).
+      FileNotFoundError / WeightError: see `clip.load_clip`.
+    """
+    checkpoint = config.model.get("init_from", "")
+    if not checkpoint or config.get("objective") != "contrastive":
+      raise ValueError(
+          "a pretrained CLIP needs config.objective='contrastive' and "
+          "config.model.init_from=<its directory> (build the config with "
+          "mmjax.pretrained.clip.clip_config, e.g. configs/clip_emoji.py)")
+    loaded = clip.load_clip(checkpoint)
+    if int(loaded.config.model.embed_dim) != int(config.model.embed_dim):
+      raise ValueError(
+          f"config.model.embed_dim={config.model.embed_dim}, but the CLIP in "
+          f"{checkpoint} projects to {loaded.config.model.embed_dim}")
+    mesh = parallel.make_mesh(1)
+    state = TrainState.create(
+        apply_fn=loaded.model.apply, tx=optax.identity(), batch_stats={},
+        params=jax.device_put(loaded.params, parallel.replicated(mesh)))
+    features = {"image": tfds.features.Image(shape=(None, None, 3)),
+                "text": tfds.features.Text()}
+    return cls(config, state, mesh, features, None, batch_size)
 
   # -- batching --------------------------------------------------------
 
