@@ -23,7 +23,7 @@ from tests.conftest import REPO_ROOT, SHARED_DATA
 from tests.test_configs import TINY_MODELS
 from tests.test_workdir import _set, launch
 from tests.train.conftest import TINY_OVERRIDES
-from tests.user_copy import only_python_block
+from tests.user_copy import page_blocks
 
 # Test examples written as rows: their recording as FLAC at the stored
 # 8 kHz (lossless), then resampled to 16 kHz (not: soxr's anti-aliasing
@@ -195,7 +195,8 @@ def test_docs_example_runs(digits_run, digits_manifest, tmp_path, capsys):
         (digits_manifest.parent / image).read_bytes())
     (folder / f"{name}.flac").write_bytes(
         (digits_manifest.parent / audio).read_bytes())
-  code = only_python_block(REPO_ROOT / "docs" / "running_experiments.md")
+  (code,) = [b for b in page_blocks(REPO_ROOT / "docs" / "running_experiments.md",
+                                    "python") if "Predictor.from_workdir" in b]
   assert '"runs/av_digits"' in code and '"new_inputs"' in code
   exec(code.replace('"runs/av_digits"', repr(str(workdir))).replace(  # pylint: disable=exec-used
       '"new_inputs"', repr(str(tmp_path / "new_inputs"))), {})
