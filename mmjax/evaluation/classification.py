@@ -148,7 +148,8 @@ def _subset_metrics(totals: Mapping[str, np.ndarray],
     if count > 0:
       name = "+".join(steps.subset_of(code, modalities)) or "none"
       out[f"num_examples_{name}"] = int(round(float(count)))
-      out[f"accuracy_{name}"] = float(totals["subset_correct"][code] / count)
+      out[f"accuracy_{name}"] = (float(totals["subset_correct"][code])
+                                 / float(count))
   return out
 
 
