@@ -78,12 +78,23 @@ def sample_presence(rng: jax.Array, batch_size: int, modalities: Sequence[str],
   return {m: keep[:, i].astype(jnp.float32) for i, m in enumerate(modalities)}
 
 
+def _valid_logits(logits: jax.Array,
+                  available: Optional[Mapping[str, jax.Array]],
+                  m: str) -> jax.Array:
+  """float32 `[batch, classes]` with the rows of examples lacking `m`
+  zeroed by `where` before any loss: their values (a placeholder's) reach
+  neither the loss nor, even as NaN, the gradients."""
+  logits = logits.astype(jnp.float32)
+  if available is None or m not in available:
+    return logits
+  return jnp.where(available[m][:, None] > 0.5, logits, 0.0)
+
+
 def _masked_mean(values: jax.Array,
                  available: Optional[Mapping[str, jax.Array]],
                  m: str) -> jax.Array:
-  """Mean of float32 `[batch]` over the examples that have modality `m`
-  (`where`, not a product: a placeholder's value never reaches it; 0 when
-  none has it); the plain mean without `available[m]`."""
+  """Mean of float32 `[batch]` over the examples that have modality `m` (0
+  when none has it); the plain mean without `available[m]`."""
   if available is None or m not in available:
     return values.mean()
   has = available[m] > 0.5
@@ -106,7 +117,8 @@ def auxiliary_losses(modality_logits: Mapping[str, jax.Array],
       example lacking it has no auxiliary loss; 0 when none has it).
   """
   return {m: _masked_mean(losses.cross_entropy(
-      logits.astype(jnp.float32), labels, label_smoothing), available, m)
+      _valid_logits(logits, available, m), labels, label_smoothing),
+                          available, m)
           for m, logits in modality_logits.items()}
 
 
@@ -128,8 +140,9 @@ def modality_scores(modality_logits: Mapping[str, jax.Array],
   """
   out = {}
   for m, logits in modality_logits.items():
-    p = jnp.take_along_axis(jax.nn.softmax(logits.astype(jnp.float32)),
-                            labels[:, None], axis=1)[:, 0]
+    p = jnp.take_along_axis(
+        jax.nn.softmax(_valid_logits(logits, available, m)),
+        labels[:, None], axis=1)[:, 0]
     out[m] = (p.sum() if available is None or m not in available
               else _masked_mean(p, available, m) * p.shape[0])
   return out
