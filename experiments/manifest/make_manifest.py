@@ -17,7 +17,15 @@ is not prime"): each narrows ten classes down to four to six, none names
 the digit. The cell is empty (a missing text) in a third of the rows of
 every split (a seeded draw of exactly round(n / 3) rows per split).
 
-Args: --out (folder written; created), --seed (default 0).
+Noisy setting (`--image_noise`, `--audio_snr_db`): the images get seeded
+Gaussian noise of that standard deviation (pixel values 0-255, clipped),
+and the recordings seeded white noise at that signal-to-noise ratio (dB,
+over the whole recording), written as 16-bit WAV files under `<out>/audio/`
+(the audio cells then name those): image and audio alone no longer reach
+the ceiling, so what the text adds can show.
+
+Args: --out (folder written; created), --seed (default 0), --image_noise
+(default 0: none), --audio_snr_db (default none).
 """
 
 import argparse
@@ -27,6 +35,7 @@ import pathlib
 
 import numpy as np
 import PIL.Image
+import soundfile as sf
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT.parent / "shared" / "data"
@@ -75,17 +84,33 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--out", required=True, type=pathlib.Path)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--image_noise", type=float, default=0.0)
+  parser.add_argument("--audio_snr_db", type=float, default=None)
   args = parser.parse_args()
   images = _idx("t10k-first8000-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
   (args.out / "images").mkdir(parents=True, exist_ok=True)
+  if args.audio_snr_db is not None:
+    (args.out / "audio").mkdir(exist_ok=True)
+  rng = np.random.default_rng(args.seed + 1)
   with (args.out / "data.csv").open("w", newline="") as f:
     writer = csv.writer(f)
     writer.writerow(["image", "audio", "text", "label", "split"])
     for image, recording, text, digit, split in rows(args.seed):
       name = f"images/{image}.png"
-      if not (args.out / name).exists():
-        PIL.Image.fromarray(images[image]).save(args.out / name)
-      writer.writerow([name, recording, text, str(digit), split])
+      pixels = images[image].astype(np.float64)
+      if args.image_noise:
+        pixels = pixels + rng.normal(0.0, args.image_noise, pixels.shape)
+      PIL.Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(
+          np.uint8)).save(args.out / name)
+      audio = str(recording)
+      if args.audio_snr_db is not None:
+        samples, rate = sf.read(recording, dtype="float64")
+        power = np.mean(samples ** 2) / 10 ** (args.audio_snr_db / 10)
+        samples = samples + rng.normal(0.0, np.sqrt(power), samples.shape)
+        audio = f"audio/{recording.name}"
+        sf.write(args.out / audio, np.clip(samples, -1, 1 - 2 ** -15), rate,
+                 subtype="PCM_16")
+      writer.writerow([name, audio, text, str(digit), split])
   print(args.out / "data.csv")
 
 
