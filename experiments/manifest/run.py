@@ -1,14 +1,18 @@
 """Partial, partly missing text on a digits manifest: image+audio+text vs
 image+audio, 3 seeds each, through launch.py; the table into RESULTS.md.
 
-  nice python experiments/manifest/run.py [--runs runs/manifest] [--list]
+  nice python experiments/manifest/run.py [--setting clean|noisy]
+      [--runs runs/manifest] [--list]
 
-Builds the manifest of `make_manifest.py` in `<runs>/data/` (once), then
+Builds the manifest of `make_manifest.py` (with the setting's arguments,
+`SETTINGS`) in `<runs>/data/` (once; `--runs` defaults to runs/manifest
+for "clean", runs/manifest_noisy for "noisy"), then
 runs every (variant, seed) not yet done (its workdir has results.json;
 an interrupted run resumes) with `launch.py --config configs/manifest.py:
 manifest=<runs>/data/data.csv` and the overrides below (the dataset
 prepared into `<runs>/tensorflow_datasets`), and writes the
-table between the `<!-- table -->` markers of RESULTS.md. Both variants read
+table between the setting's `<!-- table:<setting> -->` markers of
+RESULTS.md. Both variants read
 the same prepared dataset; image+audio sets `config.modalities`. The
 per-subset accuracies are those of `results.json` (`accuracy_<subset>`, the
 examples with exactly that subset in the data: "image+audio" are the rows
@@ -32,6 +36,9 @@ COMMON = {"data.image_size": 28, "num_train_steps": 600,
           "eval_splits": "('validation', 'test')"}
 VARIANTS = {"image+audio+text": {},
             "image+audio": {"modalities": "('image', 'audio')"}}
+SETTINGS = {"clean": [],
+            "noisy": ["--image_noise", "128", "--audio_snr_db", "-6"]}
+DEFAULT_RUNS = {"clean": "manifest", "noisy": "manifest_noisy"}
 SUBSETS = {"rows with text": "image+audio+text",
            "rows without text": "image+audio"}
 
@@ -78,10 +85,10 @@ def table(runs: pathlib.Path) -> str:
   return "\n".join(lines) + "\n"
 
 
-def write_table(runs: pathlib.Path) -> None:
+def write_table(runs: pathlib.Path, setting: str) -> None:
   path = HERE / "RESULTS.md"
   text = path.read_text()
-  start, end = "<!-- table -->\n", "<!-- /table -->"
+  start, end = f"<!-- table:{setting} -->\n", f"<!-- /table:{setting} -->"
   before, _, rest = text.partition(start)
   _, _, after = rest.partition(end)
   path.write_text(before + start + table(runs) + end + after)
@@ -89,15 +96,16 @@ def write_table(runs: pathlib.Path) -> None:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--runs", type=pathlib.Path,
-                      default=REPO_ROOT / "runs" / "manifest")
+  parser.add_argument("--setting", choices=sorted(SETTINGS), default="clean")
+  parser.add_argument("--runs", type=pathlib.Path, default=None)
   parser.add_argument("--list", action="store_true",
                       help="print the commands and exit")
   args = parser.parse_args()
-  runs = args.runs.resolve()
+  runs = (args.runs or REPO_ROOT / "runs" / DEFAULT_RUNS[args.setting]
+          ).resolve()
   if not (runs / "data" / "data.csv").exists() and not args.list:
     subprocess.run([sys.executable, str(HERE / "make_manifest.py"), "--out",
-                    str(runs / "data")], check=True)
+                    str(runs / "data"), *SETTINGS[args.setting]], check=True)
   for variant in VARIANTS:
     for seed in SEEDS:
       cmd = command(runs, variant, seed)
@@ -108,9 +116,9 @@ def main():
         continue
       print(f"{variant} seed {seed}", flush=True)
       subprocess.run(cmd, cwd=REPO_ROOT, check=True)
-      write_table(runs)
+      write_table(runs, args.setting)
   if not args.list:
-    write_table(runs)
+    write_table(runs, args.setting)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ cells); its batches then carry `present` (`{modality: float32 [batch]}`, 1.0
 where the example has the modality, for each modality of the dataset), of
 which the run's modalities are the presence mask the model takes
 (`MultimodalModel.__call__(inputs, present)`, see `mmjax.train.steps`), and
-training leaves out the examples that have none of the run's modalities. Datasets without it give
-no `present`: every modality is there.
+training leaves out the examples that have none of the run's modalities.
+Datasets without it give no `present`: every modality is there.
 
 A pp spec may name files prepared with the dataset through `{dataset_dir}`,
 which `train_batches` / `eval_batches` replace by the builder's `data_dir`
@@ -255,14 +255,14 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
     ds = _streaming_read(builder, split, seed, cycle_length).repeat()
     ds = ds.shuffle(shuffle_buffer_size, seed=seed,
                     reshuffle_each_iteration=True)
-  # Always in the graph, even skipping 0 (a restored iterator needs the
-  # graph it was saved from; see `_streaming_read`'s options); skips
-  # nothing on a restored iterator.
   if PRESENT in builder.info.features:
     # Examples with none of the modalities teach nothing (after the
     # shuffle, which needs the split's size; only here, so that the graph of
     # a saved iterator of another dataset stays the same).
     ds = ds.filter(_has_any(modalities))
+  # Always in the graph, even skipping 0 (a restored iterator needs the
+  # graph it was saved from; see `_streaming_read`'s options); skips
+  # nothing on a restored iterator.
   ds = ds.enumerate().skip(start_step * global_batch_size)
   if count > 1:  # this process's block of each global batch
     ds = ds.filter(lambda position, _: position // local_batch % count == index)
