@@ -27,10 +27,12 @@ without saving past the last finite step. Multi-host: start one process per host
 
 import os
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from mmjax.data.errors import DataError
 from mmjax.registry import UnknownNameError
 
 config_flags.DEFINE_config_file(
@@ -164,16 +166,16 @@ def main(argv):
     sys.exit(f"error: {message}")
 
 
-def _unknown_name(e: BaseException):
-  """The `UnknownNameError` that `e` is or wraps (in its args, cause or
-  context), else None."""
+def _wrapped(e: BaseException, kind):
+  """The `kind` exception that `e` is or wraps
+  (in its args, cause or context), else None."""
   pending, seen = [e], set()
   while pending:
     e = pending.pop()
     if id(e) in seen:
       continue
     seen.add(id(e))
-    if isinstance(e, UnknownNameError):
+    if isinstance(e, kind):
       return e
     pending += [a for a in e.args if isinstance(a, BaseException)]
     pending += [c for c in (e.__cause__, e.__context__) if c is not None]
@@ -209,18 +211,40 @@ def with_workdir_config(argv):
   return [argv[0], f"--config={config_file.__file__}:{workdir}", *argv[1:]]
 
 
+def _verbosity(argv) -> int:
+  """The last `--verbosity` / `-v` value in `argv` (0 without one): flags
+  after `--config` are not parsed yet when reading the config fails."""
+  level = 0
+  for i, arg in enumerate(argv):
+    name, eq, value = arg.partition("=")
+    if name in ("--verbosity", "-v"):
+      value = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+      level = int(value) if value.lstrip("-").isdigit() else level
+  return level
+
+
 def parse_flags(argv):
-  """absl flag parsing, with an unknown `--config.<key>`, or an unknown
-  registered name in the config-file argument (`:fusion=nope`), reported in
-  one line; a trained `--workdir` without `--config` reads its own config
+  """absl flag parsing, with an unknown `--config.<key>`, an unknown
+  registered name in the config-file argument (`:fusion=nope`), or a
+  `DataError` of reading the config (e.g. configs/manifest.py's manifest),
+  reported in one line (a DataError's traceback too with `--verbosity=1`);
+  a trained `--workdir` without `--config` reads its own config
   (`with_workdir_config`)."""
   argv = with_workdir_config(argv)
   try:
     return FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
-    unknown = _unknown_name(e)
+    unknown = _wrapped(e, UnknownNameError)
     if unknown is not None:  # however the config or absl wrapped it
       sys.exit(f"error: {unknown}")
+    data_error = _wrapped(e, DataError)
+    # config_flags raises a copy whose message is the traceback: the first.
+    while isinstance(getattr(data_error, "__context__", None), DataError):
+      data_error = data_error.__context__
+    if data_error is not None:
+      if _verbosity(argv) >= 1:
+        traceback.print_exception(data_error)
+      sys.exit(f"error: {data_error}")
     if isinstance(e, flags.Error):
       sys.exit(f"error: {e}")
     if not isinstance(e, (AttributeError, KeyError)):

@@ -37,6 +37,14 @@ Changing `data.sample_rate` also needs the audio pp specs'
 `frontend.sample_rate` changed; changing `data.frame_rate` needs
 `sample_clip`'s `frame_rate` and the video encoder's `frame_rate` changed.
 
+Rows may lack modalities (empty cells): the dataset then carries presence
+flags that the pipeline turns into the model's presence mask, and
+evaluation reports each combination of modalities the examples have
+(`accuracy_<subset>`, see mmjax/data/builders/manifest/ and
+`mmjax.evaluation.classification.SplitEvaluator.evaluate`); nothing to set
+here. Training on fewer modalities than the manifest's: `--config.
+modalities="('image', 'audio')"`.
+
 Without a `manifest`, `get_config()` still builds (for the config smoke
 tests: modalities `DEFAULT_MODALITIES`, `DEFAULT_NUM_CLASSES` classes), but
 launching it fails with an error asking for `manifest=...`.

@@ -15,6 +15,15 @@ that position. So 1 process and N processes train on the same batches, and
 resuming at step `s` (skipping `s * global_batch` positions) sees the same
 batches as an uninterrupted run.
 
+A dataset whose examples may lack a modality has a feature `present`
+(`{modality: bool}`, e.g. `multimodal_manifest` of a manifest with empty
+cells); its batches then carry `present` (`{modality: float32 [batch]}`, 1.0
+where the example has the modality, for each modality of the dataset), of
+which the run's modalities are the presence mask the model takes
+(`MultimodalModel.__call__(inputs, present)`, see `mmjax.train.steps`), and
+training leaves out the examples that have none of the run's modalities.
+Datasets without it give no `present`: every modality is there.
+
 A pp spec may name files prepared with the dataset through `{dataset_dir}`,
 which `train_batches` / `eval_batches` replace by the builder's `data_dir`
 (see `resolve_dataset_dir`), e.g. `tokenize(tokenizer="{dataset_dir}/
@@ -89,6 +98,18 @@ def resolve_dataset_dir(spec: str, builder: tfds.core.DatasetBuilder) -> str:
   return spec.replace(DATASET_DIR, data_dir)
 
 
+# The feature (`{modality: bool}`) and batch key (`{modality: float32
+# [batch]}`) of which modalities an example has.
+PRESENT = "present"
+
+
+def _has_any(modalities: Sequence[str]):
+  """`example -> bool`: its `present` flags have one of `modalities`."""
+  def fn(example):
+    return tf.reduce_any(tf.stack([example[PRESENT][m] for m in modalities]))
+  return fn
+
+
 # The pp key of the ops that see the whole example (all its features) before
 # the per-modality ops, e.g. `sample_clip`, which cuts the same time window
 # from a video and its soundtrack (`mmjax.data.pp.video`).
@@ -98,7 +119,9 @@ EXAMPLE_PP_KEY = "example"
 def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
   """`(position, example) -> {modality: tensor, label: int32}` with pp ops:
   `pp["example"]` on the whole example first (if given), then `pp[m]` on
-  each modality m."""
+  each modality m; plus `present: {modality: float32}` (every modality the
+  feature flags, not only `modalities`: evaluation counts the examples of
+  each combination) when the example has a `present` feature."""
   ops = {m: pp_builder.parse(pp.get(m, "")) for m in modalities}
   example_ops = pp_builder.parse(pp.get(EXAMPLE_PP_KEY, ""))
 
@@ -113,6 +136,9 @@ def _preprocess_fn(modalities: Sequence[str], pp: Mapping[str, str], seed: int):
     out = {m: ops[m](example[m], tf.random.experimental.stateless_fold_in(
         example_seed, i)) for i, m in enumerate(modalities)}
     out["label"] = tf.cast(example["label"], tf.int32)
+    if PRESENT in example:
+      out[PRESENT] = {m: tf.cast(flag, tf.float32)
+                      for m, flag in example[PRESENT].items()}
     return out
   return fn
 
@@ -206,7 +232,8 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
 
   Returns:
     A `TrainBatches` iterator of `{modality: [local_batch, ...], "label":
-    int32 [local_batch]}`.
+    int32 [local_batch]}` (and `"present": {modality: float32
+    [local_batch]}` when the dataset has a `present` feature).
 
   Raises:
     ValueError: if `global_batch_size` is not divisible by the process
@@ -228,6 +255,11 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
     ds = _streaming_read(builder, split, seed, cycle_length).repeat()
     ds = ds.shuffle(shuffle_buffer_size, seed=seed,
                     reshuffle_each_iteration=True)
+  if PRESENT in builder.info.features:
+    # Examples with none of the modalities teach nothing (after the
+    # shuffle, which needs the split's size; only here, so that the graph of
+    # a saved iterator of another dataset stays the same).
+    ds = ds.filter(_has_any(modalities))
   # Always in the graph, even skipping 0 (a restored iterator needs the
   # graph it was saved from; see `_streaming_read`'s options); skips
   # nothing on a restored iterator.
@@ -254,7 +286,8 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
 
   Returns:
     (dataset of `{modality: ..., "label": int32, "mask": float32}` local
-    batches, number of batches).
+    batches (and `present` as in `train_batches`; padding examples have
+    none of the modalities), number of batches).
   """
   local_batch = global_batch_size // jax.process_count()
   total = builder.info.splits[split].num_examples

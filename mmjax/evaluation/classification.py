@@ -77,7 +77,16 @@ class SplitEvaluator:
 
     Returns:
       (`{"loss", "accuracy", "macro_precision", "macro_recall", "macro_f1",
-      "num_examples"}`, float `[C, C]` confusion counts).
+      "num_examples"}`, float `[C, C]` confusion counts). For a dataset
+      whose examples may lack a modality (a `present` feature, see
+      `mmjax.data.pipeline`), each example is evaluated with the
+      modalities it has (and of those, the ones `present` keeps), and the
+      metrics also hold, for each subset of the modalities that some
+      examples have exactly (all the dataset's modalities, also those the
+      model does not use), named like "image+audio" (the config's
+      modalities first, in its order; "none" for none of them),
+      `num_examples_<subset>` (int) and `accuracy_<subset>` (of those
+      examples).
     """
     ds, _ = self._dataset(split)
     totals = None
@@ -101,7 +110,17 @@ class SplitEvaluator:
     totals = jax.device_get(totals)
     result = metrics.classification_metrics(totals["confusion"])
     result["loss"] = float(totals["loss_sum"] / totals["count"])
+    result.update(_subset_metrics(totals, self._flagged_modalities()))
     return result, np.asarray(totals["confusion"])
+
+  def _flagged_modalities(self) -> Tuple[str, ...]:
+    """The modalities of the dataset's `present` feature (none without
+    one), the config's first."""
+    features = self._builder.info.features
+    flagged = list(features[pipeline.PRESENT].keys()) if (
+        pipeline.PRESENT in features) else []
+    return tuple([m for m in self._config.modalities if m in flagged]
+                 + [m for m in flagged if m not in self._config.modalities])
 
   def save(self, split: str, result: Dict[str, float], confusion: np.ndarray,
            out_dir: epath.Path, class_names: Sequence[str]) -> None:
@@ -118,6 +137,20 @@ class SplitEvaluator:
     """The final metrics of one split, for the log."""
     return (f"accuracy {result['accuracy']:.4f}  macro F1 "
             f"{result['macro_f1']:.4f}  ({result['num_examples']} examples)")
+
+
+def _subset_metrics(totals: Mapping[str, np.ndarray],
+                    modalities: Sequence[str]) -> Dict[str, float]:
+  """`num_examples_<subset>` and `accuracy_<subset>` of the eval step's
+  `subset_count` / `subset_correct` sums (none without them)."""
+  out = {}
+  for code, count in enumerate(totals.get("subset_count", ())):
+    if count > 0:
+      name = "+".join(steps.subset_of(code, modalities)) or "none"
+      out[f"num_examples_{name}"] = int(round(float(count)))
+      out[f"accuracy_{name}"] = (float(totals["subset_correct"][code])
+                                 / float(count))
+  return out
 
 
 def make_classification_evaluator(builder: tfds.core.DatasetBuilder,
@@ -138,4 +171,4 @@ def make_classification_evaluator(builder: tfds.core.DatasetBuilder,
           f"{builder.info.full_name} has {labels} classes: set "
           f"--config.model.num_classes={labels}")
   return SplitEvaluator(builder, config, mesh, steps.make_eval_step(
-      mesh, config.model.num_classes, config.dtype))
+      mesh, config.model.num_classes, config.dtype, config.modalities))

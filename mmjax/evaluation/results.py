@@ -17,6 +17,27 @@ def skipped_examples(builder) -> Dict[str, int]:
   return {split: len(rows) for split, rows in (listed or {}).items()}
 
 
+def modality_examples(builder) -> Dict[str, Dict[str, int]]:
+  """`{split: {modality: examples having it}}` of a dataset that records
+  it (`multimodal_manifest`: metadata `modality_examples`), else {}."""
+  metadata = builder.info.metadata
+  counts = metadata.get("modality_examples") if metadata is not None else None
+  return {split: {m: int(n) for m, n in by_modality.items()}
+          for split, by_modality in (counts or {}).items()}
+
+
+def modality_examples_line(builder) -> str:
+  """"Examples with each modality: train 480 (image 480, text 320), ...",
+  or "" for a dataset that does not record them (`modality_examples`)."""
+  counts = modality_examples(builder)
+  splits = [s for s in counts if s in builder.info.splits]
+  if not splits:
+    return ""
+  return "Examples with each modality: " + "; ".join(
+      f"{s} {builder.info.splits[s].num_examples} (" + ", ".join(
+          f"{m} {n}" for m, n in counts[s].items()) + ")" for s in splits) + "."
+
+
 def evaluate_and_save(evaluator: SplitEvaluator, state, splits: Sequence[str],
                       out_dir: epath.PathLike, class_names: Sequence[str],
                       results_name: str = "results.json") -> Dict[str, Dict[str, float]]:

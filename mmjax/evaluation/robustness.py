@@ -4,7 +4,9 @@
 the latest checkpoint
 
 - on every non-empty subset of the modalities (the others marked missing
-  through the presence masks), on each of `config.eval_splits`;
+  through the presence masks; an example of a dataset that lacks a modality
+  keeps it missing, see `mmjax.data.pipeline`), on each of
+  `config.eval_splits`;
 - under each corruption of `mmjax.analysis.corruptions` whose modality the
   model has, at every level, on the test split (the last of
   `config.eval_splits`), with MultiBench's relative robustness and, given a
@@ -67,11 +69,12 @@ def _capture(state, evaluator, split: str, dtype: str, limit: int):
 
   @jax.jit
   def forward(state, batch):
-    inputs = {k: v for k, v in batch.items() if k != "mask"}
+    inputs = {k: v for k, v in batch.items()
+              if k not in ("mask", steps.PRESENT)}
     _, updates = state.apply_fn(
         state.variables(steps.cast_floating(state.params, compute_dtype)),
-        steps.cast_floating(inputs, compute_dtype), train=False,
-        mutable=["intermediates"])
+        steps.cast_floating(inputs, compute_dtype), batch.get(steps.PRESENT),
+        train=False, mutable=["intermediates"])
     return steps.cast_floating(updates["intermediates"], jax.numpy.float32)
 
   collected: Dict[str, list] = {}

@@ -21,7 +21,7 @@ preprocessing ops (`random_speed`, `random_noise`, `random_gain`) and in the
 spectrogram encoders (SpecAugment).
 """
 
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,60 +33,119 @@ GRADIENT_MODULATIONS = ("none", "ogm_ge")
 
 
 def sample_presence(rng: jax.Array, batch_size: int, modalities: Sequence[str],
-                    dropout: Mapping[str, float]) -> Dict[str, jax.Array]:
+                    dropout: Mapping[str, float],
+                    available: Optional[Mapping[str, jax.Array]] = None
+                    ) -> Dict[str, jax.Array]:
   """Per-example presence masks with modality `m` dropped with `dropout[m]`.
 
   Each modality is dropped independently; an example that would lose every
   modality instead keeps one, drawn uniformly (so no example is empty).
-  With one modality nothing is ever dropped.
+  With one modality nothing is ever dropped. A modality an example truly
+  lacks (`available`, the data's presence mask) counts as dropped: it is
+  never kept, and the one kept is drawn among those the example has (an
+  example with none keeps none).
 
   Args:
     rng: PRNG key.
     batch_size: examples in the (global) batch.
     modalities: the model's modalities, in a fixed order.
     dropout: `{modality: probability in [0, 1]}`; absent keys mean 0.
+    available: optional `{modality: float32 [batch]}`, 0.0 where the
+      example lacks the modality; default all available. With every one
+      available the draws are those without it.
 
   Returns:
-    `{modality: float32 [batch]}`, 1.0 present, 0.0 dropped.
+    `{modality: float32 [batch]}`, 1.0 present, 0.0 dropped (or lacking).
   """
   keep_rng, pick_rng = jax.random.split(rng)
   probs = jnp.asarray([float(dropout.get(m, 0.0)) for m in modalities])
-  keep = jax.random.uniform(keep_rng, (batch_size, len(modalities))) >= probs
-  pick = jax.nn.one_hot(
-      jax.random.randint(pick_rng, (batch_size,), 0, len(modalities)),
-      len(modalities), dtype=bool)
+  has = jnp.ones((batch_size, len(modalities)), bool)
+  if available is not None:
+    has = jnp.stack([available[m] > 0.5 for m in modalities], axis=1)
+  keep = (jax.random.uniform(keep_rng, (batch_size, len(modalities)))
+          >= probs) & has
+  # Uniform among the available ones: the first of a random permutation's
+  # order that the example has (all available: `randint`, as before).
+  if available is None:
+    pick = jax.nn.one_hot(
+        jax.random.randint(pick_rng, (batch_size,), 0, len(modalities)),
+        len(modalities), dtype=bool)
+  else:
+    scores = jnp.where(has, jax.random.uniform(pick_rng, has.shape), -1.0)
+    pick = jax.nn.one_hot(scores.argmax(axis=1), len(modalities),
+                          dtype=bool) & has
   keep = jnp.where(keep.any(axis=1, keepdims=True), keep, pick)
   return {m: keep[:, i].astype(jnp.float32) for i, m in enumerate(modalities)}
 
 
+def _valid_logits(logits: jax.Array,
+                  available: Optional[Mapping[str, jax.Array]],
+                  m: str) -> jax.Array:
+  """float32 `[batch, classes]` with the rows of examples lacking `m`
+  zeroed by `where` before any loss: their values (a placeholder's) reach
+  neither the loss nor, even as NaN, the gradients."""
+  logits = logits.astype(jnp.float32)
+  if available is None or m not in available:
+    return logits
+  return jnp.where(available[m][:, None] > 0.5, logits, 0.0)
+
+
+def _masked_mean(values: jax.Array,
+                 available: Optional[Mapping[str, jax.Array]],
+                 m: str) -> jax.Array:
+  """Mean of float32 `[batch]` over the examples that have modality `m` (0
+  when none has it); the plain mean without `available[m]`."""
+  if available is None or m not in available:
+    return values.mean()
+  has = available[m] > 0.5
+  return jnp.where(has, values, 0.0).sum() / jnp.maximum(has.sum(), 1)
+
+
 def auxiliary_losses(modality_logits: Mapping[str, jax.Array],
                      labels: jax.Array,
-                     label_smoothing: float = 0.0) -> Dict[str, jax.Array]:
+                     label_smoothing: float = 0.0,
+                     available: Optional[Mapping[str, jax.Array]] = None
+                     ) -> Dict[str, jax.Array]:
   """Mean cross-entropy of each unimodal head, `{modality: float32 []}` nats.
 
   Args:
     modality_logits: `{modality: float [batch, num_classes]}`.
     labels: int32 `[batch]`.
     label_smoothing: as for the fused loss.
+    available: optional `{modality: float32 [batch]}`, the data's presence
+      mask: the mean is over the examples that have the modality (an
+      example lacking it has no auxiliary loss; 0 when none has it).
   """
-  return {m: losses.cross_entropy(logits.astype(jnp.float32), labels,
-                                  label_smoothing).mean()
+  return {m: _masked_mean(losses.cross_entropy(
+      _valid_logits(logits, available, m), labels, label_smoothing),
+                          available, m)
           for m, logits in modality_logits.items()}
 
 
 def modality_scores(modality_logits: Mapping[str, jax.Array],
-                    labels: jax.Array) -> Dict[str, jax.Array]:
+                    labels: jax.Array,
+                    available: Optional[Mapping[str, jax.Array]] = None
+                    ) -> Dict[str, jax.Array]:
   """OGM-GE's discrepancy scores: `s_m = sum_i softmax(logits_m_i)[y_i]`.
 
   The paper decomposes a concatenation head into per-modality halves; here
-  the unimodal auxiliary heads play that role for any fusion block.
+  the unimodal auxiliary heads play that role for any fusion block. With
+  `available` (the data's presence mask, `{modality: float32 [batch]}`),
+  `s_m` is `batch` times the mean over the examples having `m`, so that
+  modalities missing in different numbers of examples compare fairly (the
+  plain sum when all have it).
 
   Returns:
     `{modality: float32 []}`, each in [0, batch].
   """
-  return {m: jnp.take_along_axis(jax.nn.softmax(logits.astype(jnp.float32)),
-                                 labels[:, None], axis=1).sum()
-          for m, logits in modality_logits.items()}
+  out = {}
+  for m, logits in modality_logits.items():
+    p = jnp.take_along_axis(
+        jax.nn.softmax(_valid_logits(logits, available, m)),
+        labels[:, None], axis=1)[:, 0]
+    out[m] = (p.sum() if available is None or m not in available
+              else _masked_mean(p, available, m) * p.shape[0])
+  return out
 
 
 def ogm_ge_coefficients(scores: Mapping[str, jax.Array],

@@ -345,7 +345,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           f"file were skipped at preparation ({skipped}); the list is in "
           f"{builder.data_dir}/dataset_info.json", flush=True)
   if writers.is_chief():
+    counts = eval_results.modality_examples_line(builder)
     print(f"Data ready in {t_data:.0f} s ({builder.data_dir}). "
+          + (f"{counts} " if counts else "")
           + (f"Resuming from the checkpoint of step {start}." if restored
              is not None else "Training from scratch."), flush=True)
 

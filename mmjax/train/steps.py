@@ -23,6 +23,10 @@ from mmjax.train.state import TrainState
 Batch = Mapping[str, jax.Array]
 
 DTYPES = ("float32", "bfloat16", "float16")
+# The batch key of the data's presence mask, `{modality: float32 [batch]}`
+# (`mmjax.data.pipeline.PRESENT`): absent when every example has every
+# modality.
+PRESENT = "present"
 
 
 def cast_floating(tree, dtype):
@@ -88,6 +92,12 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   by its OGM-GE coefficient (logged as `ogm_coefficient_<modality>`) while
   `step < end_step` (always when `end_step` < 0).
 
+  Incomplete data: a batch's `present` (`{modality: float32 [batch]}`, the
+  modalities each example has, `mmjax.data.pipeline`) is the model's
+  presence mask; modality dropout treats a modality an example lacks as
+  dropped (`balancing.sample_presence(available=...)`), and its auxiliary
+  loss and OGM-GE score leave the examples lacking it out.
+
   Raises:
     ValueError: for a `dtype` outside `DTYPES`, an unknown
       gradient_modulation name, or what `loss` raises for the modalities.
@@ -106,11 +116,14 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     rngs = {"dropout": jax.random.fold_in(rng, 0),
             "augment": jax.random.fold_in(rng, 1)}
-    present = None
+    available = batch.get(PRESENT)
+    if available is not None:  # the dataset's modalities: the model's only
+      available = {m: available[m] for m in modalities}
+    present = available
     if dropout:
       present = balancing.sample_presence(
           jax.random.fold_in(rng, 2), batch["label"].shape[0],
-          tuple(modalities), dropout)
+          tuple(modalities), dropout, available)
 
     def loss_fn(params):
       variables = state.variables(cast_floating(params, compute_dtype))
@@ -126,7 +139,7 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
       modality_logits = {m: v[0] for m, v in
                          updates.get("modality_logits", {}).items()}
       aux = balancing.auxiliary_losses(modality_logits, batch["label"],
-                                       label_smoothing)
+                                       label_smoothing, available)
       if aux and aux_loss_weight > 0:
         extra = extra + aux_loss_weight * sum(aux.values())
       return loss + extra, (objective_metrics, updates.get("batch_stats", {}),
@@ -137,7 +150,8 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
     step_metrics = {f"aux_loss_{m}": v for m, v in aux.items()}
     if modulation["name"] == "ogm_ge" and modality_logits:
       coefficients = balancing.ogm_ge_coefficients(
-          balancing.modality_scores(modality_logits, batch["label"]),
+          balancing.modality_scores(modality_logits, batch["label"],
+                                    available),
           modulation["alpha"])
       if modulation["end_step"] >= 0:
         active = state.step < modulation["end_step"]
@@ -188,8 +202,23 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
       state_sharding=state_sharding)
 
 
+def subset_code(present: Mapping[str, jax.Array]) -> jax.Array:
+  """int32 `[batch]`: which modalities each example has, as bits (bit i:
+  the i-th modality of `sorted(present)`); see `subset_of`."""
+  return sum((present[m] > 0.5).astype(jnp.int32) << i
+             for i, m in enumerate(sorted(present)))
+
+
+def subset_of(code: int, modalities: Sequence[str]) -> Tuple[str, ...]:
+  """The modalities (in `modalities`' order) of a `subset_code` over
+  `modalities`."""
+  bits = {m: i for i, m in enumerate(sorted(modalities))}
+  return tuple(m for m in modalities if code >> bits[m] & 1)
+
+
 def make_eval_step(mesh: Mesh, num_classes: int,
-                   dtype: str = "float32") -> Callable[
+                   dtype: str = "float32",
+                   modalities: Optional[Sequence[str]] = None) -> Callable[
     [TrainState, Batch, Optional[Mapping[str, jax.Array]]], Dict]:
   """Returns `eval_step(state, batch, present) -> sums`, jitted.
 
@@ -198,23 +227,44 @@ def make_eval_step(mesh: Mesh, num_classes: int,
   Returns replicated sums over the unmasked examples: `loss_sum` (nats),
   `count`, and `confusion` (float32 `[C, C]`, rows true, columns predicted).
   The forward pass runs in `dtype` as in `make_train_step`.
+
+  A batch with the data's presence mask (`batch["present"]`, see
+  `make_train_step`) is evaluated with it, restricted to `modalities` (the
+  model's; None: all of the mask's), times `present` when given; and the
+  sums also hold, per subset of the dataset's modalities the examples have
+  (`subset_code` over all of the mask's, `2 ** n` subsets), `subset_count`
+  and `subset_correct` (float32 `[2 ** n]`).
   """
   compute_dtype = _compute_dtype(dtype)
 
   def eval_step(state: TrainState, batch: Batch, present=None):
     params = cast_floating(state.params, compute_dtype)
-    inputs = {k: v for k, v in batch.items() if k != "mask"}
+    inputs = {k: v for k, v in batch.items() if k not in ("mask", PRESENT)}
+    available = batch.get(PRESENT)
+    if available is not None:
+      model_available = {m: available[m] for m in (modalities or available)}
+      present = model_available if present is None else {
+          m: p * model_available[m] if m in model_available else p
+          for m, p in present.items()}
     logits = state.apply_fn(state.variables(params),
                             cast_floating(inputs, compute_dtype), present,
                             train=False).astype(jnp.float32)
     mask = batch["mask"]
     loss = losses.cross_entropy(logits, batch["label"])
-    return {
+    predicted = logits.argmax(-1)
+    sums = {
         "loss_sum": (loss * mask).sum(),
         "count": mask.sum(),
         "confusion": metrics.confusion_matrix(
-            batch["label"], logits.argmax(-1), num_classes, mask),
+            batch["label"], predicted, num_classes, mask),
     }
+    if available is not None:
+      subsets = jax.nn.one_hot(subset_code(available), 2 ** len(available),
+                               dtype=jnp.float32) * mask[:, None]
+      correct = (predicted == batch["label"]).astype(jnp.float32)
+      sums["subset_count"] = subsets.sum(axis=0)
+      sums["subset_correct"] = (subsets * correct[:, None]).sum(axis=0)
+    return sums
 
   # The state's sharding is the argument's (replicated or FSDP-sharded).
   return jax.jit(eval_step, out_shardings=parallel.replicated(mesh))

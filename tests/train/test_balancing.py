@@ -187,3 +187,47 @@ def test_train_step_ogm_ge_logs_coefficients_and_scales_the_dominant():
         f"{mod}_encoder"]["kernel"]
     np.testing.assert_allclose(delta(modulated), k[mod] * delta(plain),
                                rtol=1e-4, atol=1e-7)
+
+
+# Incomplete data: `available`, the data's presence mask.
+
+
+def test_sample_presence_never_keeps_a_missing_modality():
+  n = 20000
+  available = {"audio": jnp.asarray(np.arange(n) % 2, jnp.float32),
+               "image": jnp.asarray(np.arange(n) % 3 > 0, jnp.float32)}
+  present = balancing.sample_presence(jax.random.key(0), n, MODALITIES,
+                                      {"audio": 0.5, "image": 0.2},
+                                      available)
+  audio, image = np.asarray(present["audio"]), np.asarray(present["image"])
+  has_audio, has_image = np.asarray(available["audio"]), np.asarray(
+      available["image"])
+  assert not (audio * (1 - has_audio)).any()
+  assert not (image * (1 - has_image)).any()
+  has_any = (has_audio + has_image) > 0
+  assert ((audio + image)[has_any] >= 1).all()  # one it has is kept
+  assert not (audio + image)[~has_any].any()  # it has none: none kept
+  # With only image: dropped with 0.2, then rescued (kept: 1).
+  only_image = (has_image == 1) & (has_audio == 0)
+  np.testing.assert_allclose(image[only_image].mean(), 1.0)
+  # With both: as without `available` (audio 0.55, image 0.85; 3 sigma at
+  # n / 3 is about 0.015).
+  both = (has_image == 1) & (has_audio == 1)
+  np.testing.assert_allclose(audio[both].mean(), 0.55, atol=0.015)
+  np.testing.assert_allclose(image[both].mean(), 0.85, atol=0.015)
+
+
+def test_auxiliary_loss_and_score_leave_missing_examples_out():
+  logits = {"audio": jnp.array([[2.0, 0.0], [0.0, 1.0], [jnp.nan, 0.0]])}
+  labels = jnp.array([0, 0, 0])
+  available = {"audio": jnp.array([1.0, 1.0, 0.0])}
+  expected = np.mean([np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0))])
+  loss = balancing.auxiliary_losses(logits, labels, 0.0, available)["audio"]
+  np.testing.assert_allclose(loss, expected, rtol=1e-6)
+  score = balancing.modality_scores(logits, labels, available)["audio"]
+  p = [1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(1.0))]
+  np.testing.assert_allclose(score, 3 * np.mean(p), rtol=1e-6)
+  grads = jax.grad(lambda x: balancing.auxiliary_losses(
+      {"audio": x}, labels, 0.0, available)["audio"])(logits["audio"])
+  assert np.isfinite(np.asarray(grads)).all()
+  np.testing.assert_array_equal(grads[2], 0.0)

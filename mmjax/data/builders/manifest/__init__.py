@@ -31,8 +31,19 @@ Columns:
   split: optional, "train", "validation" or "test". Without it, the rows of
     each label are shuffled with `split_seed` and divided by
     `split_fractions` (see `splits.assign_splits`).
-At least one of image, audio, text and video is needed; every row must
-fill each column the manifest has. Other columns are an error.
+At least one of image, audio, text and video is needed. Other columns are
+an error.
+
+Incomplete rows: an empty modality cell (CSV), or a missing or `null` key
+(JSON lines), means the example lacks that modality (a row without any
+modality is an error naming it, and so is a modality column empty in every
+train row, `splits.assign_splits`). Such a dataset stores, per example, a
+placeholder for each modality it lacks (zeros of the feature's dtype: an
+image of the stored size, 1 audio sample, 1 video frame; an empty text) and
+a `present` flag per modality, which the input pipeline turns into the
+model's presence mask (`mmjax.data.pipeline`), so the placeholder is masked,
+never read. A row without a video also lacks its soundtrack. `label` and
+`split`, when the manifest has a split column, must be filled in every row.
 
 Soundtracks: with a video column and no audio column, the audio modality
 is the video files' soundtracks when `video_soundtrack` (default True) and
@@ -57,12 +68,18 @@ Features per example (only the dataset's modalities, `media.modalities_of`):
   label: int64, `ClassLabel(names=sorted labels of the whole manifest)`.
   row: int64, the example's 1-based data row in the manifest (the header is
     not a row), to trace a result back to its source.
+  present: `{modality: bool}` for every modality, True where the row has
+    it; only when some row lacks a modality (`ManifestConfig.incomplete`),
+    so a complete manifest is stored exactly as before.
+The dataset's metadata `modality_examples` counts, per split, the examples
+having each modality.
 
 If the manifest has a text column, a byte-level BPE tokenizer
 (`mmjax.data.builders.tokenizer.train_tokenizer`, at most
 `builder.VOCAB_SIZE` tokens) is trained on the train split's texts during
 preparation and saved in `<builder.data_dir>/tokenizer`, for
-`tokenize(tokenizer="{dataset_dir}/tokenizer", max_length=...)`.
+`tokenize(tokenizer="{dataset_dir}/tokenizer", max_length=...)` (rows
+without a text do not count).
 
 Every problem with the manifest or a file it names is a `DataError` that
 names the manifest, the line and data row and the file, e.g.

@@ -32,6 +32,7 @@ from mmjax.data.builders.manifest.table import SPLITS
 from mmjax.data.builders.registry import DATASETS
 from mmjax.data.builders.tokenizer import train_tokenizer
 from mmjax.data.errors import DataError
+from mmjax.data.pipeline import PRESENT
 
 # What preparation does with a row whose file is missing or cannot be
 # decoded: "fail" (a DataError naming the manifest line, column and file) or
@@ -39,6 +40,8 @@ from mmjax.data.errors import DataError
 # prepared dataset's metadata, `skipped_examples[split]`).
 BAD_EXAMPLES = ("fail", "skip")
 TOKENIZER_DIR = "tokenizer"
+# The metadata key of how many examples of each split have each modality.
+MODALITY_EXAMPLES = "modality_examples"
 VOCAB_SIZE = 8000
 
 
@@ -91,6 +94,9 @@ class ManifestConfig(tfds.core.BuilderConfig):
     bad_examples: "fail" (a missing or unreadable file is an error) or
       "skip" (its row is left out and counted, see `BAD_EXAMPLES`).
     fingerprint: `fingerprint(manifest)` (of the `fingerprint` module).
+    incomplete: the modalities some rows lack (an empty cell, see
+      `media.row_modalities`), in `MODALITIES` order; when not empty, every
+      example has a `present` feature (see the package docstring).
   """
   manifest: str = ""
   modalities: Tuple[str, ...] = ()
@@ -106,6 +112,7 @@ class ManifestConfig(tfds.core.BuilderConfig):
   split_seed: int = 0
   bad_examples: str = "fail"
   fingerprint: str = ""
+  incomplete: Tuple[str, ...] = ()
 
   @classmethod
   def make(cls, manifest: Manifest, image_size: Optional[int] = None,
@@ -152,6 +159,9 @@ class ManifestConfig(tfds.core.BuilderConfig):
     if "image" in manifest.modalities:
       shape = (size, size) if size else media.image_shape(manifest, skip)
     modalities = media.modalities_of(manifest, video_soundtrack)
+    incomplete = tuple(m for m in modalities if not all(
+        m in media.row_modalities(manifest, r, modalities)
+        for r in manifest.rows))
     fields = {"manifest": os.fspath(manifest.path),
               "modalities": list(modalities), "image_size": size,
               "image_shape": list(shape), "sample_rate": int(sample_rate),
@@ -160,6 +170,8 @@ class ManifestConfig(tfds.core.BuilderConfig):
               "fingerprint": fingerprint(manifest, missing_ok=skip)}
     if skip:  # (not in the fields otherwise: names prepared before it stay)
       fields["bad_examples"] = bad_examples
+    if incomplete:  # (likewise)
+      fields["incomplete"] = list(incomplete)
     if "video" in manifest.modalities:
       fields.update(frame_rate=float(frame_rate), video_size=int(video_size),
                     max_video_seconds=float(max_video_seconds),
@@ -180,6 +192,7 @@ class ManifestConfig(tfds.core.BuilderConfig):
     parts += [f"seed{fields['split_seed']}", digest]
     return cls(name="_".join(parts), description=json.dumps(fields),
                **{**fields, "modalities": tuple(fields["modalities"]),
+                  "incomplete": incomplete,
                   "image_shape": tuple(shape),
                   "split_fractions": tuple(fields["split_fractions"])})
 
@@ -213,6 +226,10 @@ class MultimodalManifest(LocalFilesBuilder):
             dtype=np.uint8),
     }
     features = {m: modality_features[m]() for m in config.modalities}
+    if config.incomplete:
+      features[PRESENT] = tfds.features.FeaturesDict(
+          {m: tfds.features.Scalar(dtype=np.bool_)
+           for m in config.modalities})
     features["label"] = tfds.features.ClassLabel()
     features["row"] = tfds.features.Scalar(dtype=np.int64)
     return features
@@ -259,7 +276,8 @@ class MultimodalManifest(LocalFilesBuilder):
       start = time.perf_counter()
       metadata["tokenizer_dir"] = TOKENIZER_DIR
       metadata["tokenizer_vocab_size"] = self._train_tokenizer(
-          [r.values["text"] for r in rows_of["train"]])
+          [r.values["text"] for r in rows_of["train"]
+           if manifest.has(r, "text")])
       logging.info("Trained the tokenizer in %.1f s.",
                    time.perf_counter() - start)
     self.info.metadata.update(metadata)
@@ -271,8 +289,12 @@ class MultimodalManifest(LocalFilesBuilder):
                          split: str) -> Iterator[Tuple[int, dict]]:
     """The split's examples; with bad_examples="skip", a row whose file is
     missing or cannot be decoded is logged and listed in the dataset's
-    metadata `skipped_examples[split]` (its DataError messages)."""
+    metadata `skipped_examples[split]` (its DataError messages). The
+    metadata `modality_examples[split]` counts the examples having each
+    modality."""
     skipped = []
+    counts = dict.fromkeys(self._config.modalities, 0)
+    self.info.metadata.setdefault(MODALITY_EXAMPLES, {})[split] = counts
     for row in rows:
       try:
         example = self._read_example(manifest, row)
@@ -282,25 +304,45 @@ class MultimodalManifest(LocalFilesBuilder):
         logging.warning("Skipped (bad_examples='skip'): %s", e)
         skipped.append(str(e))
         continue
+      for m in media.row_modalities(manifest, row, self._config.modalities):
+        counts[m] += 1
       yield row.number, example
     self.info.metadata.setdefault("skipped_examples", {})[split] = skipped
 
+  def _placeholder(self, modality: str):
+    """The stored value of a modality the row lacks: zeros of the feature's
+    shape and dtype (audio: 1 sample; video: 1 frame), or an empty text.
+    The `present` flag masks it out of the model."""
+    config = self._config
+    return {"image": lambda: np.zeros((*config.image_shape, 3), np.uint8),
+            "audio": lambda: np.zeros((1,), np.int16),
+            "text": lambda: "",
+            "video": lambda: np.zeros(
+                (1, config.video_size, config.video_size, 3), np.uint8),
+            }[modality]()
+
   def _read_example(self, manifest: Manifest, row: Row) -> dict:
     config = self._config
+    has = media.row_modalities(manifest, row, config.modalities)
     example = {"label": row.values[LABEL], "row": row.number}
-    if "image" in config.modalities:
+    if "image" in has:
       example["image"] = media.read_image(manifest, row, config.image_size)
-    if "audio" in manifest.columns:
+    if "audio" in has and "audio" in manifest.columns:
       example["audio"] = media.read_audio(manifest, row, config.sample_rate)
-    elif "audio" in config.modalities:
+    elif "audio" in has:
       example["audio"] = media.read_soundtrack(
           manifest, row, config.sample_rate, config.max_video_seconds)
-    if "text" in config.modalities:
+    if "text" in has:
       example["text"] = row.values["text"]
-    if "video" in config.modalities:
+    if "video" in has:
       example["video"] = media.read_video(
           manifest, row, config.frame_rate, config.video_size,
           config.max_video_seconds, config.frame_folder_rate)
+    for m in config.modalities:
+      if m not in has:
+        example[m] = self._placeholder(m)
+    if config.incomplete:
+      example[PRESENT] = {m: m in has for m in config.modalities}
     return example
 
 

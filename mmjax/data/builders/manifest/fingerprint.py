@@ -19,7 +19,7 @@ def fingerprint(manifest: Manifest, missing_ok: bool = False) -> str:
   """Content fingerprint of a manifest and the files it names.
 
   sha256 over the manifest's bytes and, for each distinct file it names (in
-  row order), the path as written, its size in bytes and its modification
+  row order; an empty cell names none), the path as written, its size in bytes and its modification
   time (ns), and so for each frame of a frame folder (`frame_files`):
   editing the manifest or touching a file changes it.
 
@@ -34,7 +34,8 @@ def fingerprint(manifest: Manifest, missing_ok: bool = False) -> str:
   seen = set()
   for row in manifest.rows:
     for column in FILE_MODALITIES:
-      if column not in manifest.columns or row.values[column] in seen:
+      if (column not in manifest.columns or not manifest.has(row, column)
+          or row.values[column] in seen):
         continue
       seen.add(row.values[column])
       path = manifest.file(row, column)

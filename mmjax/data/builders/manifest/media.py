@@ -5,7 +5,7 @@ Pillow, see `video`) and the video files' soundtracks. Every problem is a
 
 import contextlib
 from pathlib import Path
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -78,7 +78,8 @@ def _open_image(manifest: Manifest, row: Row):
 
 
 def image_shape(manifest: Manifest, skip_bad: bool = False) -> Tuple[int, int]:
-  """(height, width) shared by all the manifest's images (headers only).
+  """(height, width) shared by all the manifest's images (headers only;
+  rows with an empty image cell have none).
 
   Args:
     manifest: the manifest.
@@ -92,6 +93,8 @@ def image_shape(manifest: Manifest, skip_bad: bool = False) -> Tuple[int, int]:
   """
   first, shape = None, None
   for row in manifest.rows:
+    if not manifest.has(row, "image"):
+      continue
     try:
       with _open_image(manifest, row) as image:
         this = (image.height, image.width)
@@ -252,7 +255,8 @@ def modalities_of(manifest: Manifest,
   row's video file is opened with PyAV to list its streams
   (`video.has_audio_stream`: no frames are decoded; a frame folder has
   no soundtrack), until the answer is known: audio when every
-  one has an audio stream, none when none has.
+  one has an audio stream, none when none has (rows without a video have
+  neither, see `row_modalities`).
 
   Raises:
     DataError: naming the row and file, for a missing or unreadable video
@@ -263,6 +267,8 @@ def modalities_of(manifest: Manifest,
     return manifest.modalities
   with_sound, without = None, None
   for row in manifest.rows:
+    if not manifest.has(row, "video"):
+      continue
     path = manifest.file(row, "video")
     if not path.exists():
       raise missing_file(manifest, row, "video")
@@ -276,6 +282,15 @@ def modalities_of(manifest: Manifest,
   if without:
     return manifest.modalities
   return tuple(m for m in MODALITIES if m in manifest.modalities + ("audio",))
+
+
+def row_modalities(manifest: Manifest, row: Row,
+                   modalities: Sequence[str]) -> Tuple[str, ...]:
+  """Which of the dataset's `modalities` (`modalities_of`) the row has: its
+  non-empty modality cells, and `audio` from the video's soundtrack when
+  the manifest has no audio column and the row has a video."""
+  source = {"audio": "video"} if "audio" not in manifest.columns else {}
+  return tuple(m for m in modalities if manifest.has(row, source.get(m, m)))
 
 
 def _mixed_soundtracks(manifest: Manifest, without: Row,

@@ -12,6 +12,7 @@ from mmjax.data.builders.manifest.table import LABEL
 from mmjax.data.builders.manifest.table import Manifest
 from mmjax.data.builders.manifest.table import SPLIT
 from mmjax.data.builders.manifest.table import SPLITS
+from mmjax.data.builders.manifest.table import lines_of
 from mmjax.data.errors import DataError
 
 
@@ -53,6 +54,18 @@ def _check_labels_seen_in_train(manifest: Manifest,
         f"examples. Add train rows of {label!r} or remove these rows.")
 
 
+def _check_modalities_in_train(manifest: Manifest,
+                               splits: Sequence[str]) -> None:
+  train = [r for r, s in zip(manifest.rows, splits) if s == "train"]
+  for modality in manifest.incomplete:
+    if train and not any(manifest.has(r, modality) for r in train):
+      raise DataError(
+          f"{manifest.path}: column {modality} is empty in every train row "
+          f"(line(s) {lines_of(train)}); the model cannot learn a modality "
+          f"it never sees in training. Fill it in some train rows, or "
+          f"remove the column.")
+
+
 def assign_splits(manifest: Manifest,
                   fractions: Sequence[float] = (0.8, 0.1, 0.1),
                   seed: int = 0) -> List[str]:
@@ -69,7 +82,8 @@ def assign_splits(manifest: Manifest,
   Raises:
     ValueError: for bad fractions (see `base.check_fractions`).
     DataError: naming the manifest, the label and its rows, when a label has
-      validation or test rows but no train row.
+      validation or test rows but no train row; naming the modality and the
+      train rows, when a modality column is empty in every train row.
   """
   check_fractions(fractions)
   if SPLIT in manifest.columns:
@@ -77,4 +91,5 @@ def assign_splits(manifest: Manifest,
   else:
     splits = _stratified_splits(manifest, fractions, seed)
   _check_labels_seen_in_train(manifest, splits)
+  _check_modalities_in_train(manifest, splits)
   return splits

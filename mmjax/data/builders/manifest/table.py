@@ -35,7 +35,8 @@ class Row:
     number: the 1-based data row (the header is not a row).
     line: the 1-based line of the file where the row starts.
     values: `{column: value}` for every column of the manifest ("" when
-      empty); file paths as written in the manifest.
+      empty: for a modality, the row lacks it); file paths as written in
+      the manifest.
   """
   number: int
   line: int
@@ -59,6 +60,18 @@ class Manifest:
   def modalities(self) -> Tuple[str, ...]:
     """The modality columns, in `MODALITIES` order."""
     return tuple(m for m in MODALITIES if m in self.columns)
+
+  def has(self, row: Row, modality: str) -> bool:
+    """Whether `row` fills the column of `modality` (an empty cell, or a
+    missing or null JSON key, is a missing modality)."""
+    return bool(row.values.get(modality, "").strip())
+
+  @property
+  def incomplete(self) -> Tuple[str, ...]:
+    """The modality columns empty in at least one row, in `MODALITIES`
+    order."""
+    return tuple(m for m in self.modalities
+                 if not all(self.has(r, m) for r in self.rows))
 
   @property
   def labels(self) -> Tuple[str, ...]:
@@ -139,9 +152,26 @@ def _check_columns(path: Path, columns: Sequence[str]) -> None:
     raise DataError(f"{path}: no modality column; expected {_EXPECTED}.")
 
 
+def lines_of(rows: Sequence[Row], limit: int = 10) -> str:
+  """`"7 (row 6), 9 (row 8) and 3 more"`: where `rows` are, for errors."""
+  text = ", ".join(f"{r.line} (row {r.number})" for r in rows[:limit])
+  return text + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _check_some_modality(manifest: Manifest) -> None:
+  empty = [r for r in manifest.rows
+           if not any(manifest.has(r, m) for m in manifest.modalities)]
+  if empty:
+    raise DataError(
+        f"{manifest.path}: no modality ({', '.join(manifest.modalities)}) "
+        f"at line(s) {lines_of(empty)}; an empty cell is a missing modality, "
+        f"but every row needs at least one. Fill one in or remove these "
+        f"rows.")
+
+
 def _check_row(manifest: Manifest, row: Row) -> None:
-  for column in manifest.columns:
-    if not row.values[column].strip():
+  for column in (LABEL, SPLIT):
+    if column in manifest.columns and not row.values[column].strip():
       raise DataError(f"{manifest.where(row, column)}: empty field; every "
                       f"row needs a {column}.")
   split = row.values.get(SPLIT)
@@ -165,8 +195,10 @@ def read_manifest(path: PathLike) -> Manifest:
     DataError: naming the manifest, for a missing or unreadable file, an
       unknown suffix, unknown columns, no label or modality column, no rows,
       a CSV row with the wrong number of fields, a JSON line that is not an
-      object of scalars, an empty field or an unknown split (these also name
-      the line and row).
+      object of scalars, an empty label or split field or an unknown split
+      (these also name the line and row), or rows without any modality
+      (naming their lines). An empty modality cell is not an error: that
+      row lacks the modality (see `Manifest.has`).
   """
   path = Path(path).expanduser().resolve()
   if not path.is_file():
@@ -191,4 +223,5 @@ def read_manifest(path: PathLike) -> Manifest:
   manifest = Manifest(path, tuple(columns), rows)
   for row in rows:
     _check_row(manifest, row)
+  _check_some_modality(manifest)
   return manifest

@@ -345,11 +345,18 @@ def test_unknown_column(tmp_path):
 
 
 def test_empty_field(tmp_path):
+  # An empty modality cell is a missing modality (test_incomplete.py); an
+  # empty label is an error, and so is a row left without any modality.
+  path = write_jsonl(tmp_path / "data.jsonl", [
+      {"text": "a", "label": "cat"}, {"text": "b", "label": "  "}])
+  with pytest.raises(DataError) as e:
+    table.read_manifest(path)
+  assert_names(e.value, path, "line 2 (row 2)", "column label", "empty")
   path = write_jsonl(tmp_path / "data.jsonl", [
       {"text": "a", "label": "cat"}, {"text": "  ", "label": "cat"}])
   with pytest.raises(DataError) as e:
     table.read_manifest(path)
-  assert_names(e.value, path, "line 2 (row 2)", "column text", "empty")
+  assert_names(e.value, path, "line(s) 2 (row 2)", "no modality (text)")
 
 
 def test_missing_manifest(tmp_path):
