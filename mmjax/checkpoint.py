@@ -44,6 +44,15 @@ def make_manager(directory: epath.PathLike, *, keep: int,
                                item_names=ITEMS)
 
 
+def has_checkpoints(directory: epath.PathLike) -> bool:
+  """Whether `directory` holds a finished checkpoint (a `<step>/` folder;
+  Orbax writes into a temporary name and renames when done), without
+  creating anything."""
+  directory = epath.Path(directory)
+  return directory.is_dir() and any(
+      p.name.isdigit() and p.is_dir() for p in directory.iterdir())
+
+
 # Items of a step folder: the train_state ("default", the name Orbax gives a
 # single item, so checkpoints from before the input item still restore) and,
 # for streaming input, the input's position (`mmjax.data.input_checkpoint`).

@@ -174,7 +174,8 @@ SLOW_FIRST = ("tests/test_kill_resume.py", "tests/test_parallel.py",
               "tests/evaluation/test_robustness.py", "tests/test_distributed.py",
               "tests/test_configs.py", "tests/train/test_loop.py",
               "tests/train/test_contrastive.py", "tests/export/test_export.py",
-              "tests/test_workdir.py", "tests/train/test_loop_failures.py")
+              "tests/test_workdir.py", "tests/test_predict.py",
+              "tests/train/test_loop_failures.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -141,8 +141,7 @@ class Predictor(ContrastiveMethods):
     builder, state, manager, evaluator, _ = restore.restore_for_evaluation(
         config, workdir, objectives.resolve(config))
     manager.close()
-    bound, _ = assets.for_run(config, builder.data_dir, workdir,
-                              fresh_training=False)
+    bound, _ = assets.for_run(config, builder.data_dir, workdir)
     bound = ml_collections.ConfigDict(bound.to_dict())
     for m, spec in bound.pp_eval.items():
       bound.pp_eval[m] = pipeline.resolve_dataset_dir(spec, builder)

@@ -59,11 +59,12 @@ _VALUE_BEFORE_THE_KEY = {"input.shuffle_buffer_size": 0,
                          "input.cycle_length": 16}
 
 
-def _flatten(tree, prefix=""):
+def flatten(tree, prefix=""):
+  """`{"a.b.c": leaf}` of a nested dict (e.g. a config's JSON)."""
   if isinstance(tree, dict):
     out = {}
     for k, v in tree.items():
-      out.update(_flatten(v, f"{prefix}{k}."))
+      out.update(flatten(v, f"{prefix}{k}."))
     return out
   return {prefix[:-1]: tree}
 
@@ -73,8 +74,8 @@ def changed_on_resume(previous: dict, current: dict) -> list:
   whose values differ between two resolved configs (`config.json` dicts),
   sorted; a key present in only one of them counts as changed (except the
   keys added later, read as their value before they existed)."""
-  before = {**_VALUE_BEFORE_THE_KEY, **_flatten(previous)}
-  after = _flatten(current)
+  before = {**_VALUE_BEFORE_THE_KEY, **flatten(previous)}
+  after = flatten(current)
   return sorted(
       k for k in set(before) | set(after)
       if k.split(".")[0] in RESUME_GUARDED_KEYS and before.get(k, None) !=

@@ -58,7 +58,7 @@ class Run(NamedTuple):
   state: Any  # the initial train_state
   manager: Any  # orbax.checkpoint.CheckpointManager (close it)
   evaluator: Any  # the objective's evaluator
-  config: ml_collections.ConfigDict  # pp specs bound to the run's assets
+  config: ml_collections.ConfigDict  # pp specs reading the run's assets
   assets: Optional[Dict[str, Dict[str, str]]]  # W/assets/assets.json
 
 
@@ -77,7 +77,8 @@ def setup(config, workdir: epath.Path, read_only: bool,
   Returns:
     A `Run`: its `config` is `config` with the pp specs reading the run's
     own fitted preprocessing state (`W/assets`) where they name
-    `{dataset_dir}`; build every input pipeline from it.
+    `{dataset_dir}` (a fresh run: the dataset's own, which it has just
+    captured into `W/assets`); build every input pipeline from it.
 
   Raises:
     ValueError / KeyError: for an invalid config, naming the key.
@@ -101,13 +102,20 @@ def setup(config, workdir: epath.Path, read_only: bool,
   state = create_train_state(
       model, _example_shapes(builder, config), tx, config.seed,
       lambda abstract: sharding.state_shardings(abstract, mesh, shard_config))
+  # A fresh run reads the dataset's own fitted state, which it captures
+  # last (nothing is written before every check has passed); any other
+  # launch reads the run's.
+  fresh = not read_only and not checkpoint.has_checkpoints(
+      workdir / "checkpoints")
+  record = None
+  if not fresh:
+    config, record = assets.for_run(config, builder.data_dir, workdir)
+  evaluator = objective.make_evaluator(builder, config, mesh)
   manager = checkpoint.make_manager(
       workdir / "checkpoints", keep=config.keep_checkpoints,
       read_only=read_only)
-  config, record = assets.for_run(
-      config, builder.data_dir, workdir,
-      fresh_training=not read_only and manager.latest_step() is None)
-  evaluator = objective.make_evaluator(builder, config, mesh)
+  if fresh:
+    record = assets.capture(config, builder.data_dir, workdir) or None
   return Run(mesh, builder, state, manager, evaluator, config, record)
 
 

@@ -240,34 +240,28 @@ def bind(config: ml_collections.ConfigDict, assets_dir: str
 
 
 def for_run(config: ml_collections.ConfigDict, dataset_dir: epath.PathLike,
-            workdir: epath.PathLike, *, fresh_training: bool
+            workdir: epath.PathLike
             ) -> "tuple[ml_collections.ConfigDict, Optional[Dict]]":
-  """The config to build the run's input pipelines with, and the asset
-  record.
-
-  A fresh training run captures its assets from `dataset_dir` first; every
-  other use (a resumed run, evaluation, robustness) verifies and reads the
-  run's own. A run without an asset record (trained before mmjax kept them)
-  keeps reading `{dataset_dir}` as it did, with a printed warning.
+  """The config to build the input pipelines of a trained run with (a
+  resumed run, evaluation, robustness, prediction), and its asset record:
+  the run's own assets, verified. (A fresh run reads the dataset's, which
+  it `capture`s.) A run without an asset record (trained before mmjax kept
+  them) keeps reading `{dataset_dir}` as it did, with a printed warning.
 
   Args:
     config: the run's config, with `{dataset_dir}` in its pp specs.
     dataset_dir: the prepared dataset's folder (`builder.data_dir`).
     workdir: the run's folder.
-    fresh_training: training with no checkpoint in `workdir` yet.
 
   Returns:
     (the config bound to `W/assets` (or `config` itself when its pp names no
     dataset file or the run has no assets), the record or None).
 
   Raises:
-    DataError: a referenced file the dataset lacks, or an asset missing or
-      changed since the run captured it.
+    DataError: an asset missing or changed since the run captured it.
   """
   if not referenced_paths(config):
     return config, None
-  if fresh_training:
-    capture(config, dataset_dir, workdir)
   record = read_record(workdir)
   if record is None:
     if writers.is_chief():

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from etils import epath
 import ml_collections
 
-from mmjax.train import writers
+from mmjax.train import config_checks, writers
 
 # What `--mode=evaluate` / `robustness` (and every mode that reads a trained
 # workdir) may not change: the model and how its input is preprocessed. Any
@@ -86,15 +86,6 @@ def read_config(workdir: epath.PathLike) -> ml_collections.ConfigDict:
   return config
 
 
-def _flatten(tree: Any, prefix: str = "") -> dict:
-  if isinstance(tree, dict):
-    out = {}
-    for k, v in tree.items():
-      out.update(_flatten(v, f"{prefix}{k}."))
-    return out
-  return {prefix[:-1]: tree}
-
-
 def _is_model_key(key: str) -> bool:
   return any(key == k or key.startswith(k + ".") for k in MODEL_KEYS)
 
@@ -103,8 +94,9 @@ def model_changes(config: ml_collections.ConfigDict,
                   workdir: epath.PathLike) -> List[str]:
   """The keys of `MODEL_KEYS` (dotted) whose values in `config` differ from
   the run's latest saved config, each as "key (run: a, here: b)", sorted."""
-  run = _flatten(json.loads(json.dumps(read_config(workdir).to_dict())))
-  here = _flatten(json.loads(config.to_json_best_effort()))
+  run = config_checks.flatten(
+      json.loads(json.dumps(read_config(workdir).to_dict())))
+  here = config_checks.flatten(json.loads(config.to_json_best_effort()))
   changes = []
   for key in sorted(set(run) | set(here)):
     if _is_model_key(key) and run.get(key) != here.get(key):

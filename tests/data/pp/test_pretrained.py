@@ -127,7 +127,8 @@ class FakeBuilder:
     self._texts = list(texts)
     split = type("Split", (), {"num_examples": len(self._texts)})()
     self.info = type("Info", (), {"splits": {"train": split,
-                                             "validation": split}})()
+                                             "validation": split},
+                                  "features": {"text": None, "label": None}})()
 
   def as_dataset(self, split, shuffle_files, read_config):
     del split, shuffle_files, read_config
