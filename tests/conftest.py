@@ -167,15 +167,38 @@ def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   return data_dir
 
 
-# The longest test files (measured in `bash .ci/run`, 2026-11-27), run first:
-# pytest-xdist's --dist loadfile hands files out in collection order, so a
-# long file started last would run alone at the end of the suite.
-SLOW_FIRST = ("tests/test_kill_resume.py", "tests/test_parallel.py",
-              "tests/evaluation/test_robustness.py", "tests/test_distributed.py",
-              "tests/test_configs.py", "tests/train/test_loop.py",
-              "tests/train/test_contrastive.py", "tests/export/test_export.py",
-              "tests/test_workdir.py", "tests/test_predict.py",
-              "tests/train/test_loop_failures.py")
+# The longest test files, longest first (their summed test durations in a
+# full `-n 2 --dist loadfile` run, 2026-12-06): pytest-xdist's loadfile hands
+# files out in collection order, so a long file started last would run alone
+# at the end of the suite; longest-first leaves only short files for the end.
+SLOW_FIRST = (
+    "tests/test_configs.py",  # 146 s
+    "tests/models/test_fusion_contract.py",  # 125 s
+    "tests/models/test_encoder_contract.py",  # 111 s
+    "tests/test_kill_resume.py",  # 96 s
+    "tests/evaluation/test_robustness.py",  # 93 s
+    "tests/test_predict.py",  # 85 s
+    "tests/test_parallel.py",  # 83 s
+    "tests/export/test_export.py",  # 81 s
+    "tests/train/test_contrastive.py",  # 80 s
+    "tests/test_workdir.py",  # 76 s
+    "tests/test_distributed.py",  # 60 s
+    "tests/train/test_loop.py",  # 34 s
+    "tests/test_launch.py",  # 33 s
+    "tests/test_fusion_layer_example.py",  # 26 s
+    "tests/test_incomplete_manifest_example.py",  # 26 s
+    "tests/pretrained/test_clip_docs.py",  # 25 s
+    "tests/models/encoders/test_text_baselines.py",  # 24 s
+    "tests/test_pp_op_example.py",  # 24 s
+    "tests/test_encoder_example.py",  # 22 s
+    "tests/models/test_multimodal.py",  # 21 s
+    "tests/test_dataset_example.py",  # 20 s
+    "tests/models/fusion/test_attention_fusion.py",  # 20 s
+    "tests/models/encoders/test_encoders.py",  # 19 s
+    "tests/models/layers/test_conv.py",  # 19 s
+    "tests/pretrained/test_clip_cli.py",  # 18 s
+    "tests/train/test_loop_failures.py",  # 14 s
+)
 
 
 def pytest_collection_modifyitems(config, items):
