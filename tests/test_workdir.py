@@ -73,9 +73,9 @@ def emoji_run(tmp_path_factory, prepared_emoji_dir):
 @pytest.fixture(scope="module")
 def fewer_names_dir(tmp_path_factory, real_manual_dir):
   """The emoji folder with the names of most languages removed (every
-  annotation file but those of the 10 en, fr and de locales): a dataset prepared from it has
-  the same emoji, pictures and English names, and a tokenizer trained on
-  fewer names."""
+  annotation file but those of the 10 en, fr and de locales): a dataset
+  prepared from it has the same emoji, pictures and English names, and a
+  tokenizer trained on fewer names."""
   root = tmp_path_factory.mktemp("emoji_fewer_names")
   for name in (emoji_sources.EMOJI_TEST, emoji_sources.FONT):
     (root / name).parent.mkdir(parents=True, exist_ok=True)
