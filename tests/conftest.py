@@ -84,6 +84,31 @@ def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_emoji_run(tmp_path_factory, prepared_emoji_dir):
+  """(config, workdir) of a tiny emoji image-text (contrastive) run, 4 steps
+  at EMOJI_TINY, evaluated on test. Tests may add outputs to the workdir
+  (evaluations/, predictions/) but must copy it to change anything in it."""
+  from configs import emoji_image_text  # pylint: disable=g-import-not-at-top
+  from mmjax.train import loop  # pylint: disable=g-import-not-at-top
+  from tests.test_configs import TINY_MODELS  # pylint: disable=g-import-not-at-top
+  config = emoji_image_text.get_config()
+  for key, value in {**TINY_MODELS["emoji_image_text"],
+                     "data.data_dir": str(prepared_emoji_dir),
+                     "num_train_steps": 4, "log_every_steps": 2,
+                     "eval_every_steps": 4, "checkpoint_every_steps": 4,
+                     "batch_size": 32, "optimizer.warmup_steps": 1,
+                     "eval_splits": ("test",)}.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  workdir = tmp_path_factory.mktemp("emoji_run") / "run"
+  loop.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> pathlib.Path:
   """A tiny random `CLIPModel` saved with its tokenizer and image processor
   (tests/pretrained/clip_checkpoint.py)."""

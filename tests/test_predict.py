@@ -11,7 +11,7 @@ import PIL.Image
 import pytest
 import soundfile as sf
 
-from configs import av_digits, emoji_image_text
+from configs import av_digits
 from mmjax import objectives
 from mmjax.data.builders import sources
 from mmjax.data.errors import DataError
@@ -20,7 +20,6 @@ from mmjax.predict import cli
 from mmjax.train import loop
 from mmjax.workdir import configs as workdir_configs
 from tests.conftest import REPO_ROOT, SHARED_DATA
-from tests.test_configs import TINY_MODELS
 from tests.test_workdir import _set, launch
 from tests.train.conftest import TINY_OVERRIDES
 from tests.user_copy import page_blocks
@@ -195,29 +194,15 @@ def test_docs_example_runs(digits_run, digits_manifest, tmp_path, capsys):
         (digits_manifest.parent / image).read_bytes())
     (folder / f"{name}.flac").write_bytes(
         (digits_manifest.parent / audio).read_bytes())
-  (code,) = [b for b in page_blocks(REPO_ROOT / "docs" / "running_experiments.md",
-                                    "python") if "Predictor.from_workdir" in b]
+  page = REPO_ROOT / "docs" / "running_experiments.md"
+  (code,) = [b for b in page_blocks(page, "python")
+             if "Predictor.from_workdir" in b]
   assert '"runs/av_digits"' in code and '"new_inputs"' in code
   exec(code.replace('"runs/av_digits"', repr(str(workdir))).replace(  # pylint: disable=exec-used
       '"new_inputs"', repr(str(tmp_path / "new_inputs"))), {})
   printed = capsys.readouterr().out.splitlines()
   assert len(printed) == 2
   assert printed[0].endswith(" []") and printed[1].endswith(" ['audio']")
-
-
-@pytest.fixture(scope="module")
-def emoji_run(tmp_path_factory, prepared_emoji_dir):
-  """A tiny emoji image-text (contrastive) run, 4 steps; evaluated on test."""
-  config = emoji_image_text.get_config()
-  _set(config, {**TINY_MODELS["emoji_image_text"],
-                "data.data_dir": str(prepared_emoji_dir),
-                "num_train_steps": 4, "log_every_steps": 2,
-                "eval_every_steps": 4, "checkpoint_every_steps": 4,
-                "batch_size": 32, "optimizer.warmup_steps": 1,
-                "eval_splits": ("test",)})
-  workdir = tmp_path_factory.mktemp("emoji") / "run"
-  loop.train_and_evaluate(config, workdir)
-  return config, workdir
 
 
 def _emoji_manifest(config, root):
@@ -243,9 +228,9 @@ def _emoji_manifest(config, root):
   return root / "test.jsonl", root / "classes.txt", len(lines)
 
 
-def test_emoji_embed_zero_shot_and_retrieval_equal_evaluation(emoji_run,
+def test_emoji_embed_zero_shot_and_retrieval_equal_evaluation(tiny_emoji_run,
                                                               tmp_path):
-  config, workdir = emoji_run
+  config, workdir = tiny_emoji_run
   manifest, classes, n = _emoji_manifest(config, tmp_path)
   evaluated = json.loads((workdir / "results.json").read_text())["test"]
   retrieval_keys = [k for k in evaluated if "_to_" in k]

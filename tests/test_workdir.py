@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from configs import av_digits, emoji_image_text
+from configs import av_digits
 from mmjax import objectives
 from mmjax.data import pipeline
 from mmjax.data.builders import emoji_sources
@@ -22,7 +22,6 @@ from mmjax.train import loop
 from mmjax.workdir import assets
 from mmjax.workdir import configs as workdir_configs
 from tests.conftest import REPO_ROOT
-from tests.test_configs import TINY_MODELS
 from tests.train.conftest import TINY_OVERRIDES
 
 
@@ -56,21 +55,6 @@ def same_figures(a, b):
 
 
 @pytest.fixture(scope="module")
-def emoji_run(tmp_path_factory, prepared_emoji_dir):
-  """A tiny emoji image-text (contrastive) run, 4 steps; evaluated on test."""
-  config = emoji_image_text.get_config()
-  _set(config, {**TINY_MODELS["emoji_image_text"],
-                "data.data_dir": str(prepared_emoji_dir),
-                "num_train_steps": 4, "log_every_steps": 2,
-                "eval_every_steps": 4, "checkpoint_every_steps": 4,
-                "batch_size": 32, "optimizer.warmup_steps": 1,
-                "eval_splits": ("test",)})
-  workdir = tmp_path_factory.mktemp("emoji_run")
-  loop.train_and_evaluate(config, workdir)
-  return config, workdir
-
-
-@pytest.fixture(scope="module")
 def fewer_names_dir(tmp_path_factory, real_manual_dir):
   """The emoji folder with the names of most languages removed (every
   annotation file but those of the 10 en, fr and de locales): a dataset
@@ -80,7 +64,8 @@ def fewer_names_dir(tmp_path_factory, real_manual_dir):
   for name in (emoji_sources.EMOJI_TEST, emoji_sources.FONT):
     (root / name).parent.mkdir(parents=True, exist_ok=True)
     (root / name).symlink_to(real_manual_dir / name)
-  annotations = sorted((real_manual_dir / emoji_sources.ANNOTATIONS).glob("*.xml"))
+  annotations = sorted(
+      (real_manual_dir / emoji_sources.ANNOTATIONS).glob("*.xml"))
   kept = [p for p in annotations if p.stem.split("_")[0] in ("en", "fr", "de")]
   assert 3 <= len(kept) <= len(annotations) // 4
   (root / emoji_sources.ANNOTATIONS).mkdir()
@@ -89,8 +74,8 @@ def fewer_names_dir(tmp_path_factory, real_manual_dir):
   return root
 
 
-def test_workdir_holds_its_tokenizer_and_records_it(emoji_run, prepared_emoji_dir):
-  config, workdir = emoji_run
+def test_workdir_holds_its_tokenizer_and_records_it(tiny_emoji_run):
+  config, workdir = tiny_emoji_run
   record = json.loads((workdir / "assets" / "assets.json").read_text())
   assert list(record) == ["tokenizer"]
   dataset_dir = pathlib.Path(datasets.get_builder(config.data).data_dir)
@@ -108,11 +93,11 @@ def test_workdir_holds_its_tokenizer_and_records_it(emoji_run, prepared_emoji_di
 
 
 def test_moved_workdir_evaluated_on_other_data_keeps_the_run_tokenizer(
-    emoji_run, fewer_names_dir, tmp_path):
+    tiny_emoji_run, fewer_names_dir, tmp_path):
   """The run, moved to another path (the original renamed away, so nothing
   can read it), evaluated with `--workdir` alone on a dataset whose own
   tokenizer differs."""
-  config, original = emoji_run
+  config, original = tiny_emoji_run
   workdir = tmp_path / "moved" / "run"
   shutil.copytree(original, workdir, symlinks=True)
   hidden = original.with_name(original.name + "_away")
@@ -152,8 +137,8 @@ def test_moved_workdir_evaluated_on_other_data_keeps_the_run_tokenizer(
   assert (fed != refitted).any()
 
 
-def test_changed_asset_is_refused(emoji_run, tmp_path):
-  config, workdir = emoji_run
+def test_changed_asset_is_refused(tiny_emoji_run, tmp_path):
+  config, workdir = tiny_emoji_run
   copy = tmp_path / "run"
   shutil.copytree(workdir, copy, symlinks=True)
   tokenizer = copy / "assets" / "tokenizer" / "tokenizer.json"
