@@ -280,16 +280,13 @@ def _mnist_images(count: int):
 
 
 @pytest.fixture(scope="module")
-def manifests(tmp_path_factory) -> pathlib.Path:
+def manifests(tmp_path_factory, tiny_clip_dir) -> pathlib.Path:
   """data.csv (image, audio, text, video as a frame folder, label, split)
-  and clips.csv (video only) over MNIST digits and FSDD recordings."""
+  and clips.csv (video only) over MNIST digits and FSDD recordings, and
+  clip/, the tiny CLIP checkpoint of `tiny_clip_dir`."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp("manifests")
-  import torch  # pylint: disable=g-import-not-at-top
-  from tests.pretrained import clip_checkpoint  # pylint: disable=g-import-not-at-top
-  (root / "clip").mkdir()
-  torch.manual_seed(0)
-  clip_checkpoint.build(root / "clip")
+  (root / "clip").symlink_to(tiny_clip_dir)
   images = _mnist_images(8)
   recordings = sorted((DATA / "fsdd" / "recordings").glob("*.wav"))
   by_digit = {r.name[0]: r for r in reversed(recordings)}

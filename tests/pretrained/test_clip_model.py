@@ -35,11 +35,8 @@ TEXTS = ("a photo of a cat", "dog", "", "the quick brown fox jumps over the "
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-  directory = tmp_path_factory.mktemp("clip")
-  torch.manual_seed(0)
-  clip_checkpoint.build(directory)
-  return directory
+def checkpoint(tiny_clip_dir):
+  return tiny_clip_dir
 
 
 def pictures():
