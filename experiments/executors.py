@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ EXIT_PREEMPTED = 75  # launch.py's status after saving on SIGTERM: rerun resumes
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # The submitit cluster of `run_slurm`; tests use submitit's "local" one.
 SLURM_CLUSTER = "slurm"
+SLURM_POLL_S = 30.0  # between looks at the jobs' states (sacct)
 # The job processes unpickle `SlurmRun` without experiments/ on their path.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -92,8 +94,10 @@ def run_local(cmd: List[str], workdir: pathlib.Path, env: Optional[dict] = None,
 
 def dependencies(todo: Sequence[Todo], root: pathlib.Path) -> Dict[str, set]:
   """`{name: names of the other runs whose workdir its command names}`."""
-  return {t.name: {o.name for o in todo if o.name != t.name and any(
-      str(root / o.name) in a for a in t.cmd)} for t in todo}
+  names = {o.name: re.compile(re.escape(str(root / o.name)) + r"(?![\w.-])")
+           for o in todo}
+  return {t.name: {o for o, path in names.items() if o != t.name and any(
+      path.search(a) for a in t.cmd)} for t in todo}
 
 
 def _schedule(todo: Sequence[Todo], root: pathlib.Path, submit, on_done,
@@ -221,15 +225,15 @@ class SlurmRun(submitit.helpers.Checkpointable):
   def __init__(self, cmd: List[str], workdir: pathlib.Path):
     self.cmd, self.workdir = cmd, workdir
     self.seconds = 0.0  # over every attempt
-    self._proc = None
+    self._proc, self._begin = None, 0.0
 
   def __call__(self) -> Optional[dict]:
     env = submitit.JobEnvironment()
     cmd = self.cmd + ["--jax_distributed"] * (env.num_tasks > 1)
-    begin = time.perf_counter()
+    self._begin = time.perf_counter()
     self._proc = start(cmd, self.workdir)
     status = wait(self._proc)
-    self.seconds += time.perf_counter() - begin
+    self.seconds += time.perf_counter() - self._begin
     if status == EXIT_PREEMPTED and env.global_rank == 0:
       signal.raise_signal(env._usr_sig())  # pylint: disable=protected-access
     if status:
@@ -241,6 +245,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
     if self._proc is not None and self._proc.returncode is None:
       self._proc.send_signal(signal.SIGTERM)
       wait(self._proc)
+      self.seconds += time.perf_counter() - self._begin
     return submitit.helpers.DelayedSubmission(self)
 
   def __getstate__(self):
@@ -295,7 +300,7 @@ class _Job:
 
 
 def run_slurm(todo: Sequence[Todo], root: pathlib.Path, params: dict,
-              on_done: Callable, poll_s: float = 30.0) -> None:
+              on_done: Callable) -> None:
   """Submits `todo` as SLURM job arrays (one array per wave of runs whose
   dependencies are done), submitit's files and logs in `<root>/slurm/<job
   id>/`, launch.py's in `<workdir>/launch.log`, and waits for them."""
@@ -310,4 +315,4 @@ def run_slurm(todo: Sequence[Todo], root: pathlib.Path, params: dict,
       print(f"[{t.name}] job {j.job_id}", flush=True)
     return [_Job(j) for j in jobs]
 
-  _schedule(todo, root, submit, on_done, poll_s)
+  _schedule(todo, root, submit, on_done, SLURM_POLL_S)
