@@ -234,7 +234,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
     self._proc = start(cmd, self.workdir)
     status = wait(self._proc)
     self.seconds += time.perf_counter() - self._begin
-    if status == EXIT_PREEMPTED and env.global_rank == 0:
+    if status == EXIT_PREEMPTED:
+      if env.global_rank:
+        return None  # task 0 requeues the whole job
       signal.raise_signal(env._usr_sig())  # pylint: disable=protected-access
     if status:
       raise subprocess.CalledProcessError(status, cmd)

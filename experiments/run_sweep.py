@@ -269,9 +269,6 @@ def main():
   try:
     params = (executors.slurm_parameters(args.slurm)
               if args.executor == "slurm" else None)
-    pin, groups = executors.device_groups(
-        args.parallel, args.devices, args.pin) if (
-            args.parallel or args.devices) else (None, None)
   except ValueError as e:
     parser.error(str(e))
   sweep = load_sweep(args.sweep)
@@ -311,7 +308,12 @@ def main():
     return
   if args.executor == "slurm":
     executors.run_slurm(todo, root, params, on_done)
-  elif groups:
+  elif args.parallel or args.devices:
+    try:
+      pin, groups = executors.device_groups(args.parallel, args.devices,
+                                            args.pin)
+    except ValueError as e:
+      parser.error(str(e))
     print(f"{len(groups)} runs at once, pinned ({pin}) to {groups}", flush=True)
     executors.run_parallel(todo, root, pin, groups, on_done, run)
   else:
