@@ -107,12 +107,13 @@ def _schedule(todo: Sequence[Todo], root: pathlib.Path, submit, on_done,
   whose dependency failed is reported failed, not started."""
   deps, pending, running, failed = dependencies(todo, root), list(todo), {}, set()
   while pending or running:
-    blocked = {t.name for t in pending} | set(running)
-    for t in [t for t in pending if deps[t.name] & failed]:
+    while any(deps[t.name] & failed for t in pending):
+      t = next(t for t in pending if deps[t.name] & failed)
       pending.remove(t)
       failed.add(t.name)
       on_done(t.name, RuntimeError(f"not run: {sorted(deps[t.name] & failed)} "
                                    "failed"))
+    blocked = {t.name for t in pending} | set(running)
     ready = [t for t in pending if not deps[t.name] & blocked]
     if pending and not ready and not running:
       raise ValueError("runs that name each other: "
@@ -122,10 +123,11 @@ def _schedule(todo: Sequence[Todo], root: pathlib.Path, submit, on_done,
       pending = [t for t in pending if t not in ready]
     for name in [n for n, h in running.items() if h.done()]:
       try:
-        on_done(name, running.pop(name).result())
+        record = running.pop(name).result()
       except Exception as e:  # pylint: disable=broad-except
         failed.add(name)
-        on_done(name, e)
+        record = e
+      on_done(name, record)
     time.sleep(poll_s if running else 0)
 
 
@@ -295,7 +297,7 @@ class _Job:
 
   def result(self):
     try:
-      return self.job.result()
+      return self.job.results()[0]  # task 0's record
     except Exception as e:  # pylint: disable=broad-except
       raise RuntimeError(f"job {self.job.job_id} failed; see "
                          f"{self.job.paths.stderr}") from e

@@ -156,17 +156,19 @@ def test_parallel_on_cpu_pins_each_run_to_its_own_cores(tmp_path, monkeypatch):
 def test_parallel_runs_wait_for_the_runs_they_name(tmp_path, monkeypatch):
   """A run whose overrides name another run's workdir (`{runs}`, e.g.
   init_from) starts after that run has finished; one whose run failed is
-  not started."""
+  not started, nor the runs that name it."""
   folder = make_sweep(tmp_path, {
       "child": ("", {"mode": "needs", "needs": "{runs}/p/f/base"}),
       "base": ("", {}),
       "orphan": ("", {"mode": "needs", "needs": "{runs}/p/f/broken"}),
+      "grandchild": ("", {"mode": "needs", "needs": "{runs}/p/f/orphan"}),
       "broken": ("", {"mode": "preempt_once"})})
   root = tmp_path / "runs"
   records = sweep_main(monkeypatch, folder, root, "--parallel", "2",
                        "--pin", "none")
   assert set(records) == {"p/f/base", "p/f/child"}
   assert not (root / "p/f/orphan/attempts").exists()
+  assert not (root / "p/f/grandchild/attempts").exists()
 
 
 def test_slurm_parameters_and_device_groups(monkeypatch):
