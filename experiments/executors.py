@@ -217,8 +217,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
 
   On submitit's preemption/timeout signal (USR2 before the job's end,
   `checkpoint`) the run gets SIGTERM, saves its checkpoint and exits; on
-  exit status 75 (launch.py preempted by a SIGTERM of the scheduler) the job
-  raises that signal itself. Either way submitit stores this object and
+  exit status 75 (launch.py preempted by a SIGTERM of the scheduler), or
+  death by SIGTERM (one that came before the train loop, which saves
+  nothing), the job raises that signal itself. Either way submitit stores this object and
   requeues the job, which runs the same command again: launch.py resumes
   from the checkpoint. Several tasks (nodes or tasks_per_node > 1) join one
   `--jax_distributed` run; task 0 returns the record.
@@ -236,7 +237,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
     self._proc = start(cmd, self.workdir)
     status = wait(self._proc)
     self.seconds += time.perf_counter() - self._begin
-    if status == EXIT_PREEMPTED:
+    if status in (EXIT_PREEMPTED, -signal.SIGTERM):  # SIGTERM before saving
       if env.global_rank:
         return None  # task 0 requeues the whole job
       signal.raise_signal(env._usr_sig())  # pylint: disable=protected-access

@@ -20,7 +20,8 @@ import executors  # noqa: E402  pylint: disable=wrong-import-position
 import run_sweep  # noqa: E402  pylint: disable=wrong-import-position
 
 # argv: workdir, the run's overrides as JSON. Modes (override "mode"):
-# "preempt_once" exits 75 on its first attempt; "together" waits (30 s at
+# "preempt_once" exits 75 on its first attempt, "sigterm_once" dies by
+# SIGTERM; "together" waits (30 s at
 # most) until every run of the sweep has started; "on_term" waits for
 # SIGTERM on its first attempt, writes `saved` and exits 75 (launch.py's
 # preemption);
@@ -34,6 +35,8 @@ with open(workdir / "attempts", "a") as f:
 attempt = len((workdir / "attempts").read_text())
 if mode == "preempt_once" and attempt == 1:
   sys.exit(75)
+if mode == "sigterm_once" and attempt == 1:
+  os.kill(os.getpid(), signal.SIGTERM)
 if mode == "on_term" and attempt == 1:
   def saved(*_):
     (workdir / "saved").touch()
@@ -88,20 +91,22 @@ def seen(records, name):
 
 def test_slurm_executor_requeues_a_preempted_run_and_skips_finished_ones(
     tmp_path, monkeypatch):
-  """A job array through submitit; the run that exits 75 is requeued and
-  finishes; records and RESULTS.md as with the local executor; a rerun
+  """A job array through submitit; the runs that exit 75 or die by SIGTERM
+  are requeued and finish; records and RESULTS.md as with the local executor; a rerun
   submits nothing."""
   monkeypatch.setattr(executors, "SLURM_CLUSTER", "local")
   monkeypatch.setattr(executors, "SLURM_POLL_S", 0.2)
   folder = make_sweep(tmp_path, {"ok": ("", {}),
-                                 "preempted": ("", {"mode": "preempt_once"})})
+                                 "preempted": ("", {"mode": "preempt_once"}),
+                                 "killed": ("", {"mode": "sigterm_once"})})
   root = tmp_path / "runs"
   flags = ("--executor", "slurm", "--slurm", "timeout_min=5",
            "--slurm", "partition=gpu")  # partition: ignored by "local"
   records = sweep_main(monkeypatch, folder, root, *flags)
-  assert set(records) == {"p/f/ok", "p/f/preempted"}
+  assert set(records) == {"p/f/ok", "p/f/preempted", "p/f/killed"}
   assert seen(records, "p/f/ok")["attempts"] == 1
   assert seen(records, "p/f/preempted")["attempts"] == 2
+  assert seen(records, "p/f/killed")["attempts"] == 2
   assert "| preempted | 0.5000 |" in (folder / "RESULTS.md").read_text()
   assert list((root / "slurm").glob("*/*_log.out"))  # submitit's logs
   assert (root / "p/f/preempted/launch.log").exists()
