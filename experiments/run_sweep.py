@@ -266,6 +266,9 @@ def main():
                       "tasks_per_node, partition, account, qos, constraint, "
                       "array_parallelism, ...")
   args = parser.parse_args()
+  if args.executor == "slurm" and (args.parallel or args.devices):
+    parser.error("--parallel and --devices are for --executor local; SLURM "
+                 "runs jobs at once (--slurm array_parallelism=N)")
   try:
     params = (executors.slurm_parameters(args.slurm)
               if args.executor == "slurm" else None)
