@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from mmjax import objectives, parallel
+from mmjax.objectives.classification import classification_loss
 from mmjax.train import config_checks, optim, steps
 from mmjax.train.state import create_train_state
 
@@ -143,3 +144,41 @@ def test_config_check_names_grad_accum_steps(changes, message):
   with pytest.raises(ValueError, match=message):
     config_checks.check(_checked_config(**changes))
   config_checks.check(_checked_config(grad_accum_steps=4))
+
+
+class BatchNormAndDraws(nn.Module):
+  """BatchNorm, and the draws of the "dropout" and "augment" rng streams
+  kept (with their squares) in "batch_stats", averaged over micro-batches
+  as the running averages are."""
+
+  @nn.compact
+  def __call__(self, batch, present=None, *, train=False):
+    x = nn.BatchNorm(use_running_average=not train, momentum=0.5)(batch["x"])
+    for stream in ("dropout", "augment"):
+      draw = self.variable("batch_stats", stream, lambda: jnp.zeros(2))
+      if train:
+        u = jax.random.uniform(self.make_rng(stream))
+        draw.value = jnp.stack([u, u ** 2])
+    return jnp.zeros((x.shape[0], 2)) + 0.0 * x.sum()
+
+
+def test_batch_norm_moves_once_per_step_and_micro_batches_draw_anew():
+  mesh = parallel.make_mesh()
+  batch = {"x": jnp.arange(8.0).reshape(4, 2), "label": jnp.zeros(4, jnp.int32)}
+  state = create_train_state(
+      BatchNormAndDraws(), {"x": jax.ShapeDtypeStruct((4, 2), jnp.float32)},
+      optax.sgd(0.1), seed=0, sharding=parallel.replicated(mesh))
+  step = steps.make_train_step(
+      mesh, loss=classification_loss, seed=0, label_smoothing=0.0,
+      schedule=optax.constant_schedule(0.1), grad_accum_steps=2)
+  state, _ = step(state, parallel.to_global(batch, mesh))
+  stats = jax.device_get(state.batch_stats)
+  # Micro-batches rows {0, 2} and {1, 3}, means [2, 3] and [4, 5]: one
+  # momentum-0.5 update towards their mean [3, 4], as the unsplit batch's
+  # (sequential updates would give [2.5, 3.25]).
+  np.testing.assert_allclose(stats["BatchNorm_0"]["mean"], [1.5, 2.0],
+                             rtol=1e-6)
+  # E[u^2] - E[u]^2 over the two micro-batches: 0 only if they drew alike.
+  for stream in ("dropout", "augment"):
+    mean_u, mean_sq = stats[stream]
+    assert mean_sq - mean_u ** 2 > 1e-4, stream
