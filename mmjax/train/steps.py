@@ -136,7 +136,9 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   and `num_train_steps` count micro-batches). So the batch size stays the
   global batch size, the step count and schedule do not depend on k, and
   for the classification objective (a mean over examples) the update
-  equals that of the unsplit batch up to float32 rounding. Per micro-batch
+  equals that of the unsplit batch up to float32 rounding (not for the
+  contrastive one, whose InfoNCE would see each micro-batch's negatives
+  only: `config_checks` refuses k > 1 for it). Per micro-batch
   i: the "dropout" and "augment" rngs are folded with i; modality dropout
   is drawn once for the global batch (the same draw as k = 1); each
   auxiliary loss is weighted by the micro-batch's share of the examples
