@@ -52,10 +52,12 @@ def check_train_dtype(dtype: str) -> None:
 
   float16 is refused rather than trained with loss scaling: its 5-bit
   exponent underflows small gradients unless the loss is scaled
-  (Micikevicius et al. 2018, "Mixed Precision Training"), while bfloat16
-  has float32's exponent range, needs no scaling, and runs at the same
-  speed on the accelerators that have float16 units worth using (TPUs,
-  NVIDIA Ampere and later).
+  (Micikevicius et al. 2018, "Mixed Precision Training"), which would add
+  a scale and a skip rule to the train step and its checkpoints, while
+  bfloat16 has float32's exponent range, needs no scaling, and has
+  float16's matmul rate on TPUs and on NVIDIA GPUs from Ampere (A100) on;
+  only older GPUs (V100, T4) lack it. The forward-only steps (`DTYPES`)
+  still accept float16.
   """
   if dtype == "float16":
     raise ValueError(
