@@ -6,15 +6,15 @@ move between backends, and the same outputs and gradients up to float32
 rounding.
 
 On XLA:CPU (`backend.platform() == "cpu"`, read at trace time) they run
-in formulations that XLA:CPU compiles well: `reduce_window` max-pooling's
-backward pass (select-and-scatter), flax GroupNorm's reductions over a
-`[..., groups, group_size]` view, and convolutions of inputs with one or a
-few channels were the largest costs of the av_digits train step on XLA:CPU
-after the convolutions proper (benchmarks/RESULTS.md, "Where the av_digits
-train step's time goes"; the timings behind each choice below are in its
-section "Notes moved out of code"). Those timings are XLA:CPU's only: no
-GPU or TPU measurement of these formulations exists, so every other
-backend runs the plain ones the libraries provide
+in formulations that XLA:CPU compiles well, because `reduce_window`
+max-pooling's backward pass (select-and-scatter), flax GroupNorm's
+reductions over a `[..., groups, group_size]` view, and convolutions of
+inputs with one or a few channels were the largest costs of the av_digits
+train step on XLA:CPU after the convolutions proper (benchmarks/RESULTS.md,
+"Where the av_digits train step's time goes"; the timings behind each
+choice below are in its section "Notes moved out of code"). Those timings
+are XLA:CPU's only: no GPU or TPU measurement of these formulations
+exists, so every other backend runs the plain ones the libraries provide
 (`lax.conv_general_dilated`, flax `GroupNorm`'s math, `nn.max_pool`, each
 differentiated by JAX).
 """
@@ -34,6 +34,7 @@ Array = jax.Array
 def _on_cpu() -> bool:
   """Whether the layers are traced for XLA:CPU (the CPU formulations)."""
   return backend.platform() == "cpu"
+
 
 # The forward pass of a stride-1 convolution of an input with one of these
 # channel counts (mono spectrograms and grey images, RGB images) is a sum of
