@@ -238,6 +238,10 @@ class ViT(nn.Module):
     final_norm: the encoder ends with a LayerNorm (CLIP's does not).
     pooler: on the CLS output for pool "cls": "none", "dense_tanh" (Dense +
       tanh, the ViT pooler) or "layer_norm" (CLIP's `post_layernorm`).
+    attention_implementation: "auto", "xla" or "cudnn": the attention
+      kernel (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   modality: ClassVar[str] = "image"
   hidden_dim: int = 128
@@ -254,6 +258,8 @@ class ViT(nn.Module):
   pre_norm: bool = False
   final_norm: bool = True
   pooler: Pooler = "none"
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -297,5 +303,8 @@ class ViT(nn.Module):
         patch_bias=self.patch_bias, pre_norm=self.pre_norm,
         final_norm=self.final_norm, pooler=self.pooler,
         layer_norm_epsilon=self.layer_norm_epsilon,
-        activation=self.activation, name="transformer")(images, train=train)
+        activation=self.activation,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat,
+        name="transformer")(images, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)
