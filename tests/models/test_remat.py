@@ -1,0 +1,106 @@
+"""`remat`: rematerialisation changes neither parameters nor results.
+
+Every registered encoder and fusion block with a `remat` key is checked
+traced, not compiled (compilation is most of the suite's time): the
+parameter tree is the same under every policy, and with a policy every
+Transformer layer (one per `attention` parameter subtree) is one
+`jax.checkpoint` under that policy. The numbers are checked once, on a
+small Transformer stack: outputs and gradients with each policy equal those
+without, within float32 rounding.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mmjax.models.layers.attention import TransformerEncoder
+from mmjax.models.layers.remat import REMAT_POLICIES
+from tests.models.stack_entries import entries, entry_id, init_and_apply
+
+POLICIES = [name for name in REMAT_POLICIES if name != "none"]
+ENTRIES = entries("remat")
+
+
+def checkpoint_policies(jaxpr):
+  """The policies of the `jax.checkpoint`s (primitive `remat2`) in a jaxpr,
+  its sub-jaxprs included."""
+  out = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "remat2":
+      out.append(eqn.params["policy"])
+    for param in eqn.params.values():
+      sub = getattr(param, "jaxpr", param)
+      if hasattr(sub, "eqns"):
+        out += checkpoint_policies(sub)
+  return out
+
+
+def attention_layers(params):
+  """The number of subtrees named `attention` (one per Transformer layer)."""
+  if not isinstance(params, dict):
+    return 0
+  return sum((k == "attention") + attention_layers(v)
+             for k, v in params.items())
+
+
+def test_every_attention_encoder_and_fusion_block_has_the_key():
+  names = {name for _, name in ENTRIES}
+  assert {"vit", "spectrogram_transformer", "text_transformer",
+          "whisper_encoder", "frame_encoder", "vivit", "self_attention",
+          "cross_attention", "bottleneck", "time_aligned"} <= names
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
+def test_remat_keeps_parameters_and_wraps_every_layer(entry):
+  """Traced once per policy: init runs the forward pass, so its jaxpr holds
+  the checkpoints and its result the parameter tree."""
+  init, _ = init_and_apply(entry)
+  shapes = jax.eval_shape(init, jax.random.key(0))
+  layers = attention_layers(shapes["params"])
+  assert layers
+  for name in POLICIES:
+    init, _ = init_and_apply(entry, remat=name)
+    jaxpr, got = jax.make_jaxpr(init, return_shape=True)(jax.random.key(0))
+    assert got == shapes, name
+    policies = checkpoint_policies(jaxpr.jaxpr)
+    assert policies == [REMAT_POLICIES[name]] * layers, (name, policies)
+
+
+def test_unknown_policy_is_an_error_listing_the_known_ones():
+  init, _ = init_and_apply(ENTRIES[0], remat="some")
+  with pytest.raises(ValueError, match=r"remat must be one of \('none', "
+                     r"'full', 'dots'\), got 'some'"):
+    jax.eval_shape(init, jax.random.key(0))
+
+
+def test_remat_outputs_and_gradients_equal_no_remat():
+  """A masked layer with dropout in training: the same outputs and
+  gradients (dropout masks included) under every policy as without. One
+  compilation for all policies (the parameters are checked above)."""
+  x = jax.random.normal(jax.random.key(0), (2, 4, 8))
+  mask = jnp.arange(4)[None] < jnp.array([[4], [3]])
+  stack = lambda remat: TransformerEncoder(1, 2, 16, dropout_rate=0.2,
+                                           remat=remat)
+
+  def loss(variables, remat):
+    out = stack(remat).apply(variables, x, mask, train=True,
+                             rngs={"dropout": jax.random.key(2)})
+    return jnp.sum(out * jnp.arange(8)), out
+
+  @jax.jit
+  def run():
+    variables = stack("none").init(jax.random.key(1), x, mask, train=False)
+    return {name: jax.grad(loss, has_aux=True)(variables, name)
+            for name in REMAT_POLICIES}
+  results = run()
+  ref_grads, ref_out = results["none"]
+  scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(ref_grads))
+  for name in POLICIES:
+    grads, out = results[name]
+    np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-6,
+                               err_msg=name)
+    # Relative to the largest gradient: some are 0 up to rounding (the key
+    # bias's, which softmax ignores).
+    jax.tree.map(lambda g, r: np.testing.assert_allclose(
+        g, r, rtol=1e-5, atol=1e-6 * scale, err_msg=name), grads, ref_grads)
