@@ -3,7 +3,8 @@
 Every registered encoder and fusion block with a `remat` key is checked
 traced, not compiled (compilation is most of the suite's time): the
 parameter tree is the same under every policy, and with a policy every
-Transformer layer (one per `attention` parameter subtree) is one
+layer (a Transformer layer, one per `attention` parameter subtree; a
+residual block, one per subtree with `conv1` and `norm1`) is one
 `jax.checkpoint` under that policy. The numbers are checked once, on a
 small Transformer stack: outputs and gradients with each policy equal those
 without, within float32 rounding.
@@ -36,19 +37,20 @@ def checkpoint_policies(jaxpr):
   return out
 
 
-def attention_layers(params):
-  """The number of subtrees named `attention` (one per Transformer layer)."""
+def layers(params):
+  """The number of Transformer layers and residual blocks in a parameter
+  tree."""
   if not isinstance(params, dict):
     return 0
-  return sum((k == "attention") + attention_layers(v)
-             for k, v in params.items())
+  own = "attention" in params or {"conv1", "norm1"} <= set(params)
+  return own + sum(layers(v) for v in params.values())
 
 
 def test_every_attention_encoder_and_fusion_block_has_the_key():
   names = {name for _, name in ENTRIES}
   assert {"vit", "spectrogram_transformer", "text_transformer",
           "whisper_encoder", "frame_encoder", "vivit", "self_attention",
-          "cross_attention", "bottleneck", "time_aligned"} <= names
+          "cross_attention", "bottleneck", "time_aligned", "resnet"} <= names
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
@@ -57,14 +59,14 @@ def test_remat_keeps_parameters_and_wraps_every_layer(entry):
   the checkpoints and its result the parameter tree."""
   init, _ = init_and_apply(entry)
   shapes = jax.eval_shape(init, jax.random.key(0))
-  layers = attention_layers(shapes["params"])
-  assert layers
+  count = layers(shapes["params"])
+  assert count
   for name in POLICIES:
     init, _ = init_and_apply(entry, remat=name)
     jaxpr, got = jax.make_jaxpr(init, return_shape=True)(jax.random.key(0))
     assert got == shapes, name
     policies = checkpoint_policies(jaxpr.jaxpr)
-    assert policies == [REMAT_POLICIES[name]] * layers, (name, policies)
+    assert policies == [REMAT_POLICIES[name]] * count, (name, policies)
 
 
 def test_unknown_policy_is_an_error_listing_the_known_ones():
