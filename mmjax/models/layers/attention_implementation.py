@@ -7,10 +7,13 @@ encoder takes:
     below holds, else "xla".
   "xla": XLA's attention (einsums and a softmax), on every backend.
   "cudnn": cuDNN's fused kernel; a ValueError when a constraint fails.
+Configs spell the automatic choice "auto", not None: ml_collections cannot
+override a None-valued key from the command line.
 
-cuDNN's constraints, from jax 0.10.2 (`jax/_src/cudnn/fused_attention_stablehlo.py`:
-`check_layout`, `check_is_flash_attention`, `combine_bias_and_mask`):
-  - the backend is "gpu" (NVIDIA; cuDNN is absent elsewhere);
+cuDNN's constraints, from jax 0.10.2
+(`jax/_src/cudnn/fused_attention_stablehlo.py`: `check_layout`,
+`check_is_flash_attention`, `combine_bias_and_mask`):
+  - the backend is an NVIDIA GPU ("gpu"; cuDNN is absent elsewhere);
   - query, key and value are all bfloat16 or all float16 (`config.dtype`);
   - the head dim is a multiple of 8 and at most 128 (256 on Hopper and later;
     mmjax keeps 128 so that the choice does not depend on the GPU model);
@@ -24,6 +27,7 @@ cuDNN's constraints, from jax 0.10.2 (`jax/_src/cudnn/fused_attention_stablehlo.
 from typing import Optional, Tuple
 
 import jax
+import jax.extend.backend
 import jax.numpy as jnp
 
 IMPLEMENTATIONS = ("auto", "xla", "cudnn")
@@ -32,9 +36,14 @@ CUDNN_MAX_HEAD_DIM = 128
 
 
 def backend() -> str:
-  """`jax.default_backend()`: "cpu", "gpu" or "tpu". The one place the
-  choice reads the backend (tests monkeypatch it)."""
-  return jax.default_backend()
+  """`jax.default_backend()`: "cpu", "gpu" (CUDA) or "tpu", and "rocm" for
+  an AMD GPU (which JAX also calls "gpu"). The one place the choice reads
+  the backend (tests monkeypatch it)."""
+  name = jax.default_backend()
+  if name == "gpu" and "rocm" in jax.extend.backend.get_backend(
+      ).platform_version.lower():
+    return "rocm"
+  return name
 
 
 def check_name(implementation: Optional[str]) -> str:

@@ -46,7 +46,7 @@ def test_auto_takes_cudnn_only_where_its_constraints_hold(on_backend):
   assert choose("auto", odd, odd) == "xla"
   assert choose("auto", odd, odd, masked=False) == "cudnn"
   assert choose("xla") == "xla"
-  for backend in ("cpu", "tpu"):
+  for backend in ("cpu", "tpu", "rocm"):
     on_backend(backend)
     assert choose("auto") == "xla" and choose(None) == "xla"
 
