@@ -2,12 +2,12 @@
 
 Every registered encoder and fusion block with a `remat` key is checked
 traced, not compiled (compilation is most of the suite's time): the
-parameter tree is the same under every policy, and with a policy every
-layer (a Transformer layer, one per `attention` parameter subtree; a
-residual block, one per subtree with `conv1` and `norm1`) is one
-`jax.checkpoint` under that policy. The numbers are checked once, on a
-small Transformer stack: outputs and gradients with each policy equal those
-without, within float32 rounding.
+parameter tree is the same with `remat="full"` as without, and every layer
+(a Transformer layer, one per `attention` parameter subtree; a residual
+block, one per subtree with `conv1` and `norm1`) is one `jax.checkpoint`.
+Each policy is checked once, on a small Transformer stack: the checkpoint
+carries the named `jax.checkpoint_policies` policy, and outputs and
+gradients equal those without remat within float32 rounding.
 """
 
 import jax
@@ -55,18 +55,24 @@ def test_every_attention_encoder_and_fusion_block_has_the_key():
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=entry_id)
 def test_remat_keeps_parameters_and_wraps_every_layer(entry):
-  """Traced once per policy: init runs the forward pass, so its jaxpr holds
-  the checkpoints and its result the parameter tree."""
+  """Init runs the forward pass: its jaxpr holds the checkpoints, its
+  result the parameter tree."""
   init, _ = init_and_apply(entry)
   shapes = jax.eval_shape(init, jax.random.key(0))
   count = layers(shapes["params"])
   assert count
-  for name in POLICIES:
-    init, _ = init_and_apply(entry, remat=name)
-    jaxpr, got = jax.make_jaxpr(init, return_shape=True)(jax.random.key(0))
-    assert got == shapes, name
-    policies = checkpoint_policies(jaxpr.jaxpr)
-    assert policies == [REMAT_POLICIES[name]] * count, (name, policies)
+  init, _ = init_and_apply(entry, remat="full")
+  jaxpr, got = jax.make_jaxpr(init, return_shape=True)(jax.random.key(0))
+  assert got == shapes
+  policies = checkpoint_policies(jaxpr.jaxpr)
+  assert policies == [REMAT_POLICIES["full"]] * count, policies
+
+
+def test_the_names_are_jax_checkpoint_policies():
+  policies = jax.checkpoint_policies
+  assert REMAT_POLICIES == {
+      "none": None, "full": policies.nothing_saveable,
+      "dots": policies.dots_with_no_batch_dims_saveable}
 
 
 def test_unknown_policy_is_an_error_listing_the_known_ones():
@@ -77,9 +83,9 @@ def test_unknown_policy_is_an_error_listing_the_known_ones():
 
 
 def test_remat_outputs_and_gradients_equal_no_remat():
-  """A masked layer with dropout in training: the same outputs and
-  gradients (dropout masks included) under every policy as without. One
-  compilation for all policies (the parameters are checked above)."""
+  """A masked layer with dropout in training, under each policy: one
+  checkpoint with that policy, and the same outputs and gradients (dropout
+  masks included) as without. One compilation for all policies."""
   x = jax.random.normal(jax.random.key(0), (2, 4, 8))
   mask = jnp.arange(4)[None] < jnp.array([[4], [3]])
   stack = lambda remat: TransformerEncoder(1, 2, 16, dropout_rate=0.2,
@@ -95,6 +101,12 @@ def test_remat_outputs_and_gradients_equal_no_remat():
     variables = stack("none").init(jax.random.key(1), x, mask, train=False)
     return {name: jax.grad(loss, has_aux=True)(variables, name)
             for name in REMAT_POLICIES}
+  variables = jax.eval_shape(
+      lambda: stack("none").init(jax.random.key(1), x, mask, train=False))
+  for name in REMAT_POLICIES:
+    jaxpr = jax.make_jaxpr(lambda v: loss(v, name))(variables).jaxpr
+    expected = [] if name == "none" else [REMAT_POLICIES[name]]
+    assert checkpoint_policies(jaxpr) == expected, name
   results = run()
   ref_grads, ref_out = results["none"]
   scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(ref_grads))
