@@ -26,24 +26,13 @@ cuDNN's constraints, from jax 0.10.2
 
 from typing import Optional, Tuple
 
-import jax
-import jax.extend.backend
 import jax.numpy as jnp
+
+from mmjax.models.layers import backend
 
 IMPLEMENTATIONS = ("auto", "xla", "cudnn")
 CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)
 CUDNN_MAX_HEAD_DIM = 128
-
-
-def backend() -> str:
-  """`jax.default_backend()`: "cpu", "gpu" (CUDA) or "tpu", and "rocm" for
-  an AMD GPU (which JAX also calls "gpu"). The one place the choice reads
-  the backend (tests monkeypatch it)."""
-  name = jax.default_backend()
-  if name == "gpu" and "rocm" in jax.extend.backend.get_backend(
-      ).platform_version.lower():
-    return "rocm"
-  return name
 
 
 def check_name(implementation: Optional[str]) -> str:
@@ -71,7 +60,7 @@ def cudnn_unsupported(query_shape: Tuple[int, ...], key_shape: Tuple[int, ...],
     dtypes: the dtypes of query, key and value.
     masked: the call has a key mask (passed to cuDNN as a bias).
   """
-  name = backend()
+  name = backend.platform()
   if name != "gpu":
     return f"the backend is {name!r}; cuDNN runs only on NVIDIA GPUs ('gpu')"
   dtypes = {jnp.dtype(d) for d in dtypes}

@@ -2,7 +2,7 @@
 attention kernel, and the key's path from a config to every attention call.
 
 The backend is pretended by monkeypatching
-`attention_implementation.backend`; cuDNN's kernel itself never runs here
+`mmjax.models.layers.backend.platform`; cuDNN's kernel itself never runs here
 (there is none on a CPU): the calls that choose it are recorded and run
 with XLA's. A GPU test of the two kernels' agreement belongs in tests/gpu.
 """
@@ -14,6 +14,7 @@ import pytest
 
 from mmjax.models.layers import attention
 from mmjax.models.layers import attention_implementation as impl
+from mmjax.models.layers import backend
 from tests.models.stack_entries import entries, entry_id, init_and_apply
 
 BF16, F32 = jnp.bfloat16, jnp.float32
@@ -24,7 +25,7 @@ K = (2, 4, 2, 16)  # [B, S, N, H]
 @pytest.fixture
 def on_backend(monkeypatch):
   def pretend(name):
-    monkeypatch.setattr(impl, "backend", lambda: name)
+    monkeypatch.setattr(backend, "platform", lambda: name)
   return pretend
 
 
