@@ -56,6 +56,19 @@ def test_tiny_size_trains_through_launch(name, tiny_manifest, tmp_path):
   assert set(config["modalities"]) == set(CONFIGS[name].MODALITIES)
 
 
+def test_arguments_are_checked(tiny_manifest, tmp_path):
+  with pytest.raises(ValueError, match="size='huge': expected one of"):
+    clip_b16.get_config("size=huge")
+  rows = tiny_manifest.read_text().splitlines()
+  images_only = tmp_path / "images.csv"
+  images_only.write_text("\n".join(
+      ["image,label"] + [f"{tiny_manifest.parent / r.split(',')[0]},"
+                         f"{r.split(',')[-1]}" for r in rows[1:]]) + "\n")
+  for name, missing in (("clip_b16", "text"), ("mbt_b16", "audio")):
+    with pytest.raises(ValueError, match=f"needs .*'{missing}'"):
+      CONFIGS[name].get_config(f"manifest={images_only}")
+
+
 def abstract_params(config):
   """`jax.eval_shape` of the config's model parameters on one example."""
   model = objectives.resolve(config).build_model(config)
