@@ -9,9 +9,10 @@ Transformer, full size), on 8 forced host devices:
    (`NamedSharding.shard_shape` of each leaf, `mmjax.sharding` rules), the
    bytes of the leaves left replicated, and the compiled program's
    `memory_analysis()` (argument, output, temporary bytes);
-2. runs one step with fsdp=8 and with data=8 (fsdp=1) from the same
-   initial state on the same batch and prints the largest difference of the
-   updated parameters. Replicated over 8 CPU devices the state is held 8
+2. runs `--run_steps` steps (a 1-step warmup, so the second moves the
+   parameters) with fsdp=8 and with data=8 (fsdp=1) from the same initial
+   state on the same batch and prints the largest difference of the
+   updated parameters, and the largest update, for scale. Replicated over 8 CPU devices the state is held 8
    times in host memory, so this step runs the same config with
    `--run_layers` layers per tower (default 2) unless `--run_layers 0`.
 
@@ -39,6 +40,9 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_list("fsdp", ["1", "2", "4", "8"], "fsdp axis sizes to compile.")
 flags.DEFINE_integer("batch_size", 8, "Global batch of the compiled and run "
                      "steps (the config's is for training).")
+flags.DEFINE_integer("run_steps", 2, "Steps of the fsdp=8 vs data=8 run "
+                     "(with a 1-step warmup: the learning rate of the first "
+                     "step is 0).")
 flags.DEFINE_integer("run_layers", 2, "Layers per tower of the fsdp=8 vs "
                      "data=8 step (0: the config's own; skip with -1).")
 FLAGS = flags.FLAGS
@@ -145,7 +149,8 @@ def with_layers(config, layers: int):
 
 
 def equality(config, parts) -> dict:
-  """One step with fsdp=8 and with data=8 from the same state and batch:
+  """`--run_steps` steps with fsdp=8 and with data=8 from the same state
+  and batch:
   the largest absolute difference of the updated parameters, and of the
   step's update (data=8), for scale."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -154,15 +159,18 @@ def equality(config, parts) -> dict:
   from mmjax.train.state import create_train_state  # pylint: disable=g-import-not-at-top
   objective, model, tx, schedule, shapes, batch = parts
   del objective, schedule
-  params = {}
+  params, logged = {}, {}
   for fsdp in (8, 1):
     compiled, mesh, shardings, _, _ = compile_step(config, fsdp, parts)
     state = create_train_state(model, shapes, tx, config.seed,
                                lambda _: shardings)  # pylint: disable=cell-var-from-loop
     initial = jax.tree.map(np.asarray, jax.device_get(state.params))
-    state, metrics = compiled(state, parallel.to_global(batch, mesh))
+    logged[fsdp] = []
+    for _ in range(FLAGS.run_steps):
+      state, metrics = compiled(state, parallel.to_global(batch, mesh))
+      logged[fsdp].append({k: float(metrics[k]) for k in ("loss",
+                                                           "grad_norm")})
     params[fsdp] = jax.tree.map(np.asarray, jax.device_get(state.params))
-    loss = float(metrics["loss"])
     del state, compiled
   diffs = jax.tree.leaves(jax.tree.map(
       lambda a, b: float(np.max(np.abs(a - b))), params[8], params[1]))
@@ -171,7 +179,7 @@ def equality(config, parts) -> dict:
       lambda a, b: float(np.max(np.abs(a - b))), params[1], initial)))
   return {"max_abs_param_difference": max(diffs), "max_abs_param": scale,
           "max_abs_update": update,
-          "loss": loss,
+          "metrics_fsdp8": logged[8], "metrics_data8": logged[1],
           "num_params": sum(int(np.prod(x.shape))
                             for x in jax.tree.leaves(params[1]))}
 
@@ -202,8 +210,11 @@ def main(argv):
   if FLAGS.run_layers >= 0:
     run_config = (with_layers(config, FLAGS.run_layers) if FLAGS.run_layers
                   else config)
+    with run_config.unlocked():
+      run_config.optimizer.warmup_steps = 1
     result = equality(run_config, build(run_config))
     result["layers_per_tower"] = FLAGS.run_layers or "config"
+    result["steps"] = FLAGS.run_steps
     print(json.dumps({"fsdp8_vs_data8": result}))
   print(f"jax {jax.__version__}, {jax.device_count()} "
         f"{jax.devices()[0].device_kind} devices")
