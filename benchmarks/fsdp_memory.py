@@ -12,9 +12,10 @@ Transformer, full size), on 8 forced host devices:
 2. runs `--run_steps` steps (a 1-step warmup, so the second moves the
    parameters) with fsdp=8 and with data=8 (fsdp=1) from the same initial
    state on the same batch and prints the largest difference of the
-   updated parameters, and the largest update, for scale. Replicated over 8 CPU devices the state is held 8
-   times in host memory, so this step runs the same config with
-   `--run_layers` layers per tower (default 2) unless `--run_layers 0`.
+   updated parameters, and the largest update, for scale. Replicated
+   over 8 CPU devices the state is held 8 times in host memory, so this
+   runs the same config with `--run_layers` layers per tower (default 2;
+   0: the config's own).
 
   python benchmarks/fsdp_memory.py
   python benchmarks/fsdp_memory.py --config configs/mbt_b16.py

@@ -3,13 +3,14 @@
 real-size contrastive config of the accelerator path.
 
 Sizes of CLIP ViT-B/16 (Radford et al. 2021, "Learning Transferable Visual
-Models From Natural Language Supervision", Table 20 and section 2.4):
+Models From Natural Language Supervision", section 2.4 and its
+hyperparameter tables):
 
   image: ViT-B/16 (`vit`) on 224 x 224 RGB, 16 x 16 patches (196 tokens,
-    mean-pooled: no CLS token), 768 wide, 12 layers, 12 heads, MLP 3072, pre-LN with CLIP's extra
-    LayerNorm before the layers, no patch bias, quick GELU, LayerNorm
-    epsilon 1e-5: 85.8 M parameters (ViT-B/16: "86M", Dosovitskiy et al.
-    2021, Table 1);
+    mean-pooled: no CLS token), 768 wide, 12 layers, 12 heads, MLP 3072,
+    pre-LN with CLIP's extra LayerNorm before the layers, no patch bias,
+    quick GELU, LayerNorm epsilon 1e-5: 85.8 M parameters (ViT-B/16:
+    "86M", Dosovitskiy et al. 2021, Table 1);
   text: 12-layer Transformer (`text_transformer`), 512 wide, 8 heads, MLP
     2048, causal, context 77, CLIP's vocabulary of 49,408 tokens: 63.2 M
     parameters (CLIP: "a 63M-parameter 12-layer 512-wide model with 8
@@ -134,9 +135,9 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
   c.objective = "contrastive"
   c.model.embed_dim = embed_dim
   c.zero_shot.template = "a photo of a {}."
-  # CLIP's recipe (Radford et al. 2021, Table 19, ViT-B/16 with its batch of
-  # 32,768 scaled down): AdamW, beta2 0.98, eps as optax's, weight decay
-  # 0.2, warmup then cosine.
+  # CLIP's recipe (AdamW, beta2 0.98, weight decay 0.2, warmup then cosine,
+  # learning rate 5e-4 for ViT-B/16) at a batch far below its 32,768; Adam's
+  # epsilon stays optax's 1e-8 (CLIP: 1e-6).
   c.optimizer.learning_rate = 5e-4
   c.optimizer.b2 = 0.98
   c.optimizer.weight_decay = 0.2
