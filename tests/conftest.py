@@ -208,7 +208,6 @@ SLOW_FIRST = (
     "tests/train/test_contrastive.py",  # 80 s
     "tests/test_workdir.py",  # 76 s
     "tests/test_distributed.py",  # 60 s
-    "tests/test_realsize.py",  # 48 s alone (load average 4), 2026-12-06
     "tests/train/test_loop.py",  # 34 s
     "tests/test_launch.py",  # 33 s
     "tests/test_fusion_layer_example.py",  # 26 s

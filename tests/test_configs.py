@@ -18,12 +18,9 @@ from mmjax.train import loop
 from tests.conftest import CLIPS_TINY, EMOJI_TINY, MANIFEST_TINY
 from tests.train.conftest import TINY_OVERRIDES
 
-# The real-size configs have their own smoke runs, through launch.py at
-# their `size=tiny` (tests/test_realsize.py).
-REALSIZE = ("clip_b16", "mbt_b16")
 CONFIG_FILES = sorted(p.stem for p in (
     pathlib.Path(__file__).resolve().parents[1] / "configs").glob("*.py")
-    if p.stem not in ("__init__", "base") + REALSIZE)
+    if p.stem not in ("__init__", "base"))
 
 
 def test_parse_arg():
@@ -122,6 +119,8 @@ TINY_MODELS = {
         "model.encoders.audio.features": (8, 16),
         "model.encoders.audio.embed_dim": 32,
         "model.encoders.text.embed_dim": 32},
+    "clip_b16": {},  # size=tiny (CONFIG_ARGS)
+    "mbt_b16": {},
 }
 # Per dataset: the fixture that prepares it and its validation split's size.
 PREPARED = {"av_digits": ("prepared_data_dir", 1000),
@@ -132,7 +131,11 @@ PREPARED = {"av_digits": ("prepared_data_dir", 1000),
 # Per config file that needs one: (the fixture whose value fills the
 # config-file argument, the argument's format).
 CONFIG_ARGS = {"manifest": ("tiny_manifest", "manifest={}"),
-               "clip_emoji": ("tiny_clip_dir", "checkpoint={}")}
+               "clip_emoji": ("tiny_clip_dir", "checkpoint={}"),
+               # The real-size configs at their own tiny size: the code path
+               # of CLIP ViT-B/16 and MBT-B/16 at a few thousand parameters.
+               "clip_b16": ("tiny_manifest", "manifest={},size=tiny"),
+               "mbt_b16": ("tiny_manifest", "manifest={},size=tiny")}
 
 
 def _set(config, key, value):
