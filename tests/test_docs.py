@@ -186,8 +186,9 @@ def plan_python(args: List[str], plan: Plan, workdir: str) -> None:
   """`python <args>`: a launch.py run, a module or a script."""
   if args[:2] == ["-m", "pytest"]:
     plan.pytest = args
-    plan.paths += [a for a in args[2:] if not a.startswith("-")
-                   and not a.isdigit() and a != "loadfile"]
+    valued = ("-n", "--dist", "-m", "-k")  # options whose value follows
+    plan.paths += [a for previous, a in zip(args[1:], args[2:])
+                   if not a.startswith("-") and previous not in valued]
     return
   if args[:2] == ["-m", "venv"]:
     return
@@ -199,6 +200,20 @@ def plan_python(args: List[str], plan: Plan, workdir: str) -> None:
   own, launch_args = rest, None
   if "--" in rest:
     own, launch_args = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+  if any(a == "--config" or a.startswith("--config=") for a in own):
+    # launch.py's config flag (benchmarks/train_step.py and the like): the
+    # config file and its `--config.KEY=VALUE` overrides are checked as
+    # launch.py's, the script's other flags against its --help.
+    config_args, others, words = [], [], iter(own)
+    for a in words:
+      if a == "--config":
+        config_args += [a, next(words)]
+      elif a.startswith("--config"):
+        config_args.append(a)
+      else:
+        others.append(a)
+    plan.launches.append([*config_args, "--workdir", workdir])
+    own = [*others, "--config"]
   plan.scripts.append((script, own))
   plan.paths += [a for a in own if a.startswith(REPO_DIRS)]
   if launch_args is not None:  # the scripts that run launch.py
@@ -483,7 +498,14 @@ def test_command(command, launched):
       dynamic = tomllib.load(f)["tool"]["setuptools"]["dynamic"]
     for extra in plan.extras:
       assert extra in dynamic["optional-dependencies"], (command, extra)
-  if plan.pytest is not None:
+  if plan.pytest is not None and "-m" in plan.pytest[2:]:
+    # A marked subset (`-m gpu`, the tests CI cannot run): a registered
+    # marker, whose tests the suite's command skips.
+    marker = plan.pytest[plan.pytest.index("-m", 2) + 1]
+    markers = tomllib.loads((REPO / "pyproject.toml").read_text())[
+        "tool"]["pytest"]["ini_options"]["markers"]
+    assert any(m.startswith(f"{marker}:") for m in markers), command
+  elif plan.pytest is not None:
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ["python", *plan.pytest] == shlex.split(ci), command
 
