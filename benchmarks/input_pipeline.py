@@ -53,6 +53,9 @@ flags.DEFINE_integer("num_images", 2048, "JPEG files written.")
 flags.DEFINE_integer("image_size", 256, "Side of the JPEG files (pixels).")
 flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality of the files.")
 flags.DEFINE_integer("crop_size", 224, "Side of the training crops.")
+flags.DEFINE_string("pp", None, "The images' pp spec instead of the "
+                    "augmentation `pp_spec` (e.g. --pp= : the PNG decode "
+                    "alone).")
 flags.DEFINE_integer("batch_size", 256, "Images per batch.")
 flags.DEFINE_integer("shuffle_buffer_size", 1024, "Streaming shuffle buffer "
                      "(examples); 0: the in-memory shuffle.")
@@ -61,6 +64,9 @@ flags.DEFINE_list("cores", ["1", "all"], "Core counts to measure ('all': "
 flags.DEFINE_integer("warmup", 5, "Untimed batches first.")
 flags.DEFINE_integer("batches", 20, "Batches per timed window.")
 flags.DEFINE_integer("repeats", 3, "Timed windows.")
+flags.DEFINE_bool("stages", False, "Also measure, on 1 core, each prefix "
+                  "of the pp's ops (the PNG decode alone, then one op more "
+                  "at a time).")
 flags.DEFINE_float("device_images_per_s", 0.0, "X: one device's training "
                    "images/s, for the cores it needs (0: not derived).")
 flags.DEFINE_string("device_images_per_s_source", "", "Where X comes from "
@@ -80,6 +86,9 @@ STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def pp_spec(crop_size: int) -> str:
+  """The train pp (or `--pp`)."""
+  if FLAGS.pp is not None:
+    return FLAGS.pp
   return (f"random_resized_crop({crop_size})|random_flip|value_range(0, 1)|"
           f"normalize({MEAN}, {STD})")
 
@@ -125,9 +134,10 @@ def measure(spec: dict) -> dict:
       shuffle_buffer_size=FLAGS.shuffle_buffer_size)
   for _ in range(FLAGS.warmup):
     batch = next(batches)
-  assert batch["image"].shape == (FLAGS.batch_size, FLAGS.crop_size,
-                                  FLAGS.crop_size, 3), batch["image"].shape
-  assert batch["image"].dtype == np.float32
+  if FLAGS.pp is None:
+    assert batch["image"].shape == (FLAGS.batch_size, FLAGS.crop_size,
+                                    FLAGS.crop_size, 3), batch["image"].shape
+    assert batch["image"].dtype == np.float32
   rates = []
   for _ in range(FLAGS.repeats):
     start = time.perf_counter()
@@ -140,12 +150,14 @@ def measure(spec: dict) -> dict:
           "train_examples": builder.info.splits["train"].num_examples}
 
 
-def run_pinned(cores: list, spec: dict) -> dict:
-  """`measure` in a subprocess allowed only `cores`."""
+def run_pinned(cores: list, spec: dict, pp=None) -> dict:
+  """`measure` in a subprocess allowed only `cores`, of the pp `pp` (None:
+  `pp_spec`)."""
+  pp = FLAGS.pp if pp is None else pp
   argv = [sys.executable, __file__, "--measure", json.dumps(spec)] + [
       f"--{name}={FLAGS[name].value}" for name in (
           "crop_size", "batch_size", "shuffle_buffer_size", "warmup",
-          "batches", "repeats")]
+          "batches", "repeats")] + ([] if pp is None else [f"--pp={pp}"])
   proc = subprocess.run(argv, capture_output=True, text=True, check=False,
                         preexec_fn=lambda: os.sched_setaffinity(0, cores))
   if proc.returncode:
@@ -186,6 +198,15 @@ def main(argv):
       print(f"{k} core(s): {run['median_images_per_s']:.0f} images/s "
             f"(windows: {', '.join(f'{r:.0f}' for r in run['images_per_s'])})"
             f", {run['images_per_s_per_core']:.0f} per core", flush=True)
+    stages = {}
+    if FLAGS.stages:
+      ops = pp_spec(FLAGS.crop_size).split("|")
+      for i in range(len(ops) + 1):
+        prefix = "|".join(ops[:i])
+        stages[prefix or "(decode only)"] = statistics.median(
+            run_pinned(usable[:1], spec, pp=prefix)["images_per_s"])
+        print(f"1 core, pp {prefix!r}: "
+              f"{stages[prefix or '(decode only)']:.0f} images/s", flush=True)
   per_core = runs[-1]["images_per_s_per_core"]
   result = {
       "benchmark": "input_pipeline", "source": FLAGS.source,
@@ -201,7 +222,7 @@ def main(argv):
       # Other work on the host slows the figures: the 1-minute load average
       # at the end (over the usable cores).
       "load_average_1min": round(os.getloadavg()[0], 2),
-      "runs": runs}
+      "runs": runs, "stages_1_core_images_per_s": stages}
   if FLAGS.device_images_per_s:
     result["cores_per_device"] = math.ceil(
         FLAGS.device_images_per_s / per_core)
@@ -225,6 +246,12 @@ def write_section(r: dict) -> None:
     derived = (f"\n\nAt X = {FLAGS.device_images_per_s:g} images/s per "
                f"device ({FLAGS.device_images_per_s_source or 'given'}): "
                f"**{r['cores_per_device']} cores per device**.")
+  if r["stages_1_core_images_per_s"]:
+    derived += (
+        "\n\nOn 1 core, the pp's ops one at a time (images/s):\n\n"
+        "| pp up to | images/s |\n|---|---|\n" + "\n".join(
+            f"| `{k}` | {v:.0f} |"
+            for k, v in r["stages_1_core_images_per_s"].items()))
   timing.write_section(f"{FLAGS.write_section}_{r['source']}", (
       f"`python benchmarks/input_pipeline.py --source {r['source']} --cores "
       f"{','.join(FLAGS.cores)}` ({r['machine']}): {r['num_images']} JPEG "
