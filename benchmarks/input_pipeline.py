@@ -250,17 +250,23 @@ def write_section(r: dict) -> None:
     derived += (
         "\n\nOn 1 core, the pp's ops one at a time (images/s):\n\n"
         "| pp up to | images/s |\n|---|---|\n" + "\n".join(
-            f"| `{k}` | {v:.0f} |"
+            "| `" + k.replace("|", "\\|") + f"` | {v:.0f} |"
             for k, v in r["stages_1_core_images_per_s"].items()))
+  command = (f"python benchmarks/input_pipeline.py --source {r['source']} "
+             f"--cores {','.join(FLAGS.cores)}")
+  if FLAGS.stages:
+    command += " --stages"
+  if FLAGS.device_images_per_s:
+    command += f" --device_images_per_s {FLAGS.device_images_per_s:g}"
   timing.write_section(f"{FLAGS.write_section}_{r['source']}", (
-      f"`python benchmarks/input_pipeline.py --source {r['source']} --cores "
-      f"{','.join(FLAGS.cores)}` ({r['machine']}): {r['num_images']} JPEG "
+      f"`{command}` ({r['machine']}): {r['num_images']} JPEG "
       f"files {r['image_size']}x{r['image_size']} (quality "
       f"{r['jpeg_quality']}, {r['jpeg_kib_per_image']} KiB each), prepared "
       f"at {r['prepare_images_per_s']} images/s (JPEG decode, PNG encode; "
       f"{r['prepared_png_kib_per_image']} KiB per image in the TFRecords); "
-      f"training input: batch {r['batch_size']}, streaming buffer "
-      f"{r['shuffle_buffer_size']}, pp `{r['pp']}`; 1-minute load "
+      f"training input (`mmjax.data.pipeline.train_batches`): batch "
+      f"{r['batch_size']}, streaming buffer {r['shuffle_buffer_size']}, pp "
+      f"`{r['pp']}`; 1-minute load "
       f"average at the end {r['load_average_1min']}.\n\n"
       "| source | cores | images/s (median; min-max) | images/s per core |\n"
       "|---|---|---|---|\n" + rows + derived))
