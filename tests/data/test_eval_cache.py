@@ -113,3 +113,20 @@ def test_in_memory_training_input_warns_when_the_split_exceeds_memory(
   with warnings.catch_warnings():
     warnings.simplefilter("error")
     pipeline.train_batches(builder, "train", shuffle_buffer_size=64, **args)
+
+
+def test_example_bytes_from_the_spec_or_the_first_element():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  static = tf.data.Dataset.from_tensors(
+      {"x": tf.zeros([4, 5], tf.float32), "y": tf.zeros([3], tf.int16)})
+  assert memory.example_bytes(static) == 4 * 5 * 4 + 3 * 2
+  # Unknown shapes and strings: measured on the first element.
+  dynamic = tf.data.Dataset.from_generator(
+      lambda: iter([(np.zeros((7, 2), np.float32), b"abc")] * 2),
+      output_signature=(tf.TensorSpec([None, 2], tf.float32),
+                        tf.TensorSpec([], tf.string)))
+  assert memory.example_bytes(dynamic) == 7 * 2 * 4 + 3
+  assert memory.example_bytes(dynamic.take(0)) == 0
+  assert memory.format_bytes(512) == "512 B"
+  assert memory.format_bytes(3 * MIB // 2) == "1.5 MiB"
+  assert memory.format_bytes(4 * 2**30) == "4.0 GiB"
