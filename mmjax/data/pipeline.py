@@ -15,6 +15,11 @@ that position. So 1 process and N processes train on the same batches, and
 resuming at step `s` (skipping `s * global_batch` positions) sees the same
 batches as an uninterrupted run.
 
+Evaluation (`eval_batches`) caches a split's preprocessed batches in host
+memory when they fit a budget (`config.eval_cache_max_bytes`, default
+`memory.EVAL_CACHE_MAX_BYTES`) and streams larger splits, read and
+preprocessed again at every evaluation; the batches are the same either way.
+
 A dataset whose examples may lack a modality has a feature `present`
 (`{modality: bool}`, e.g. `multimodal_manifest` of a manifest with empty
 cells); its batches then carry `present` (`{modality: float32 [batch]}`, 1.0
