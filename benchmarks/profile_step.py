@@ -62,7 +62,8 @@ def main(argv):
   parallel.configure_cpu_devices(FLAGS.devices, (config.batch_size,))
   mesh = parallel.make_mesh()
   first = next(synthetic.synthetic_batches(config, config.model.num_classes))
-  shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
+  shapes = {m: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                            x)
             for m, x in first.items() if m in config.modalities}
   objective = objectives.resolve(config)
   state = create_train_state(

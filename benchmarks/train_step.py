@@ -5,8 +5,12 @@ Builds the config's model, optimizer and train step exactly as
   - compile time of the step (lowering + XLA compilation);
   - examples/s of the step alone, the batch already on device;
   - examples/s with the real input pipeline (tf.data, prefetch to device);
-  - model FLOPs per step (XLA cost analysis) / step time, as a fraction of
-    an fp32 matmul peak measured in the same process;
+  - model FLOPs per step (XLA cost analysis of forward + backward, the
+    whole global batch counted once) / step time, as a fraction of a
+    matmul peak measured in the same process in the config's dtype;
+  - on GPU / TPU, MFU: the same FLOP rate as a fraction of the device's
+    dense bf16 peak from its spec sheet (`BF16_PEAK_FLOPS`, by
+    `device_kind`; `--peak_tflops` for another device);
   - peak host memory (max RSS).
 Each figure is the median, min and max over `--repeats` runs of `--steps`
 steps, after warm-up; the last line is one JSON object.
@@ -16,6 +20,11 @@ steps, after warm-up; the last line is one JSON object.
   python benchmarks/train_step.py --config configs/av_digits.py \
       --config.dtype=bfloat16          # mixed precision (accelerators)
   python benchmarks/train_step.py --config configs/av_digits.py --devices 1
+  # Real-size models on synthetic batches (a GPU; on the CPU at batch 2):
+  python benchmarks/train_step.py --config configs/clip_b16.py --synthetic \
+      --config.dtype=bfloat16 --config.batch_size=256
+  python benchmarks/train_step.py --config configs/mbt_b16.py --synthetic \
+      --config.dtype=bfloat16 --config.batch_size=64
 """
 
 import json
@@ -40,6 +49,9 @@ flags.DEFINE_integer("devices", None, "CPU devices (no effect on GPU/TPU); "
                      "mmjax.parallel.configure_cpu_devices.")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square fp32 matmul "
                      "that measures the peak FLOP rate.")
+flags.DEFINE_float("peak_tflops", None, "Dense bf16 peak of one device "
+                   "(TFLOP/s) for the MFU, for a device_kind that "
+                   "BF16_PEAK_FLOPS lacks.")
 flags.DEFINE_bool("synthetic", False, "Random batches of the dataset's "
                   "shapes instead of the tf.data pipeline (for machines "
                   "without TensorFlow); skips the with-pipeline figure.")
@@ -47,6 +59,32 @@ flags.DEFINE_string("write_section", "", "Write the figures into this "
                     "section of benchmarks/RESULTS.md.")
 flags.mark_flag_as_required("config")
 FLAGS = flags.FLAGS
+
+
+# Dense (no structured sparsity) bf16 tensor-core / MXU peak of one device,
+# FLOP/s, by a substring of `jax.Device.device_kind`, first match wins:
+# NVIDIA H100 and H200 Tensor Core GPU datasheets (SXM: 1,979 TFLOPS "with
+# sparsity", i.e. 989.4 dense; H100 PCIe 756; H200 NVL 835), NVIDIA A100
+# datasheet (312), Google Cloud TPU system architecture pages (v4 275, v5e
+# 197, v5p 459, v6e / Trillium 918 per chip).
+BF16_PEAK_FLOPS = (
+    ("H100 PCIe", 756e12), ("H100", 989.4e12),
+    ("H200 NVL", 835e12), ("H200", 989.4e12),
+    ("A100", 312e12),
+    ("TPU v4", 275e12),
+    ("TPU v5 lite", 197e12), ("TPU v5e", 197e12),
+    ("TPU v5p", 459e12), ("TPU v5", 459e12),
+    ("TPU v6 lite", 918e12), ("TPU v6e", 918e12),
+)
+
+
+def bf16_peak_flops(device_kind: str):
+  """The dense bf16 peak (FLOP/s) of `device_kind` from `BF16_PEAK_FLOPS`,
+  or None when it is not listed."""
+  for key, peak in BF16_PEAK_FLOPS:
+    if key.lower() in device_kind.lower():
+      return peak
+  return None
 
 
 def matmul_peak_gflops(size: int, repeats: int, dtype: str) -> float:
@@ -94,7 +132,8 @@ def run(config) -> dict:
     host_batches = synthetic.synthetic_batches(config,
                                                config.model.num_classes)
     first = next(host_batches)
-    shapes = {m: jax.ShapeDtypeStruct(x.shape, x.dtype)
+    shapes = {m: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape,
+                                                             x.dtype), x)
               for m, x in first.items() if m in config.modalities}
   else:
     from mmjax.data import pipeline  # pylint: disable=g-import-not-at-top
@@ -151,10 +190,17 @@ def run(config) -> dict:
   step_seconds = sorted(device_s)[len(device_s) // 2] / FLAGS.steps
   peak = matmul_peak_gflops(FLAGS.matmul_size, FLAGS.repeats, config.dtype)
   achieved = flops / step_seconds / 1e9
+  kind = jax.devices()[0].device_kind
+  device_peak = None
+  if jax.default_backend() != "cpu":
+    device_peak = (FLAGS.peak_tflops * 1e12 if FLAGS.peak_tflops
+                   else bf16_peak_flops(kind))
+  mfu = (None if device_peak is None else
+         achieved * 1e9 / (device_peak * jax.device_count()))
   return {
       "benchmark": "train_step",
       "devices": jax.device_count(), "platform": jax.default_backend(),
-      "device_kind": jax.devices()[0].device_kind, "dtype": config.dtype,
+      "device_kind": kind, "dtype": config.dtype,
       "global_batch_size": config.batch_size, "steps_per_run": FLAGS.steps,
       "compile_seconds": round(compile_seconds, 2),
       "on_device": timing.summary([examples / s for s in device_s],
@@ -168,6 +214,9 @@ def run(config) -> dict:
       "achieved_gflops": round(achieved, 1),
       "matmul_peak_gflops": round(peak, 1),
       "fraction_of_matmul_peak": round(achieved / peak, 3),
+      "bf16_peak_tflops_per_device": (None if device_peak is None
+                                      else device_peak / 1e12),
+      "mfu": None if mfu is None else round(mfu, 4),
       "peak_host_memory_mib": timing.peak_host_memory_mib(),
       "jax": jax.__version__,
   }
@@ -195,6 +244,13 @@ def main(argv):
         f"{100 * figures['fraction_of_matmul_peak']:.1f}% of the measured "
         f"{figures['dtype']} matmul peak ({figures['matmul_peak_gflops']} "
         f"GFLOP/s)")
+  if figures["mfu"] is not None:
+    print(f"  MFU {100 * figures['mfu']:.1f}% of {figures['devices']} x "
+          f"{figures['bf16_peak_tflops_per_device']:g} TFLOP/s (dense bf16 "
+          f"peak of {figures['device_kind']}, spec sheet)")
+  elif figures["platform"] != "cpu":
+    print(f"  MFU: no bf16 peak known for {figures['device_kind']!r}; "
+          f"pass --peak_tflops")
   print(f"  peak host memory: {figures['peak_host_memory_mib']} MiB")
   print(json.dumps(figures))
   if FLAGS.write_section:
@@ -239,7 +295,11 @@ def markdown(f: dict) -> str:
       f"{f['achieved_gflops']} GFLOP/s, {100 * f['fraction_of_matmul_peak']:.1f}"
       f"% of the {f['dtype']} matmul peak measured in the same process "
       f"({f['matmul_peak_gflops']} GFLOP/s); peak host memory "
-      f"{f['peak_host_memory_mib']} MiB.",
+      f"{f['peak_host_memory_mib']} MiB." + (
+          "" if f["mfu"] is None else
+          f" MFU {100 * f['mfu']:.1f}% of the dense bf16 peak "
+          f"{f['bf16_peak_tflops_per_device']:g} TFLOP/s per device "
+          f"(spec sheet)."),
   ])
 
 

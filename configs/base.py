@@ -67,7 +67,8 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   # encoder config (`freeze`, `learning_rate_scale`, `init_from`).
   c.linear_probe = False
   # Activation / matmul dtype of the steps: "float32", or "bfloat16" on
-  # accelerators (parameters and optimizer state stay float32).
+  # accelerators (parameters and optimizer state stay float32). "float16"
+  # is refused: it would need loss scaling (mmjax.train.steps.check_train_dtype).
   c.dtype = "float32"
 
   # Replicated parameters (data parallelism); `sharding.fsdp > 1` shards
@@ -75,6 +76,12 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.sharding = sharding.sharding_config()
 
   c.batch_size = 64  # global batch size, over all devices and hosts
+  # Gradient accumulation: each step's global batch is split into this many
+  # micro-batches (a lax.scan in the step, one micro-batch's activations in
+  # memory), one optimizer update per step: batch_size, num_train_steps and
+  # the schedule keep their meaning. batch_size must be divisible by it
+  # times the device count; classification only (mmjax.train.steps).
+  c.grad_accum_steps = 1
   # Training input (mmjax.data.pipeline.train_batches): shuffle_buffer_size
   # 0 caches the whole split in host memory and shuffles all of it (small
   # datasets); > 0 streams: files in a new order each epoch, cycle_length of

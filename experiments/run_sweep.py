@@ -2,6 +2,7 @@
 
   python experiments/run_sweep.py experiments/fusion_ablation \
       [--workdir runs/fusion_ablation] [--only 'loso/*/gated'] [--list]
+  [--executor local --parallel 8 | --executor slurm --slurm KEY=VALUE ...]
 
 A sweep folder holds `sweep.py` with
   CONFIG     the config file, e.g. "configs/av_digits.py";
@@ -21,7 +22,11 @@ Every (protocol, fold, variant) is one `launch.py` process with its own
 workdir `<workdir>/<protocol>/<fold>/<variant>`. A run whose record (same
 command) is already in `<sweep>/results.json` is skipped, and an interrupted
 run resumes from its last checkpoint, so the sweep can be stopped and
-restarted at any time. After every run the table goes to `<sweep>/RESULTS.md`
+restarted at any time. Runs execute (experiments/executors.py) one after
+another (`--executor local`, the default), N at once on this machine, each
+pinned to its own GPUs or CPU cores (`--parallel N`, `--devices 0,1`), or
+as SLURM job arrays through submitit (`--executor slurm`), requeued from
+their checkpoint when preempted; see docs/clusters.md. After every run the table goes to `<sweep>/RESULTS.md`
 (between the `<!-- table -->` markers; text around them is kept) and a plot
 to `<sweep>/accuracy.png`.
 """
@@ -36,10 +41,12 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
 from typing import Dict, List
 
+import executors
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+run = executors.run_local
 
 
 def load_sweep(folder: pathlib.Path):
@@ -89,24 +96,6 @@ def display(cmd: list) -> str:
       return f'{key}="{value}"'
     return shlex.quote(arg)
   return " ".join(["python", *map(quote, cmd[1:])])
-
-
-def run(cmd: list, workdir: pathlib.Path) -> dict:
-  """Runs one launch.py process; returns results, run info and wall time.
-
-  Raises:
-    subprocess.CalledProcessError: when the run fails (its log is in
-      `<workdir>/launch.log`).
-  """
-  workdir.mkdir(parents=True, exist_ok=True)
-  start = time.perf_counter()
-  with open(workdir / "launch.log", "a") as log:
-    subprocess.run(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                   check=True)
-  wall = time.perf_counter() - start
-  return {"wall_seconds": round(wall, 1),
-          "results": json.loads((workdir / "results.json").read_text()),
-          "run_info": json.loads((workdir / "run_info.json").read_text())}
 
 
 def report_split(sweep) -> str:
@@ -256,37 +245,88 @@ def main():
                       help="print every run's command and status, run nothing")
   parser.add_argument("--rerun", action="store_true",
                       help="run again even where a record exists")
+  parser.add_argument("--executor", choices=("local", "slurm"),
+                      default="local", help="where runs execute: this "
+                      "machine, or SLURM job arrays through submitit")
+  parser.add_argument("--parallel", type=int, default=None,
+                      help="local: runs at once, each on its own devices "
+                      "(the visible GPUs, else CPU cores, split evenly)")
+  parser.add_argument("--devices", action="append", default=None,
+                      help="local: one slot's device ids, e.g. 0,1 "
+                      "(repeatable: one slot each; GPU indices, or CPU "
+                      "cores with --pin cpu)")
+  parser.add_argument("--pin", choices=("auto", "cuda", "cpu", "none"),
+                      default="auto", help="local --parallel: what a slot "
+                      "pins: CUDA_VISIBLE_DEVICES, CPU affinity, or nothing; "
+                      "auto: cuda where GPUs are visible, else cpu")
+  parser.add_argument("--slurm", action="append", default=[],
+                      metavar="KEY=VALUE", help="slurm: a submitit "
+                      "parameter (repeatable): timeout_min (required), "
+                      "gpus_per_node, cpus_per_task, mem_gb, nodes, "
+                      "tasks_per_node, partition, account, qos, constraint, "
+                      "array_parallelism, ...")
   args = parser.parse_args()
+  if args.executor == "slurm" and (args.parallel or args.devices):
+    parser.error("--parallel and --devices are for --executor local; SLURM "
+                 "runs jobs at once (--slurm array_parallelism=N)")
+  try:
+    params = (executors.slurm_parameters(args.slurm)
+              if args.executor == "slurm" else None)
+  except ValueError as e:
+    parser.error(str(e))
   sweep = load_sweep(args.sweep)
-  root = args.workdir or REPO_ROOT / "runs" / args.sweep.resolve().name
+  root = (args.workdir or REPO_ROOT / "runs" / args.sweep.resolve().name).resolve()
   shown_root = f"runs/{args.sweep.resolve().name}"
   results_file = args.sweep / "results.json"
   records = json.loads(results_file.read_text()) if results_file.exists() else {}
   runs = plan(sweep, root)
+  todo, shown = [], {}
   for name, (config, overrides) in runs.items():
     if args.only and not any(fnmatch.fnmatch(name, p) for p in args.only):
       continue
     workdir = root / name
     cmd = command(config, workdir, overrides)
-    shown = display(cmd).replace(str(root), shown_root)
-    done = name in records and records[name]["command"] == shown
+    shown[name] = display(cmd).replace(str(root), shown_root)
+    done = name in records and records[name]["command"] == shown[name]
     if args.list:
-      print(f"[{'done' if done else 'todo'}] {shown}")
-      continue
-    if done and not args.rerun:
-      continue
-    print(f"[{name}] {shown}", flush=True)
-    try:
-      record = run(cmd, workdir)
-    except subprocess.CalledProcessError:
-      print(f"[{name}] FAILED; see {workdir / 'launch.log'}", flush=True)
-      continue
-    record["command"] = shown
+      print(f"[{'done' if done else 'todo'}] {shown[name]}")
+    elif not done or args.rerun:
+      todo.append(executors.Todo(name, cmd, workdir))
+
+  def on_done(name, record):
+    if isinstance(record, BaseException):
+      why = (f"exit status {record.returncode}" if isinstance(
+          record, subprocess.CalledProcessError) else str(record))
+      print(f"[{name}] FAILED ({why}); see {root / name / 'launch.log'}",
+            flush=True)
+      return
+    record["command"] = shown[name]
     records[name] = record
     split = report_split(sweep)
     print(f"[{name}] {split} accuracy {record['results'][split]['accuracy']:.4f}"
           f" in {record['wall_seconds']:.0f} s", flush=True)
     write_results(args.sweep, sweep, {n: records[n] for n in runs if n in records})
+
+  if not todo:
+    return
+  if args.executor == "slurm":
+    executors.run_slurm(todo, root, params, on_done)
+  elif args.parallel or args.devices:
+    try:
+      pin, groups = executors.device_groups(args.parallel, args.devices,
+                                            args.pin)
+    except ValueError as e:
+      parser.error(str(e))
+    print(f"{len(groups)} runs at once, pinned ({pin}) to {groups}", flush=True)
+    executors.run_parallel(todo, root, pin, groups, on_done, run)
+  else:
+    for t in todo:
+      print(f"[{t.name}] {shown[t.name]}", flush=True)
+      try:
+        record = run(t.cmd, t.workdir)
+      except subprocess.CalledProcessError as e:
+        record = e
+      on_done(t.name, record)
 
 
 if __name__ == "__main__":

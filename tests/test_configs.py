@@ -119,6 +119,8 @@ TINY_MODELS = {
         "model.encoders.audio.features": (8, 16),
         "model.encoders.audio.embed_dim": 32,
         "model.encoders.text.embed_dim": 32},
+    "clip_b16": {},  # size=tiny (CONFIG_ARGS)
+    "mbt_b16": {},
 }
 # Per dataset: the fixture that prepares it and its validation split's size.
 PREPARED = {"av_digits": ("prepared_data_dir", 1000),
@@ -129,7 +131,11 @@ PREPARED = {"av_digits": ("prepared_data_dir", 1000),
 # Per config file that needs one: (the fixture whose value fills the
 # config-file argument, the argument's format).
 CONFIG_ARGS = {"manifest": ("tiny_manifest", "manifest={}"),
-               "clip_emoji": ("tiny_clip_dir", "checkpoint={}")}
+               "clip_emoji": ("tiny_clip_dir", "checkpoint={}"),
+               # The real-size configs at their own tiny size: the code path
+               # of CLIP ViT-B/16 and MBT-B/16 at a few thousand parameters.
+               "clip_b16": ("tiny_manifest", "manifest={},size=tiny"),
+               "mbt_b16": ("tiny_manifest", "manifest={},size=tiny")}
 
 
 def _set(config, key, value):

@@ -248,10 +248,12 @@ def plan_of(command: Command, workdir: str, manifests: str,
       plan_python(args[args.index("python") + 1:], plan, workdir)
     elif program == "gcloud":
       inner = [a.split("=", 1)[1] for a in args if a.startswith("--command=")]
-      assert inner, f"{command}: a gcloud command without --command"
-      for part in segments(shlex.split(inner[0])):
+      assert inner or "ssh" not in args, f"{command}: a gcloud ssh without --command"
+      for part in segments(shlex.split(inner[0])) if inner else ():
         if part[0] == "python":
           plan_python(part[1:], plan, workdir)
+    elif program == "sbatch":  # its launch.py flags: tests/test_clusters_docs.py
+      plan.paths += [a for a in args if a.startswith(REPO_DIRS)]
     elif program in (".", "source", "cd"):
       pass
     elif program.startswith("--config"):  # launch.py's arguments alone

@@ -8,7 +8,7 @@ checks of one objective are its `Objective.check_config` (`mmjax.objectives`).
 import ml_collections
 
 from mmjax.data.pp import builder as pp_builder
-from mmjax.train import balancing
+from mmjax.train import balancing, steps
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -44,7 +44,27 @@ def check(config: ml_collections.ConfigDict) -> None:
               "keep_checkpoints"):
     if config[key] <= 0:
       raise ValueError(f"config.{key} must be positive, got {config[key]}")
+  steps.check_train_dtype(config.dtype)
+  _check_grad_accum(config)
   balancing.check_config(config)
+
+
+def _check_grad_accum(config: ml_collections.ConfigDict) -> None:
+  """`config.grad_accum_steps` (1 when absent) divides the batch size, and
+  is 1 for the contrastive objective: its InfoNCE loss is not a mean over
+  examples (each example's negatives are the whole global batch), so k
+  micro-batches would each see only their own negatives; accumulating it
+  exactly needs the embeddings of the whole batch first (GradCache, Gao et
+  al. 2021), which mmjax does not implement."""
+  k = config.get("grad_accum_steps", 1)
+  if k < 1 or config.batch_size % k:
+    raise ValueError(f"config.grad_accum_steps={k} must be a positive "
+                     f"divisor of config.batch_size={config.batch_size}")
+  if k > 1 and config.get("objective", "classification") == "contrastive":
+    raise ValueError(
+        f"config.grad_accum_steps={k} is not supported with "
+        f"config.objective='contrastive': each micro-batch would see only "
+        f"its own negatives; set config.grad_accum_steps=1")
 
 
 # What a resumed run may not change without saying so: the learning-rate

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mmjax import parallel
 from mmjax.train import balancing, losses, metrics
@@ -22,7 +22,11 @@ from mmjax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
 
+# Compute dtypes of the forward-only steps (evaluation, embedding, export).
 DTYPES = ("float32", "bfloat16", "float16")
+# Compute dtypes of the train step: float16 would need loss scaling
+# (`check_train_dtype`).
+TRAIN_DTYPES = ("float32", "bfloat16")
 # The batch key of the data's presence mask, `{modality: float32 [batch]}`
 # (`mmjax.data.pipeline.PRESENT`): absent when every example has every
 # modality.
@@ -42,6 +46,46 @@ def _compute_dtype(dtype: str):
   return jnp.dtype(dtype)
 
 
+def check_train_dtype(dtype: str) -> None:
+  """Raises ValueError, one line naming `config.dtype`, unless `dtype` is
+  one of `TRAIN_DTYPES`.
+
+  float16 is refused rather than trained with loss scaling: its 5-bit
+  exponent underflows small gradients unless the loss is scaled
+  (Micikevicius et al. 2018, "Mixed Precision Training"), which would add
+  a scale and a skip rule to the train step and its checkpoints, while
+  bfloat16 has float32's exponent range, needs no scaling, and has
+  float16's matmul rate on TPUs and on NVIDIA GPUs from Ampere (A100) on;
+  only older GPUs (V100, T4) lack it. The forward-only steps (`DTYPES`)
+  still accept float16.
+  """
+  if dtype == "float16":
+    raise ValueError(
+        "config.dtype='float16' is not supported for training: float16 "
+        "needs loss scaling, which mmjax does not implement; use "
+        "config.dtype='bfloat16' (float32's exponent range, no loss scaling)")
+  if dtype not in TRAIN_DTYPES:
+    raise ValueError(f"config.dtype must be one of {TRAIN_DTYPES}, got "
+                     f"{dtype!r}")
+
+
+def _micro_batches(mesh: Mesh, k: int):
+  """`(split, join)`: `split` `[batch, ...]` -> `[k, batch / k, ...]`,
+  micro-batch i being examples i, i + k, i + 2k, ... so that each device's
+  slice of the global batch splits into its own k micro-batches (no data
+  moves between devices); `join` is its inverse."""
+  sharding = NamedSharding(mesh, PartitionSpec(None, tuple(mesh.axis_names)))
+
+  def split(x):
+    x = x.reshape((x.shape[0] // k, k) + x.shape[1:])
+    return jax.lax.with_sharding_constraint(jnp.swapaxes(x, 0, 1), sharding)
+
+  def join(x):
+    return jnp.swapaxes(x, 0, 1).reshape((-1,) + x.shape[2:])
+  return (lambda tree: jax.tree.map(split, tree),
+          lambda tree: jax.tree.map(join, tree))
+
+
 def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
                                                   Callable],
                     seed: int, label_smoothing: float,
@@ -50,7 +94,8 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
                     modality_dropout: Optional[Mapping[str, float]] = None,
                     aux_loss_weight: float = 0.0,
                     gradient_modulation: Optional[Mapping] = None,
-                    state_sharding: Any = None) -> Callable[
+                    state_sharding: Any = None,
+                    grad_accum_steps: int = 1) -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
@@ -74,13 +119,40 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   both directions for contrastive), `learning_rate`, `grad_norm` (global L2
   norm).
 
-  Mixed precision (`dtype` "bfloat16" or "float16"): the parameters and the
+  Mixed precision (`dtype` "bfloat16"): the parameters and the
   floating-point inputs are cast to `dtype` for the forward and backward
   pass, so activations and matmuls run in it, while the train_state
   (parameters, optimizer state, BatchNorm statistics) and the gradients
   stay float32 and the loss is computed from float32 logits (the policy of
   Micikevicius et al. 2018, "Mixed Precision Training", without loss
-  scaling: bfloat16 has float32's exponent range).
+  scaling: bfloat16 has float32's exponent range; float16, which would
+  need it, is refused: `check_train_dtype`).
+
+  Gradient accumulation (`grad_accum_steps` k > 1): one call is still one
+  optimizer update of the whole global batch, split inside the step into
+  k micro-batches whose gradients a `lax.scan` sums, so that only one
+  micro-batch's activations are alive at a time (as big_vision's and
+  MaxText's accumulation; not `optax.MultiSteps`, whose k calls per update
+  would make the step count, the learning-rate schedule, the
+  `fold_in(step)` randomness, logging, evaluation and checkpoint intervals
+  and `num_train_steps` count micro-batches). So the batch size stays the
+  global batch size, the step count and schedule do not depend on k, and
+  for the classification objective (a mean over examples) the update
+  equals that of the unsplit batch up to float32 rounding (not for the
+  contrastive one, whose InfoNCE would see each micro-batch's negatives
+  only: `config_checks` refuses k > 1 for it). Per micro-batch
+  i: the "dropout" and "augment" rngs are folded with i; modality dropout
+  is drawn once for the global batch (the same draw as k = 1); each
+  auxiliary loss is weighted by the micro-batch's share of the examples
+  having the modality, so that their mean is the global batch's; OGM-GE's
+  coefficients are computed once, from the unimodal logits of the whole
+  batch, and applied to the accumulated gradient; BatchNorm normalises
+  with each micro-batch's statistics (as "ghost" batch norm) and its
+  running averages move once per step, towards the mean of the
+  micro-batches' statistics. The metrics are the global batch's (means of
+  the micro-batches' means; `grad_norm` of the accumulated gradient).
+  Micro-batch i of the global batch is examples i, i + k, ...
+  (`_micro_batches`).
 
   Training against modality laziness (`mmjax.train.balancing`; all off by
   default): `modality_dropout` (`{modality: probability}`) drops modalities
@@ -99,10 +171,17 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   loss and OGM-GE score leave the examples lacking it out.
 
   Raises:
-    ValueError: for a `dtype` outside `DTYPES`, an unknown
-      gradient_modulation name, or what `loss` raises for the modalities.
+    ValueError: for a `dtype` outside `TRAIN_DTYPES` (float16 included),
+      `grad_accum_steps` < 1, an unknown gradient_modulation name, or what
+      `loss` raises for the modalities; when traced, for a global batch not
+      divisible by `grad_accum_steps` times the mesh's device count.
   """
-  compute_dtype = _compute_dtype(dtype)
+  check_train_dtype(dtype)
+  compute_dtype = jnp.dtype(dtype)
+  k = grad_accum_steps
+  if k < 1:
+    raise ValueError(f"config.grad_accum_steps must be >= 1, got {k}")
+  split, join = _micro_batches(mesh, k)
   objective_loss = loss(label_smoothing, tuple(modalities))
   dropout = {m: p for m, p in (modality_dropout or {}).items()
              if m in modalities and p > 0}
@@ -125,7 +204,7 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
           jax.random.fold_in(rng, 2), batch["label"].shape[0],
           tuple(modalities), dropout, available)
 
-    def loss_fn(params):
+    def loss_fn(params, batch, available, present, rngs, aux_weights):
       variables = state.variables(cast_floating(params, compute_dtype))
       inputs = cast_floating(dict(batch), compute_dtype)
       outputs, updates = state.apply_fn(
@@ -140,13 +219,20 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
                          updates.get("modality_logits", {}).items()}
       aux = balancing.auxiliary_losses(modality_logits, batch["label"],
                                        label_smoothing, available)
+      aux = {m: v * aux_weights[m] if m in aux_weights else v
+             for m, v in aux.items()}
       if aux and aux_loss_weight > 0:
         extra = extra + aux_loss_weight * sum(aux.values())
       return loss + extra, (objective_metrics, updates.get("batch_stats", {}),
                             loss, modality_logits, aux)
 
-    (_, (objective_metrics, batch_stats, loss, modality_logits, aux)), grads = (
-        jax.value_and_grad(loss_fn, has_aux=True)(state.params))
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if k == 1:
+      (_, (objective_metrics, batch_stats, loss, modality_logits, aux)), grads = (
+          grad_fn(state.params, batch, available, present, rngs, {}))
+    else:
+      grads, (objective_metrics, batch_stats, loss, modality_logits, aux) = (
+          accumulate(grad_fn, state.params, batch, available, present, rngs))
     step_metrics = {f"aux_loss_{m}": v for m, v in aux.items()}
     if modulation["name"] == "ogm_ge" and modality_logits:
       coefficients = balancing.ogm_ge_coefficients(
@@ -176,6 +262,40 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
     })
     return new_state, step_metrics
 
+  def accumulate(grad_fn, params, batch, available, present, rngs):
+    """The mean gradient and outputs of `grad_fn` over the k micro-batches
+    (modality logits re-joined into the global batch's order)."""
+    size = batch["label"].shape[0]
+    if size % (k * mesh.size):
+      raise ValueError(
+          f"config.batch_size={size} must be divisible by "
+          f"config.grad_accum_steps={k} times the number of devices, "
+          f"{mesh.size}: each device splits its examples into "
+          f"{k} micro-batches")
+    # A micro-batch's auxiliary loss is a mean over its examples having the
+    # modality; weighted by k times its share of them, the mean over the
+    # micro-batches is the global batch's mean.
+    counts = {m: jnp.maximum((a > 0.5).sum(), 1)
+              for m, a in (available or {}).items()}
+
+    def body(grad_sum, xs):
+      i, micro, micro_available, micro_present = xs
+      micro_rngs = {n: jax.random.fold_in(r, i) for n, r in rngs.items()}
+      weights = {m: k * (a > 0.5).sum() / counts[m]
+                 for m, a in (micro_available or {}).items()}
+      (_, outputs), grads = grad_fn(params, micro, micro_available,
+                                    micro_present, micro_rngs, weights)
+      return jax.tree.map(jnp.add, grad_sum, grads), outputs
+
+    grad_sum, outputs = jax.lax.scan(
+        body, jax.tree.map(jnp.zeros_like, params),
+        (jnp.arange(k), split(dict(batch)), split(available), split(present)))
+    objective_metrics, batch_stats, loss, modality_logits, aux = outputs
+    mean = lambda tree: jax.tree.map(lambda x: x.mean(0), tree)
+    return jax.tree.map(lambda g: g / k, grad_sum), (
+        mean(objective_metrics), mean(batch_stats), mean(loss),
+        join(modality_logits), mean(aux))
+
   replicated = parallel.replicated(mesh)
   state_sharding = replicated if state_sharding is None else state_sharding
   return jax.jit(train_step,
@@ -191,7 +311,8 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
   """`make_train_step` with the loss of `objective` (a
   `mmjax.objectives.Objective`) and every option read from an experiment
   config (seed, label_smoothing, dtype, modalities, modality_dropout,
-  aux_loss_weight, gradient_modulation)."""
+  aux_loss_weight, gradient_modulation, grad_accum_steps: 1 when absent,
+  as in configs from before the key)."""
   return make_train_step(
       mesh, loss=objective.loss, seed=config.seed,
       label_smoothing=config.label_smoothing,
@@ -199,7 +320,8 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
       modality_dropout=config.modality_dropout,
       aux_loss_weight=config.aux_loss_weight,
       gradient_modulation=config.gradient_modulation,
-      state_sharding=state_sharding)
+      state_sharding=state_sharding,
+      grad_accum_steps=config.get("grad_accum_steps", 1))
 
 
 def subset_code(present: Mapping[str, jax.Array]) -> jax.Array:

@@ -331,8 +331,11 @@ def check_gradient_reaches_every_modality(case: Case):
         f"{m}: padding got gradient")
 
 
-def reference_attend(query, key, value, key_mask, causal=False):
-  """Straightforward softmax attention with einsum (the reference)."""
+def reference_attend(query, key, value, key_mask, causal=False,
+                     implementation=None):
+  """Straightforward softmax attention with einsum (the reference; the
+  kernel choice `implementation` does not apply)."""
+  del implementation
   logits = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(query.shape[-1])
   mask = key_mask[:, None, None, :]
   if causal:

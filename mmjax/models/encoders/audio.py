@@ -251,6 +251,10 @@ class SpectrogramTransformer(SpectrogramEncoder):
     input_features: `__call__` takes features `[batch, frames, n_features]`
       as the front end gives them (for "ast_fbank", normalised
       `input_values`) instead of a waveform.
+    attention_implementation: "auto", "xla" or "cudnn": the attention
+      kernel (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   hidden_dim: int = 128
   num_layers: int = 4
@@ -266,6 +270,8 @@ class SpectrogramTransformer(SpectrogramEncoder):
   layer_norm_epsilon: float = 1e-6
   activation: Activation = "gelu_tanh"
   input_features: bool = False
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -370,6 +376,8 @@ class SpectrogramTransformer(SpectrogramEncoder):
         positional_embedding=self.positional_embedding, patch_stride=stride,
         distillation_token=self.distillation_token,
         layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat,
         name="transformer")(grid, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)
 

@@ -10,6 +10,7 @@ from mmjax.models.layers.attention import Activation, PositionalEmbedding
 from mmjax.models.layers.conv import Conv, GroupNorm
 from mmjax.models.layers.conv_block import ConvBlock
 from mmjax.models.layers.patch_transformer import PatchTransformer, Pool, Pooler
+from mmjax.models.layers.remat import remat_module
 from mmjax.models.registries import ENCODERS
 
 Norm = Literal["group", "batch"]
@@ -103,9 +104,10 @@ class ResidualBlock(nn.Module):
   num_groups: int = 8
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, *, train: bool) -> jnp.ndarray:
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
     """`[batch, h, w, c]` -> `[batch, ceil(h / strides), ceil(w / strides),
-    features]`."""
+    features]`. `train` may be given by position (argument 2), so that
+    `nn.remat` can treat it as static."""
     norm = lambda name: _norm(self.norm, self.num_groups, self.features,
                               train, name)
     strides = (self.strides, self.strides)
@@ -149,6 +151,10 @@ class ResNet(nn.Module):
     norm: "group" (GroupNorm, no batch statistics) or "batch" (BatchNorm).
     num_groups: GroupNorm groups (capped at the channel count).
     embed_dim: token width.
+    remat: "none", "full" or "dots": rematerialisation of each residual
+      block (`mmjax.models.layers.remat`; "dots" keeps only `dot_general`
+      results, so here it recomputes the convolutions as "full" does);
+      parameters and batch statistics are unchanged.
   """
   modality: ClassVar[str] = "image"
   stage_sizes: Sequence[int] = (2, 2, 2)
@@ -156,6 +162,7 @@ class ResNet(nn.Module):
   norm: Norm = "group"
   num_groups: int = 8
   embed_dim: int = 128
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -188,12 +195,12 @@ class ResNet(nn.Module):
     x = Conv(self.width, (3, 3), use_bias=False, name="stem")(images)
     x = nn.relu(_norm(self.norm, self.num_groups, self.width, train,
                       "stem_norm")(x))
+    block = remat_module(ResidualBlock, self.remat, static_argnums=(2,))
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
-        x = ResidualBlock(self.width * 2**i,
-                          strides=2 if i > 0 and j == 0 else 1,
-                          norm=self.norm, num_groups=self.num_groups,
-                          name=f"stage{i}_block{j}")(x, train=train)
+        x = block(self.width * 2**i, strides=2 if i > 0 and j == 0 else 1,
+                  norm=self.norm, num_groups=self.num_groups,
+                  name=f"stage{i}_block{j}")(x, train)
     x = nn.Dense(self.embed_dim)(x)
     tokens = x.reshape(x.shape[0], -1, self.embed_dim)
     return tokens, jnp.ones(tokens.shape[:2], bool)
@@ -238,6 +245,10 @@ class ViT(nn.Module):
     final_norm: the encoder ends with a LayerNorm (CLIP's does not).
     pooler: on the CLS output for pool "cls": "none", "dense_tanh" (Dense +
       tanh, the ViT pooler) or "layer_norm" (CLIP's `post_layernorm`).
+    attention_implementation: "auto", "xla" or "cudnn": the attention
+      kernel (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   modality: ClassVar[str] = "image"
   hidden_dim: int = 128
@@ -254,6 +265,8 @@ class ViT(nn.Module):
   pre_norm: bool = False
   final_norm: bool = True
   pooler: Pooler = "none"
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -297,5 +310,8 @@ class ViT(nn.Module):
         patch_bias=self.patch_bias, pre_norm=self.pre_norm,
         final_norm=self.final_norm, pooler=self.pooler,
         layer_norm_epsilon=self.layer_norm_epsilon,
-        activation=self.activation, name="transformer")(images, train=train)
+        activation=self.activation,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat,
+        name="transformer")(images, train=train)
     return tokens, jnp.ones(tokens.shape[:2], bool)

@@ -72,6 +72,10 @@ class TextTransformer(nn.Module):
       largest-id rule for configs with `eos_token_id` 2), except that ids
       at padded positions are never chosen. An example without the id
       among its real tokens pools position 0.
+    attention_implementation: "auto", "xla" or "cudnn": the attention
+      kernel (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   modality: ClassVar[str] = "text"
   vocab_size: int = 1000
@@ -91,6 +95,8 @@ class TextTransformer(nn.Module):
   pool: Pool = "none"
   pooler: Pooler = "none"
   eos_token_id: int = -1
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -149,7 +155,10 @@ class TextTransformer(nn.Module):
         norm_first=self.norm_first,
         layer_norm_epsilon=self.layer_norm_epsilon,
         activation=self.activation, causal=self.causal,
-        final_norm=self.final_norm, name="encoder")(x, mask, train=train)
+        final_norm=self.final_norm,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat,
+        name="encoder")(x, mask, train=train)
     x = x.astype(jnp.float32)
     if self.pool == "none":
       return x, mask

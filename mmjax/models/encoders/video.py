@@ -99,6 +99,13 @@ class FrameEncoder(nn.Module):
       "time" (sinusoids of `token_times`), for "transformer".
     frame_rate: Hz, frames per second of the frames the encoder receives
       (after any frame stride of the input pipeline).
+    attention_implementation: "auto", "xla" or "cudnn": the attention kernel
+      of the "transformer" temporal model
+      (`mmjax.models.layers.attention_implementation`); the image encoder
+      has its own key in `image_encoder`.
+    remat: "none", "full" or "dots": rematerialisation of each temporal
+      Transformer layer (`mmjax.models.layers.remat`); parameters are
+      unchanged.
   """
   modality: ClassVar[str] = "video"
   image_encoder: Mapping[str, Any] = dataclasses.field(
@@ -112,6 +119,8 @@ class FrameEncoder(nn.Module):
   dropout_rate: float = 0.0
   positional_embedding: PositionalEmbedding = "learned"
   frame_rate: float = 4.0
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -174,9 +183,10 @@ class FrameEncoder(nn.Module):
     else:
       x = AddPositionalEmbedding(self.positional_embedding, name="position")(
           x, self.token_times(num_frames))
-      x = TransformerEncoder(self.num_layers, self.num_heads, self.mlp_dim,
-                             self.dropout_rate, name="temporal")(
-                                 x, mask, train=train)
+      x = TransformerEncoder(
+          self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+          attention_implementation=self.attention_implementation,
+          remat=self.remat, name="temporal")(x, mask, train=train)
     return jnp.where(mask[..., None], x, 0.0), mask
 
   def token_times(self, num_tokens: int) -> np.ndarray:
@@ -229,6 +239,10 @@ class ViViT(nn.Module):
     positional_embedding: temporal positions: "learned" (fixes T / t at
       init, as ViViT), "sinusoidal" or "time" (sinusoids of `token_times`).
     frame_rate: Hz, frames per second of the frames the encoder receives.
+    attention_implementation: "auto", "xla" or "cudnn": the attention kernel
+      of both Transformers (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each layer of both
+      (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   modality: ClassVar[str] = "video"
   patch_size: int = 8
@@ -242,6 +256,8 @@ class ViViT(nn.Module):
   spatial_pool: SpatialPool = "cls"
   positional_embedding: PositionalEmbedding = "learned"
   frame_rate: float = 4.0
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -290,14 +306,17 @@ class ViViT(nn.Module):
         patch_size=(p, p), hidden_dim=self.hidden_dim,
         num_layers=self.spatial_layers, num_heads=self.num_heads,
         mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate,
-        pool=self.spatial_pool, name="spatial")(tubelets, train=train)
+        pool=self.spatial_pool,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat, name="spatial")(tubelets, train=train)
     x = x.reshape(batch, steps, self.hidden_dim)
     mask = frame_mask.reshape(batch, steps, t).any(axis=2)
     x = AddPositionalEmbedding(self.positional_embedding, name="position")(
         x, self.token_times(steps))
-    x = TransformerEncoder(self.temporal_layers, self.num_heads, self.mlp_dim,
-                           self.dropout_rate, name="temporal")(
-                               x, mask, train=train)
+    x = TransformerEncoder(
+        self.temporal_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat, name="temporal")(x, mask, train=train)
     return jnp.where(mask[..., None], x, 0.0), mask
 
   def token_times(self, num_tokens: int) -> np.ndarray:

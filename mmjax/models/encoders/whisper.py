@@ -85,6 +85,10 @@ class WhisperEncoder(nn.Module):
       `[batch, frames, n_mels]` (e.g. `WhisperFeatureExtractor`'s
       `input_features` transposed) instead of waveforms; `pad_or_trim` then
       does not apply.
+    attention_implementation: "auto", "xla" or "cudnn": the attention
+      kernel (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   modality: ClassVar[str] = "audio"
   n_mels: int = 80
@@ -97,6 +101,8 @@ class WhisperEncoder(nn.Module):
   pool: Pool = "none"
   pad_or_trim: bool = True
   input_features: bool = False
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, Any]:
@@ -167,12 +173,14 @@ class WhisperEncoder(nn.Module):
                            (self.max_source_positions, self.hidden_dim))
     x = x + positions[None, :x.shape[1]]
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-    mask = jnp.ones(x.shape[:2], bool)
+    # Every token is valid: no key mask (the fastest form for cuDNN).
     x = TransformerEncoder(
         num_layers=self.num_layers, num_heads=self.num_heads,
         mlp_dim=self.mlp_dim, dropout_rate=self.dropout_rate, norm_first=True,
         layer_norm_epsilon=1e-5, activation="gelu", final_norm=True,
-        name="encoder")(x, mask, train=train)
+        attention_implementation=self.attention_implementation,
+        remat=self.remat,
+        name="encoder")(x, train=train)
     if self.pool == "mean":
       x = x.mean(axis=1, keepdims=True)
     return x, jnp.ones(x.shape[:2], bool)

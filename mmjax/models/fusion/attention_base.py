@@ -67,6 +67,10 @@ class AttentionFusionBlock(FusionBlock):
     dropout_rate: dropout inside the Transformer layers.
     positional_embedding: "learned", "sinusoidal" or "time" (time-aligned,
       from `token_times`; learned for a modality without times).
+    attention_implementation: "auto", "xla" or "cudnn": the attention kernel
+      of every layer (`mmjax.models.layers.attention_implementation`).
+    remat: "none", "full" or "dots": rematerialisation of each Transformer
+      layer (`mmjax.models.layers.remat`); parameters are unchanged.
   """
   dim: int = 128
   num_layers: int = 2
@@ -74,6 +78,8 @@ class AttentionFusionBlock(FusionBlock):
   mlp_dim: int = 256
   dropout_rate: float = 0.0
   positional_embedding: PositionalEmbedding = "learned"
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @classmethod
   def tiny(cls) -> Dict[str, object]:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from mmjax.models.fusion.attention_base import AttentionFusionBlock
 from mmjax.models.fusion.base import FusionOutput, TokenTimes, modality_order
-from mmjax.models.layers.attention import TransformerBlock
+from mmjax.models.layers.attention import transformer_block
 from mmjax.models.layers.masking import masked_mean, present_mean
 from mmjax.models.registries import FUSION
 
@@ -69,14 +69,16 @@ class BottleneckFusion(AttentionFusionBlock):
     always = jnp.ones((batch, n), bool)
     presence = [present[m] for m in order]
     any_present = (jnp.stack(presence, axis=1) > 0.5).any(axis=1)
+    block = transformer_block(self.remat)
     for i in range(self.num_layers):
       updated = []
       for m in order:
-        y = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                             name=f"{m}_layer_{i}")(
-                                 jnp.concatenate([x[m], z], axis=1),
-                                 jnp.concatenate([valid[m], always], axis=1),
-                                 train=train)
+        y = block(self.num_heads, self.mlp_dim, self.dropout_rate,
+                  attention_implementation=self.attention_implementation,
+                  name=f"{m}_layer_{i}")(
+                      jnp.concatenate([x[m], z], axis=1),
+                      jnp.concatenate([valid[m], always], axis=1), None, None,
+                      train)
         length = x[m].shape[1]
         x[m] = y[:, :length]
         updated.append(y[:, length:].reshape(batch, n * self.dim))

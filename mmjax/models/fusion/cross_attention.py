@@ -9,7 +9,8 @@ import numpy as np
 from mmjax.models.fusion.attention_base import AttentionFusionBlock
 from mmjax.models.fusion.base import (FusionOutput, Params, TokenTimes,
                                       modality_order)
-from mmjax.models.layers.attention import TransformerBlock, TransformerEncoder
+from mmjax.models.layers.attention import (TransformerEncoder,
+                                           transformer_block)
 from mmjax.models.layers.masking import masked_mean, present_mean
 from mmjax.models.registries import FUSION
 
@@ -26,21 +27,26 @@ class CrossModalTransformer(nn.Module):
     num_heads: attention heads.
     mlp_dim: MLP hidden width.
     dropout_rate: dropout inside the layers.
+    attention_implementation: "auto", "xla" or "cudnn" (`attend`).
+    remat: "none", "full" or "dots": rematerialisation of each layer
+      (`mmjax.models.layers.remat`).
   """
   num_layers: int
   num_heads: int
   mlp_dim: int
   dropout_rate: float = 0.0
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, x: Array, source: Array, source_mask: Array, *,
                train: bool) -> Array:
     """Target `[B, T, D]`, source `[B, S, D]`, bool `[B, S]` -> `[B, T, D]`."""
+    block = transformer_block(self.remat)
     for i in range(self.num_layers):
-      x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate,
-                           name=f"layer_{i}")(
-                               x, context=source, context_mask=source_mask,
-                               train=train)
+      x = block(self.num_heads, self.mlp_dim, self.dropout_rate,
+                attention_implementation=self.attention_implementation,
+                name=f"layer_{i}")(x, None, source, source_mask, train)
     return x
 
 
@@ -93,19 +99,21 @@ class CrossAttentionFusion(AttentionFusionBlock):
       for s in order:
         if s == t:
           continue
-        y = CrossModalTransformer(self.num_layers, self.num_heads,
-                                  self.mlp_dim, self.dropout_rate,
-                                  name=f"{t}_from_{s}")(
-                                      x[t], x[s], valid[s], train=train)
+        y = CrossModalTransformer(
+            self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+            self.attention_implementation, self.remat,
+            name=f"{t}_from_{s}")(x[t], x[s], valid[s], train=train)
         has_source = valid[s].any(axis=1)[:, None, None]
         updates.append(jnp.where(has_source, y - x[t], 0.0))
       h = x[t]
       if updates:
         h = h + nn.Dense(self.dim, use_bias=False, name=f"{t}_fuse")(
             jnp.concatenate(updates, axis=-1))
-      h = TransformerEncoder(self.num_self_layers, self.num_heads,
-                             self.mlp_dim, self.dropout_rate,
-                             name=f"{t}_self")(h, valid[t], train=train)
+      h = TransformerEncoder(
+          self.num_self_layers, self.num_heads, self.mlp_dim,
+          self.dropout_rate,
+          attention_implementation=self.attention_implementation,
+          remat=self.remat, name=f"{t}_self")(h, valid[t], train=train)
       pooled.append(masked_mean(h, valid[t]))
       self.sow("intermediates", f"{t}_embedding", pooled[-1])
     return FusionOutput(embedding=present_mean(pooled,

@@ -47,8 +47,10 @@ class SelfAttentionFusion(AttentionFusionBlock):
     cls = self.param("cls", init, (1, 1, self.dim))
     sequence.insert(0, jnp.broadcast_to(cls, (batch, 1, self.dim)))
     masks.insert(0, jnp.ones((batch, 1), bool))
-    x = TransformerEncoder(self.num_layers, self.num_heads, self.mlp_dim,
-                           self.dropout_rate, name="encoder")(
-                               jnp.concatenate(sequence, axis=1),
-                               jnp.concatenate(masks, axis=1), train=train)
+    x = TransformerEncoder(
+        self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat, name="encoder")(
+            jnp.concatenate(sequence, axis=1), jnp.concatenate(masks, axis=1),
+            train=train)
     return FusionOutput(embedding=x[:, 0])

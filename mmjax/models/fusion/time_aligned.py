@@ -147,9 +147,10 @@ class TimeAlignedFusion(AttentionFusionBlock):
     h = nn.Dense(self.dim, name="fuse")(jnp.concatenate(steps, axis=-1))
     h = AddPositionalEmbedding(self.positional_embedding, name="position")(
         h, None if grid_times is None else np.asarray(grid_times))
-    h = TransformerEncoder(self.num_layers, self.num_heads, self.mlp_dim,
-                           self.dropout_rate, name="encoder")(
-                               h, step_mask, train=train)
+    h = TransformerEncoder(
+        self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat, name="encoder")(h, step_mask, train=train)
     embedding = masked_mean(h, step_mask)
     self.sow("intermediates", "step_mask", step_mask)
     return FusionOutput(embedding=embedding)

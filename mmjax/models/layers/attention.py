@@ -1,8 +1,11 @@
 """Multi-head attention, positional embeddings and the pre-LayerNorm Transformer.
 
 Every attention-based encoder and fusion block in mmjax is written with these
-layers. Attention goes through `jax.nn.dot_product_attention`, so on an NVIDIA
-GPU the same code can take the fused cuDNN kernel, and on CPU/TPU XLA's.
+layers. Attention goes through `jax.nn.dot_product_attention`, with the
+kernel chosen per call by `attention_implementation` (`auto`: cuDNN's fused
+kernel on an NVIDIA GPU where its constraints hold, XLA's elsewhere; see
+`mmjax.models.layers.attention_implementation`). Layer stacks can
+rematerialise their activations (`remat`, `mmjax.models.layers.remat`).
 
 Shapes: B batch, T query tokens, S key/value tokens, D model width,
 N heads, H head width.
@@ -28,6 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.models.layers import attention_implementation as implementations
+from mmjax.models.layers.remat import remat_module
+
 Array = jnp.ndarray
 
 # MLP nonlinearities, by name: the keys of `ACTIVATIONS`.
@@ -52,45 +58,68 @@ def activation_fn(name: str):
   return ACTIVATIONS[name]
 
 
-def attend(query: Array, key: Array, value: Array, key_mask: Array,
-           causal: bool = False) -> Array:
+def attend(query: Array, key: Array, value: Array,
+           key_mask: Optional[Array] = None, causal: bool = False,
+           implementation: Optional[str] = "auto") -> Array:
   """Softmax attention of every query over the valid keys.
 
   Args:
     query: float `[B, T, N, H]`.
     key: float `[B, S, N, H]`.
     value: float `[B, S, N, H]`.
-    key_mask: bool `[B, S]`, True for keys that may be attended to.
+    key_mask: bool `[B, S]`, True for keys that may be attended to; None:
+      every key (no mask reaches the kernel, the fastest form for cuDNN).
     causal: query t attends only to keys s <= t (needs T == S).
+    implementation: "auto" (or None), "xla" or "cudnn"
+      (`attention_implementation.choose`, at trace time).
 
   Returns:
     float `[B, T, N, H]`. A query whose example has no valid key gets zeros
     (rather than an average over masked keys).
+
+  Raises:
+    ValueError: for an unknown `implementation`, or "cudnn" where cuDNN's
+      constraints fail (backend, dtype, head dim, mask form).
   """
+  kernel = implementations.choose(
+      implementation, query.shape, key.shape,
+      (query.dtype, key.dtype, value.dtype), key_mask is not None)
+  if key_mask is None:
+    return jax.nn.dot_product_attention(query, key, value, is_causal=causal,
+                                        implementation=kernel)
   valid = key_mask[:, :, None, None]
   # Masked keys/values are zeroed so that NaN or inf in them cannot leak
   # through 0-weight products (0 * NaN = NaN).
   key = jnp.where(valid, key, 0.0)
   value = jnp.where(valid, value, 0.0)
-  out = jax.nn.dot_product_attention(query, key, value,
-                                     mask=key_mask[:, None, None, :],
-                                     is_causal=causal)
+  mask = key_mask[:, None, None, :]
+  if kernel == "cudnn":  # cuDNN's bias must span [T, S].
+    mask = jnp.broadcast_to(mask, (mask.shape[0], 1, query.shape[1],
+                                   key.shape[1]))
+  out = jax.nn.dot_product_attention(query, key, value, mask=mask,
+                                     is_causal=causal, implementation=kernel)
   return jnp.where(key_mask.any(axis=1)[:, None, None, None], out, 0.0)
 
 
-def attention_weights(query: Array, key: Array, key_mask: Array,
+def attention_weights(query: Array, key: Array,
+                      key_mask: Optional[Array] = None,
                       causal: bool = False) -> Array:
   """Explicit softmax attention weights, for analysis (sown, never trained on).
 
+  The same weights as `attend` under every `implementation` (computed here
+  with einsums, whichever kernel the layer's output takes).
+
   Args:
     query: float `[B, T, N, H]`; key: float `[B, S, N, H]`;
-    key_mask: bool `[B, S]`; causal: as in `attend`.
+    key_mask: bool `[B, S]` or None (every key); causal: as in `attend`.
 
   Returns:
     float32 `[B, N, T, S]`; rows sum to 1 over valid keys, or are all 0 when
     an example has no valid key.
   """
   logits = jnp.einsum("btnh,bsnh->bnts", query, key) / np.sqrt(query.shape[-1])
+  if key_mask is None:
+    key_mask = jnp.ones(key.shape[:2], bool)
   mask = key_mask[:, None, None, :]
   if causal:
     t, s = query.shape[1], key.shape[1]
@@ -115,15 +144,18 @@ class MultiHeadAttention(nn.Module):
     dropout_rate: dropout on the output projection (training only).
     causal: each query attends only to keys at or before its position
       (self-attention of an autoregressive text tower, e.g. CLIP's).
+    attention_implementation: "auto" (or None), "xla" or "cudnn" (`attend`).
 
   Raises:
-    ValueError: when `head_dim` is unset and D is not divisible by num_heads.
+    ValueError: when `head_dim` is unset and D is not divisible by num_heads;
+      for an `attention_implementation` that is unknown or cannot apply.
   """
   num_heads: int
   head_dim: Optional[int] = None
   out_dim: Optional[int] = None
   dropout_rate: float = 0.0
   causal: bool = False
+  attention_implementation: Optional[str] = "auto"
 
   @nn.compact
   def __call__(self, query: Array, key_value: Optional[Array] = None,
@@ -133,7 +165,8 @@ class MultiHeadAttention(nn.Module):
     Args:
       query: float `[B, T, D]`.
       key_value: float `[B, S, Dk]`; None for self-attention (`query`).
-      key_mask: bool `[B, S]`; None: every key is valid.
+      key_mask: bool `[B, S]`; None: every key is valid (and no mask reaches
+        the attention kernel).
       train: enables dropout.
 
     Returns:
@@ -147,9 +180,8 @@ class MultiHeadAttention(nn.Module):
         raise ValueError(f"attention width {width} is not divisible by "
                          f"num_heads={self.num_heads}")
       head_dim = width // self.num_heads
-    if key_mask is None:
-      key_mask = jnp.ones(key_value.shape[:2], bool)
-    key_mask = key_mask.astype(bool)
+    if key_mask is not None:
+      key_mask = key_mask.astype(bool)
     dense = lambda name: nn.DenseGeneral((self.num_heads, head_dim), name=name)
     q = dense("query")(query)
     k = dense("key")(key_value)
@@ -157,7 +189,7 @@ class MultiHeadAttention(nn.Module):
     if self.is_mutable_collection("intermediates"):
       self.sow("intermediates", "attention_weights",
                attention_weights(q, k, key_mask, self.causal))
-    out = attend(q, k, v, key_mask, self.causal)
+    out = attend(q, k, v, key_mask, self.causal, self.attention_implementation)
     out = nn.DenseGeneral(self.out_dim or width, axis=(-2, -1), name="out")(out)
     return nn.Dropout(self.dropout_rate, deterministic=not train)(out)
 
@@ -299,6 +331,10 @@ class TransformerBlock(nn.Module):
       context it also applies: query t sees context positions s <= t
       (`tril` of `[T, S]`, aligned at the start), not MulT's mask offset
       by the length difference.
+    attention_implementation: "auto" (or None), "xla" or "cudnn" (`attend`).
+
+  `__call__` takes `mask`, `context`, `context_mask` and `train` by
+  position too, so that `nn.remat` can treat `train` as static (argument 5).
   """
   num_heads: int
   mlp_dim: int
@@ -307,26 +343,31 @@ class TransformerBlock(nn.Module):
   layer_norm_epsilon: float = 1e-6
   activation: Activation = "gelu_tanh"
   causal: bool = False
+  attention_implementation: Optional[str] = "auto"
 
   @nn.compact
-  def __call__(self, x: Array, mask: Optional[Array] = None, *,
+  def __call__(self, x: Array, mask: Optional[Array] = None,
                context: Optional[Array] = None,
-               context_mask: Optional[Array] = None, train: bool) -> Array:
+               context_mask: Optional[Array] = None,
+               train: bool = False) -> Array:
     """One layer.
 
     Args:
       x: float `[B, T, D]`.
-      mask: bool `[B, T]` valid tokens of `x` (keys of self-attention).
+      mask: bool `[B, T]` valid tokens of `x` (keys of self-attention); None:
+        all valid.
       context: float `[B, S, Dc]` or None (self-attention).
-      context_mask: bool `[B, S]` valid context tokens.
+      context_mask: bool `[B, S]` valid context tokens; None: all valid.
       train: enables dropout.
 
     Returns:
       float `[B, T, D]`.
     """
     norm = lambda name: nn.LayerNorm(epsilon=self.layer_norm_epsilon, name=name)
-    attention = MultiHeadAttention(self.num_heads, dropout_rate=self.dropout_rate,
-                                   causal=self.causal, name="attention")
+    attention = MultiHeadAttention(
+        self.num_heads, dropout_rate=self.dropout_rate, causal=self.causal,
+        attention_implementation=self.attention_implementation,
+        name="attention")
     mlp = MlpBlock(self.mlp_dim, self.dropout_rate, self.activation, name="mlp")
     if not self.norm_first:
       kv, kv_mask = (x, mask) if context is None else (context, context_mask)
@@ -341,6 +382,18 @@ class TransformerBlock(nn.Module):
     return x + mlp(norm("mlp_norm")(x), train=train)
 
 
+def transformer_block(remat: str = "none"):
+  """`TransformerBlock`, rematerialised under the policy named `remat`
+  (`mmjax.models.layers.remat`); call it with every argument by position,
+  `(x, mask, context, context_mask, train)`. Parameter names are those of
+  `TransformerBlock` under every policy.
+
+  Raises:
+    ValueError: for an unknown `remat`.
+  """
+  return remat_module(TransformerBlock, remat, static_argnums=(5,))
+
+
 class TransformerEncoder(nn.Module):
   """`num_layers` `TransformerBlock`s, then a final LayerNorm.
 
@@ -349,10 +402,15 @@ class TransformerEncoder(nn.Module):
     num_heads: attention heads.
     mlp_dim: MLP hidden width.
     dropout_rate: dropout inside the layers.
-    norm_first, layer_norm_epsilon, activation, causal: of every layer (see
-      `TransformerBlock`).
+    norm_first, layer_norm_epsilon, activation, causal,
+      attention_implementation: of every layer (see `TransformerBlock`).
     final_norm: end with a LayerNorm (`final_norm`), as pre-LN encoders do;
       post-LN encoders (BERT) end normalised and have none.
+    remat: rematerialisation policy of each layer: "none", "full" or "dots"
+      (`mmjax.models.layers.remat`); the parameters are the same.
+
+  Raises:
+    ValueError: for an unknown `remat` or `attention_implementation`.
   """
   num_layers: int
   num_heads: int
@@ -363,16 +421,21 @@ class TransformerEncoder(nn.Module):
   activation: Activation = "gelu_tanh"
   causal: bool = False
   final_norm: bool = True
+  attention_implementation: Optional[str] = "auto"
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, x: Array, mask: Optional[Array] = None, *,
                train: bool) -> Array:
-    """`[B, T, D]` tokens, bool `[B, T]` mask -> `[B, T, D]`."""
+    """`[B, T, D]` tokens, bool `[B, T]` mask (None: all valid) ->
+    `[B, T, D]`."""
+    block = transformer_block(self.remat)
     for i in range(self.num_layers):
-      x = TransformerBlock(
+      x = block(
           self.num_heads, self.mlp_dim, self.dropout_rate, self.norm_first,
           self.layer_norm_epsilon, self.activation, self.causal,
-          name=f"layer_{i}")(x, mask, train=train)
+          self.attention_implementation,
+          name=f"layer_{i}")(x, mask, None, None, train)
     if not self.final_norm:
       return x
     return nn.LayerNorm(epsilon=self.layer_norm_epsilon, name="final_norm")(x)

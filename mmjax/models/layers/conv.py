@@ -1,15 +1,22 @@
-"""Convolution, GroupNorm and max-pooling in formulations that XLA compiles
-well on CPU as well as on accelerators.
+"""Convolution, GroupNorm and max-pooling, with a formulation per backend.
 
 Each is a drop-in replacement for its flax.linen / lax counterpart: same
-parameters (names, shapes, initialisers), same outputs up to float32
-rounding. They exist because `reduce_window` max-pooling's backward pass
-(select-and-scatter), flax GroupNorm's reductions over a `[..., groups,
-group_size]` view, and convolutions of inputs with one or a few channels
-were the largest costs of the av_digits train step on XLA:CPU after the
-convolutions proper (benchmarks/RESULTS.md, "Where the av_digits train
-step's time goes"; the timings behind each choice below are in its section
-"Notes moved out of code").
+parameters (names, shapes, initialisers) on every backend, so checkpoints
+move between backends, and the same outputs and gradients up to float32
+rounding.
+
+On XLA:CPU (`backend.platform() == "cpu"`, read at trace time) they run
+in formulations that XLA:CPU compiles well, because `reduce_window`
+max-pooling's backward pass (select-and-scatter), flax GroupNorm's
+reductions over a `[..., groups, group_size]` view, and convolutions of
+inputs with one or a few channels were the largest costs of the av_digits
+train step on XLA:CPU after the convolutions proper (benchmarks/RESULTS.md,
+"Where the av_digits train step's time goes"; the timings behind each
+choice below are in its section "Notes moved out of code"). Those timings
+are XLA:CPU's only: no GPU or TPU measurement of these formulations
+exists, so every other backend runs the plain ones the libraries provide
+(`lax.conv_general_dilated`, flax `GroupNorm`'s math, `nn.max_pool`, each
+differentiated by JAX).
 """
 
 import functools
@@ -19,7 +26,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mmjax.models.layers import backend
+
 Array = jax.Array
+
+
+def _on_cpu() -> bool:
+  """Whether the layers are traced for XLA:CPU (the CPU formulations)."""
+  return backend.platform() == "cpu"
+
 
 # The forward pass of a stride-1 convolution of an input with one of these
 # channel counts (mono spectrograms and grey images, RGB images) is a sum of
@@ -65,7 +80,8 @@ def _convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def convolve(x: Array, kernel: Array, strides: Tuple[int, int]) -> Array:
   """SAME 2-D convolution `[b, h, w, c]` x `[kh, kw, c, o]` -> `[b, h', w', o]`
-  whose backward pass first materialises the output cotangent.
+  whose backward pass first materialises the output cotangent (the XLA:CPU
+  formulation of `Conv`).
 
   Without that barrier XLA:CPU fuses the producer of the cotangent (e.g. the
   backward pass of the max-pool or GroupNorm that follows) into the operand
@@ -105,10 +121,13 @@ class Conv(nn.Module):
 
   The parameters and results of `flax.linen.Conv(features, kernel_size,
   strides, padding="SAME", use_bias)`: `kernel` `[kh, kw, in, features]`
-  (LeCun normal) and optional `bias` `[features]` (zeros). A stride-1
-  convolution of an input with 1 or 3 channels (`SHIFTED_SUM_CHANNELS`)
-  runs as a sum of shifted inputs times kernel rows (one elementwise loop),
-  every other one as `lax.conv_general_dilated`.
+  (LeCun normal) and optional `bias` `[features]` (zeros). On XLA:CPU it
+  is `convolve`: a stride-1 convolution of an input with 1 or 3 channels
+  (`SHIFTED_SUM_CHANNELS`) runs as a sum of shifted inputs times kernel
+  rows (one elementwise loop), every other one as
+  `lax.conv_general_dilated`, with a cotangent barrier in the backward
+  pass; on other backends it is `lax.conv_general_dilated` differentiated
+  by JAX.
 
   Attributes:
     features: output channels.
@@ -137,7 +156,10 @@ class Conv(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (*kernel_size, x.shape[-1], self.features))
     x, kernel = nn.dtypes.promote_dtype(x, kernel)
-    y = convolve(x, kernel, strides)
+    if _on_cpu():
+      y = convolve(x, kernel, strides)
+    else:
+      y = _lax_convolve(x, kernel, strides)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros_init(),
                          (self.features,)).astype(y.dtype)
@@ -182,7 +204,8 @@ def group_norm(x: Array, scale: Array, bias: Array, num_groups: int,
                epsilon: float) -> Array:
   """Group normalisation (Wu and He 2018) of `x` `[batch, ..., channels]`
   with per-channel `scale` and `bias` `[channels]` (see `GroupNorm`); same
-  shape and dtype as `x`, statistics in float32.
+  shape and dtype as `x`, statistics in float32. The XLA:CPU formulation
+  of `GroupNorm`; `group_norm_grouped` is the one of other backends.
 
   The backward pass is the closed form: one pass over `x` and the
   cotangent for the per-channel sums sum(dy) and sum(dy * x), one
@@ -232,6 +255,22 @@ def _group_norm_bwd(num_groups, epsilon, residuals, dy):
 group_norm.defvjp(_group_norm_fwd, _group_norm_bwd)
 
 
+def group_norm_grouped(x: Array, scale: Array, bias: Array, num_groups: int,
+                       epsilon: float) -> Array:
+  """`group_norm` in the formulation of `flax.linen.GroupNorm`: statistics
+  (float32, E[x^2] - E[x]^2) over a `[batch, ..., groups, group_size]`
+  view, differentiated by JAX. Same arguments, shape and dtype as
+  `group_norm`; the formulation of every backend but XLA:CPU."""
+  x32 = x.astype(jnp.float32)
+  grouped = x32.reshape(x.shape[:-1] + (num_groups, x.shape[-1] // num_groups))
+  axes = tuple(range(1, grouped.ndim - 2)) + (grouped.ndim - 1,)
+  mean = grouped.mean(axes, keepdims=True)
+  var = jnp.maximum(
+      jnp.square(grouped).mean(axes, keepdims=True) - jnp.square(mean), 0.0)
+  y = ((grouped - mean) * jax.lax.rsqrt(var + epsilon)).reshape(x.shape)
+  return (y * scale + bias).astype(x.dtype)
+
+
 class GroupNorm(nn.Module):
   """Group normalisation (Wu and He 2018, "Group Normalization") over
   `[batch, ..., channels]`.
@@ -240,8 +279,10 @@ class GroupNorm(nn.Module):
   epsilon=1e-6)`: statistics over every non-batch axis and the channels of
   a group, biased variance E[x^2] - E[x]^2, learned `scale` (ones) and
   `bias` (zeros) per channel. Statistics are computed in float32 as sums
-  per channel first, then per group, which XLA fuses into one pass; outputs
-  are in the dtype of `x`. The gradient is `group_norm`'s closed form.
+  per channel first, then per group, which XLA fuses into one pass, with
+  `group_norm`'s closed-form gradient on XLA:CPU, and as flax computes
+  them (`group_norm_grouped`) on other backends; outputs are in the dtype
+  of `x`.
 
   Attributes:
     num_groups: groups; must divide the channel count.
@@ -263,7 +304,8 @@ class GroupNorm(nn.Module):
                        f"divide the {channels} channels")
     scale = self.param("scale", nn.initializers.ones_init(), (channels,))
     bias = self.param("bias", nn.initializers.zeros_init(), (channels,))
-    return group_norm(x, scale, bias, self.num_groups, self.epsilon)
+    norm = group_norm if _on_cpu() else group_norm_grouped
+    return norm(x, scale, bias, self.num_groups, self.epsilon)
 
 
 def _window_view(x: Array, window: Tuple[int, int]) -> Array:
@@ -273,16 +315,13 @@ def _window_view(x: Array, window: Tuple[int, int]) -> Array:
   return x[:, :h - h % wh, :w - w % ww].reshape(b, h // wh, wh, w // ww, ww, c)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def max_pool(x: Array, window: Tuple[int, int]) -> Array:
   """Non-overlapping max-pooling (stride = window, VALID padding).
 
   The result and gradient of `flax.linen.max_pool(x, window,
   strides=window)`: the gradient of each window goes to its first maximum
-  in row-major order, as XLA's select-and-scatter does. The forward pass is
-  a reshape and a max over the window axes and the backward pass elementwise
-  selects, with no select-and-scatter or reduction, which XLA:CPU runs
-  faster (timings: benchmarks/RESULTS.md, "Notes moved out of code").
+  in row-major order, as XLA's select-and-scatter does. On XLA:CPU it is
+  `max_pool_windows`, elsewhere `nn.max_pool` itself.
 
   Args:
     x: `[batch, height, width, channels]`.
@@ -292,11 +331,23 @@ def max_pool(x: Array, window: Tuple[int, int]) -> Array:
     `[batch, height // wh, width // ww, channels]`; rows and columns left
     over at the bottom and right edges are dropped (VALID).
   """
+  window = tuple(window)
+  if _on_cpu():
+    return max_pool_windows(x, window)
+  return nn.max_pool(x, window, strides=window)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool_windows(x: Array, window: Tuple[int, int]) -> Array:
+  """`max_pool` (same arguments and result) as a reshape and a max over
+  the window axes, whose backward pass is elementwise selects, with no
+  select-and-scatter or reduction, which XLA:CPU runs faster (timings:
+  benchmarks/RESULTS.md, "Notes moved out of code")."""
   return _window_view(x, tuple(window)).max(axis=(2, 4))
 
 
 def _max_pool_fwd(x, window):
-  y = max_pool(x, window)
+  y = max_pool_windows(x, window)
   return y, (x, y)
 
 
@@ -320,4 +371,4 @@ def _max_pool_bwd(window, residuals, dy):
                        (0, 0))),)
 
 
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+max_pool_windows.defvjp(_max_pool_fwd, _max_pool_bwd)

@@ -56,7 +56,8 @@ class PatchTransformer(nn.Module):
     pooler: on the pooled CLS token (pool "cls"): "none", "dense_tanh"
       (`pooler`: Dense + tanh, BERT/ViT) or "layer_norm" (`pooler_norm`,
       CLIP's `post_layernorm`).
-    layer_norm_epsilon, activation: of the encoder (`TransformerEncoder`).
+    layer_norm_epsilon, activation, attention_implementation, remat: of
+      the encoder (`TransformerEncoder`).
   """
   patch_size: Sequence[int] = (4, 4)
   hidden_dim: int = 128
@@ -74,6 +75,8 @@ class PatchTransformer(nn.Module):
   pooler: Pooler = "none"
   layer_norm_epsilon: float = 1e-6
   activation: Activation = "gelu_tanh"
+  attention_implementation: str = "auto"
+  remat: str = "none"
 
   @nn.compact
   def __call__(self, grid: jnp.ndarray, *, train: bool) -> jnp.ndarray:
@@ -127,7 +130,9 @@ class PatchTransformer(nn.Module):
     x = TransformerEncoder(
         self.num_layers, self.num_heads, self.mlp_dim, self.dropout_rate,
         layer_norm_epsilon=self.layer_norm_epsilon, activation=self.activation,
-        final_norm=self.final_norm, name="encoder")(x, train=train)
+        final_norm=self.final_norm,
+        attention_implementation=self.attention_implementation,
+        remat=self.remat, name="encoder")(x, train=train)
     if self.pool == "all":
       return x
     if self.pool == "cls":

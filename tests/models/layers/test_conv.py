@@ -1,5 +1,7 @@
 """mmjax.models.layers.conv against the flax.linen layers it replaces:
-same parameters, outputs and gradients (float32)."""
+same parameters, outputs and gradients (float32), in the formulation of
+XLA:CPU and in that of the other backends (`backend.platform`
+monkeypatched: every test runs for both)."""
 
 import flax.linen as nn
 import jax
@@ -7,12 +9,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mmjax.models.layers import conv
+from mmjax.models.layers import backend, conv
 
 # Relative to the largest magnitude of each compared array. Measured max
 # 1.3e-6 (outputs and gradients, jax 0.10.2 CPU): the two compute the same
 # sums in a different order.
 RTOL = 1e-5
+
+
+@pytest.fixture(autouse=True, params=["cpu", "gpu"])
+def platform(request, monkeypatch):
+  """The backend the layers are traced for."""
+  monkeypatch.setattr(backend, "platform", lambda: request.param)
+  return request.param
 
 
 def _close(actual, expected):
@@ -126,3 +135,24 @@ def test_max_pool_other_window():
   grad = jax.grad(lambda x: jnp.sum(conv.max_pool(x, (3, 2)) ** 2))(x)
   ref = jax.grad(lambda x: jnp.sum(nn.max_pool(x, (3, 2), (3, 2)) ** 2))(x)
   np.testing.assert_array_equal(grad, ref)
+
+
+def _primitives(fn, *args):
+  return {str(e.primitive) for e in jax.make_jaxpr(fn)(*args).jaxpr.eqns}
+
+
+def test_each_backend_traces_its_own_formulation(platform):
+  """XLA:CPU: the custom-VJP formulations (the shifted-sum forward of a
+  1-channel conv has no convolution); other backends: lax's convolution and
+  reduce_window max-pooling, no custom VJP."""
+  x = jnp.ones((1, 4, 4, 1))
+  module = nn.Sequential([conv.Conv(2), conv.GroupNorm(num_groups=2),
+                          lambda y: conv.max_pool(y, (2, 2))])
+  params = module.init(jax.random.key(0), x)
+  used = _primitives(lambda p: module.apply(p, x), params)
+  if platform == "cpu":
+    assert "custom_vjp_call" in used and "conv_general_dilated" not in used
+    assert "reduce_window_max" not in used
+  else:
+    assert "custom_vjp_call" not in used
+    assert {"conv_general_dilated", "reduce_window_max"} <= used
