@@ -90,6 +90,13 @@ def training_recipe(c: ml_collections.ConfigDict) -> None:
   c.input = ml_collections.ConfigDict({"shuffle_buffer_size": 0,
                                        "cycle_length": 16})
   c.eval_batch_size = 200
+  # Evaluation input (mmjax.data.pipeline.eval_batches): a split whose
+  # preprocessed, padded batches take at most this many bytes per process
+  # (examples x bytes per preprocessed example) is cached in host memory
+  # after its first evaluation; a larger one streams, read and preprocessed
+  # again at every evaluation (every eval_every_steps). 0: always stream.
+  # Same metrics either way. Default 4 GiB per split.
+  c.eval_cache_max_bytes = 4 * 2**30
   c.eval_splits = ("train", "validation", "test")  # evaluated at the end
   c.num_train_steps = 1200
   c.log_every_steps = 50

@@ -15,6 +15,11 @@ that position. So 1 process and N processes train on the same batches, and
 resuming at step `s` (skipping `s * global_batch` positions) sees the same
 batches as an uninterrupted run.
 
+Evaluation (`eval_batches`) caches a split's preprocessed batches in host
+memory when they fit a budget (`config.eval_cache_max_bytes`, default
+`memory.EVAL_CACHE_MAX_BYTES`) and streams larger splits, read and
+preprocessed again at every evaluation; the batches are the same either way.
+
 A dataset whose examples may lack a modality has a feature `present`
 (`{modality: bool}`, e.g. `multimodal_manifest` of a manifest with empty
 cells); its batches then carry `present` (`{modality: float32 [batch]}`, 1.0
@@ -32,13 +37,16 @@ tokenizer", max_length=16)` for the tokenizer `emoji_image_text` prepares.
 
 import math
 import os
+import warnings
 from typing import Dict, Iterator, Mapping, Sequence, Tuple
 
+from absl import logging
 import jax
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from mmjax.data import memory
 from mmjax.data.pp import builder as pp_builder
 
 try:  # JAX owns the accelerators; tf.data runs on the host CPU only.
@@ -162,6 +170,19 @@ def _streaming_read(builder: tfds.core.DatasetBuilder, split: str, seed: int,
                             read_config=read_config)
 
 
+def _warn_if_too_large_for_memory(ds: tf.data.Dataset, num_examples: int):
+  """Warns when the in-memory shuffle's cache of `ds` (the whole decoded
+  split) would take more than half the host's memory."""
+  needed = memory.example_bytes(ds) * num_examples
+  if needed > memory.host_memory_bytes() // 2:
+    warnings.warn(
+        f"input.shuffle_buffer_size=0 caches the whole decoded training "
+        f"split in host memory: about {memory.format_bytes(needed)} of this "
+        f"host's {memory.format_bytes(memory.host_memory_bytes())}; set "
+        f"config.input.shuffle_buffer_size > 0 to stream it", ResourceWarning,
+        stacklevel=3)
+
+
 class TrainBatches:
   """Endless shuffled training batches of this process (numpy), from
   `train_batches`; an iterator whose position can be saved and restored
@@ -196,7 +217,9 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   Two ways to shuffle (`shuffle_buffer_size`):
   - 0, in memory: every process reads and caches the whole split and
     shuffles all of it with `seed` (a new order each epoch). For datasets
-    that fit in host memory; an exact uniform shuffle.
+    that fit in host memory; an exact uniform shuffle. Warns
+    (`ResourceWarning`) when the decoded split would take more than half
+    the host's memory (`memory.example_bytes` x examples).
   - > 0, streaming: nothing cached. The split's files are read in a new
     seeded order each epoch, `cycle_length` at a time (interleaved), through
     a shuffle buffer of `shuffle_buffer_size` examples (the host memory it
@@ -248,7 +271,9 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
                      f"in memory), got {shuffle_buffer_size}")
   local_batch = global_batch_size // count
   if shuffle_buffer_size == 0:
-    ds = _read(builder, split).cache()
+    ds = _read(builder, split)
+    _warn_if_too_large_for_memory(ds, builder.info.splits[split].num_examples)
+    ds = ds.cache()
     ds = ds.shuffle(int(ds.cardinality()), seed=seed,
                     reshuffle_each_iteration=True).repeat()
   else:
@@ -275,7 +300,9 @@ def train_batches(builder: tfds.core.DatasetBuilder, split: str, *,
 
 def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
                  modalities: Sequence[str], pp: Mapping[str, str],
-                 global_batch_size: int) -> Tuple[tf.data.Dataset, int]:
+                 global_batch_size: int,
+                 cache_max_bytes: int = memory.EVAL_CACHE_MAX_BYTES
+                 ) -> Tuple[tf.data.Dataset, int]:
   """Every example of `split` exactly once, padded to whole batches.
 
   Each process reads a contiguous share of the split (`_process_split`);
@@ -283,6 +310,19 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   match); padding examples have `mask == 0` and must be ignored by metrics.
   Random pp ops get seed 0 and the example's position in the split, so an
   example is preprocessed alike for any number of processes.
+
+  The preprocessed batches are cached in host memory by their first full
+  pass when this process's share of them (batches x local batch x bytes per
+  preprocessed example, `memory.example_bytes`) takes at most
+  `cache_max_bytes`; otherwise every pass reads and preprocesses the split
+  again (streaming: memory bounded by the prefetched batches). Both yield
+  the same batches in the same order. The choice is logged.
+
+  Args:
+    builder, split, modalities, pp: as in `train_batches`.
+    global_batch_size: examples per batch over all processes.
+    cache_max_bytes: the most bytes of this process's preprocessed batches
+      to cache (0: always stream).
 
   Returns:
     (dataset of `{modality: ..., "label": int32, "mask": float32}` local
@@ -297,8 +337,18 @@ def eval_batches(builder: tfds.core.DatasetBuilder, split: str, *,
   ds, offset = _process_split(builder, split)
   ds = ds.enumerate(start=offset).map(fn)
   ds = ds.map(lambda ex: {**ex, "mask": tf.constant(1.0)})
+  cache = False
+  if cache_max_bytes > 0:
+    needed = num_batches * local_batch * memory.example_bytes(ds)
+    cache = needed <= cache_max_bytes
+    logging.info("Evaluation split %r: %s of preprocessed batches per "
+                 "process, %s (limit %s).", split, memory.format_bytes(needed),
+                 "cached" if cache else "streamed at every evaluation",
+                 memory.format_bytes(cache_max_bytes))
   padding = ds.take(1).map(
       lambda ex: tf.nest.map_structure(tf.zeros_like, ex)).repeat()
   ds = ds.concatenate(padding).take(num_batches * local_batch)
-  ds = ds.batch(local_batch, drop_remainder=True).cache().prefetch(2)
-  return ds, num_batches
+  ds = ds.batch(local_batch, drop_remainder=True)
+  if cache:
+    ds = ds.cache()
+  return ds.prefetch(2), num_batches

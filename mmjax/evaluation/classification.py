@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from jax.sharding import Mesh
 
 from mmjax import parallel
-from mmjax.data import pipeline
+from mmjax.data import memory, pipeline
 from mmjax.train import metrics, steps, writers
 
 
@@ -26,7 +26,13 @@ class SplitEvaluator:
   """Evaluates a classifier's state on every example of the given splits,
   exactly once.
 
-  Each split's preprocessed batches are cached after the first pass.
+  Each split's preprocessed batches are cached in host memory by the first
+  pass when this process's share of them fits `config.eval_cache_max_bytes`
+  (`mmjax.data.pipeline.eval_batches`; default
+  `mmjax.data.memory.EVAL_CACHE_MAX_BYTES` for configs without the key);
+  a larger split streams: every evaluation of it (every `eval_every_steps`,
+  each robustness sweep point) reads and preprocesses it again. The
+  metrics are the same either way.
   """
 
   def __init__(self, builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict,
@@ -55,7 +61,9 @@ class SplitEvaluator:
           self._builder, split, modalities=self._config.modalities,
           pp=self._config.pp_eval,
           global_batch_size=parallel.padded_batch_size(
-              self._config.eval_batch_size))
+              self._config.eval_batch_size),
+          cache_max_bytes=self._config.get("eval_cache_max_bytes",
+                                           memory.EVAL_CACHE_MAX_BYTES))
     return self._datasets[split]
 
   def evaluate(self, state, split: str,

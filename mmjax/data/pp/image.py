@@ -57,3 +57,33 @@ def pad_to(height: int, width: int = None, mode: str = "center") -> Op:
                                tf.stack([offsets[1], room[1] - offsets[1]]),
                                tf.zeros([2], tf.int32)]))
   return op
+
+
+@OPS.register("random_resized_crop")
+def random_resized_crop(size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                        method: str = "bilinear") -> Op:
+  """A random window of `[h, w, c]` resized to `[size, size, c]` (float32):
+  the Inception crop (Szegedy et al. 2015, "Going deeper with
+  convolutions"; torchvision's `RandomResizedCrop`, big_vision's
+  `inception_crop`), the standard ImageNet / CLIP / ViT training
+  augmentation.
+
+  The window covers a fraction of the image's area drawn from `scale` and
+  has a width / height in `ratio` (`tf.image.
+  stateless_sample_distorted_bounding_box`, 100 tries; the whole image when
+  none fits).
+  """
+  def op(x, seed):
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(x), tf.zeros([1, 0, 4], tf.float32), seed,
+        min_object_covered=0.0, aspect_ratio_range=ratio, area_range=scale,
+        use_image_if_no_bounding_boxes=True)
+    window = tf.slice(x, begin, crop_size)
+    return tf.image.resize(window, (size, size), method=method)
+  return op
+
+
+@OPS.register("random_flip")
+def random_flip() -> Op:
+  """Flips `[h, w, c]` left-right with probability 1/2."""
+  return lambda x, seed: tf.image.stateless_random_flip_left_right(x, seed)

@@ -46,3 +46,33 @@ def test_pad_to_places_the_image_whole_on_a_zero_canvas():
 def test_resize():
   out = run("resize(14)", np.ones((28, 28, 1), np.float32))
   assert out.shape == (14, 14, 1)
+
+
+def test_random_resized_crop_is_a_seeded_window_of_the_image():
+  # Pixel value = 1000 * row + column: a window's top-left pixel says where.
+  rows, cols = np.mgrid[0:64, 0:48]
+  img = (1000 * rows + cols).astype(np.float32)[..., None]
+  spec = "random_resized_crop(16, scale=(0.2, 0.5), method='nearest')"
+  outs = [run(spec, img, tf.constant([s, 3], tf.int64)) for s in range(20)]
+  for out in outs:
+    assert out.shape == (16, 16, 1) and out.dtype == np.float32
+    top, left = divmod(int(out[0, 0, 0]), 1000)
+    bottom, right = divmod(int(out[-1, -1, 0]), 1000)
+    # Nearest-neighbour samples lie inside the window, on a 16-pixel grid.
+    height, width = bottom - top + 1, right - left + 1
+    area = height * width / (64 * 48)
+    assert 0.2 * 0.75 < area < 0.5 * 1.25, (top, left, bottom, right)
+  assert len({o[0, 0, 0] for o in outs}) > 10  # windows differ by seed
+  np.testing.assert_array_equal(run(spec, img, tf.constant([5, 3], tf.int64)),
+                                outs[5])
+
+
+def test_random_flip_flips_left_right_about_half_the_time():
+  img = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
+  flipped = 0
+  for s in range(40):
+    out = run("random_flip", img, tf.constant([s, 0], tf.int64))
+    if not np.array_equal(out, img):
+      np.testing.assert_array_equal(out, img[:, ::-1])
+      flipped += 1
+  assert 10 <= flipped <= 30
