@@ -193,37 +193,56 @@ def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
 
 
 # The longest test files, longest first (their summed test durations in a
-# full `-n 2 --dist loadfile` run, 2026-12-06): pytest-xdist's loadfile hands
-# files out in collection order, so a long file started last would run alone
-# at the end of the suite; longest-first leaves only short files for the end.
+# full `-n 2 --dist loadfile` run, 2026-12-06, after issue 30): pytest-xdist's
+# loadfile hands files out in this order (see `pytest_configure`), so a long
+# file started last would run alone at the end of the suite; longest-first
+# leaves only short files for the end.
 SLOW_FIRST = (
-    "tests/test_configs.py",  # 146 s
-    "tests/models/test_fusion_contract.py",  # 125 s
-    "tests/models/test_encoder_contract.py",  # 111 s
-    "tests/test_kill_resume.py",  # 96 s
-    "tests/evaluation/test_robustness.py",  # 93 s
-    "tests/test_predict.py",  # 85 s
-    "tests/test_parallel.py",  # 83 s
-    "tests/export/test_export.py",  # 81 s
-    "tests/train/test_contrastive.py",  # 80 s
-    "tests/test_workdir.py",  # 76 s
-    "tests/test_distributed.py",  # 60 s
-    "tests/train/test_loop.py",  # 34 s
-    "tests/test_launch.py",  # 33 s
-    "tests/test_fusion_layer_example.py",  # 26 s
-    "tests/test_incomplete_manifest_example.py",  # 26 s
-    "tests/pretrained/test_clip_docs.py",  # 25 s
-    "tests/models/encoders/test_text_baselines.py",  # 24 s
+    "tests/test_configs.py",  # 163 s
+    "tests/models/test_fusion_contract.py",  # 121 s
+    "tests/models/test_encoder_contract.py",  # 106 s
+    "tests/test_kill_resume.py",  # 90 s
+    "tests/export/test_export.py",  # 72 s
+    "tests/test_parallel.py",  # 70 s
+    "tests/test_predict.py",  # 69 s
+    "tests/evaluation/test_robustness.py",  # 66 s
+    "tests/test_distributed.py",  # 64 s
+    "tests/train/test_contrastive.py",  # 62 s
+    "tests/test_workdir.py",  # 55 s
+    "tests/test_launch.py",  # 38 s
+    "tests/train/test_loop.py",  # 35 s
+    "tests/test_incomplete_manifest_example.py",  # 32 s
+    "tests/test_fusion_layer_example.py",  # 29 s
+    "tests/models/encoders/test_text_baselines.py",  # 26 s
     "tests/test_pp_op_example.py",  # 24 s
-    "tests/test_encoder_example.py",  # 22 s
-    "tests/models/test_multimodal.py",  # 21 s
-    "tests/test_dataset_example.py",  # 20 s
-    "tests/models/fusion/test_attention_fusion.py",  # 20 s
-    "tests/models/encoders/test_encoders.py",  # 19 s
-    "tests/models/layers/test_conv.py",  # 19 s
-    "tests/pretrained/test_clip_cli.py",  # 18 s
-    "tests/train/test_loop_failures.py",  # 14 s
+    "tests/models/layers/test_conv.py",  # 22 s
+    "tests/models/encoders/test_encoders.py",  # 20 s
+    "tests/models/test_multimodal.py",  # 20 s
+    "tests/pretrained/test_clip_cli.py",  # 19 s
+    "tests/test_encoder_example.py",  # 18 s
+    "tests/models/fusion/test_attention_fusion.py",  # 17 s
+    "tests/models/encoders/test_text.py",  # 17 s
+    "tests/pretrained/test_parity.py",  # 16 s
+    "tests/pretrained/test_clip_docs.py",  # 15 s
+    "tests/data/builders/test_emoji.py",  # 14 s
+    "tests/train/test_remote_paths.py",  # 13 s
+    "tests/models/encoders/test_video.py",  # 13 s
+    "tests/test_dataset_example.py",  # 13 s
+    "tests/train/test_loop_failures.py",  # 13 s
+    "tests/models/encoders/test_whisper.py",  # 13 s
+    "tests/analysis/test_corruptions.py",  # 12 s
+    "tests/test_launch_config_data_errors.py",  # 12 s
+    "tests/pretrained/test_init_from.py",  # 12 s
+    "tests/test_docs.py",  # 11 s
+    "tests/pretrained/test_clip_model.py",  # 10 s
 )
+
+
+def pytest_configure(config):
+  # pytest-xdist (3.6 and later) reorders loadfile's files by their number of
+  # tests unless told not to, which would undo SLOW_FIRST's order.
+  if hasattr(config.option, "loadscopereorder"):
+    config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
