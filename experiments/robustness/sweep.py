@@ -69,4 +69,9 @@ VARIANTS = {
 UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200",
             "audio_only+cmvn+spec_augment@1200")
 
-PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
+PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS},
+             # Seeds 1 and 2 of the same folds (seed 0 is "loso"): the
+             # spread a seed gives, run for the default recipe and image
+             # only (issue 28: `--only 'loso_seed*/*/image_only@1200'`).
+             **{f"loso_seed{k}": {s: {"data.test_speakers": (s,), "seed": k}
+                                  for s in SPEAKERS} for k in (1, 2)}}
