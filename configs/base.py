@@ -125,7 +125,8 @@ def modality_balancing(c: ml_collections.ConfigDict) -> None:
   """Adds the keys of the training against modality laziness
   (`mmjax.train.balancing`), all off: per-modality dropout probabilities for
   `c.modalities`, the weight of the unimodal auxiliary losses (> 0 adds a
-  classifier head per modality), and gradient modulation (OGM-GE)."""
+  classifier head per modality), and gradient modulation (OGM-GE); and
+  those of `corrupted_modality_training`."""
   c.modality_dropout = ml_collections.ConfigDict(
       {m: 0.0 for m in c.modalities})
   c.aux_loss_weight = 0.0
@@ -135,6 +136,22 @@ def modality_balancing(c: ml_collections.ConfigDict) -> None:
       "noise": True,  # GE: Gaussian noise of the gradient's std
       "end_step": -1,  # modulate while step < end_step; -1: every step
   })
+  corrupted_modality_training(c)
+
+
+def corrupted_modality_training(c: ml_collections.ConfigDict) -> None:
+  """Adds the keys of the training for a corrupted modality
+  (`mmjax.train.corruption_training`), off: the fraction of examples with
+  one modality corrupted and the corruption families a recipe may train
+  with (names in `mmjax.analysis.corruptions.CORRUPTIONS`; every other
+  family is held out, for evaluation only: `--mode=robustness` reports the
+  two groups apart), and the reliability heads' loss weight (> 0 adds a
+  learned per-example "drop this modality" decision) and threshold (the
+  probability of a clean input below which a modality is dropped)."""
+  c.corruption_augmentation = ml_collections.ConfigDict(
+      {"probability": 0.0, "families": ()})
+  c.reliability = ml_collections.ConfigDict(
+      {"loss_weight": 0.0, "threshold": 0.5})
 
 
 def text_encoder_sizes(vocab_size: int, max_length: int) -> dict:

@@ -8,7 +8,7 @@ checks of one objective are its `Objective.check_config` (`mmjax.objectives`).
 import ml_collections
 
 from mmjax.data.pp import builder as pp_builder
-from mmjax.train import balancing, steps
+from mmjax.train import balancing, corruption_training, steps
 
 
 def check(config: ml_collections.ConfigDict) -> None:
@@ -47,6 +47,7 @@ def check(config: ml_collections.ConfigDict) -> None:
   steps.check_train_dtype(config.dtype)
   _check_grad_accum(config)
   balancing.check_config(config)
+  corruption_training.check_config(config)
 
 
 def _check_grad_accum(config: ml_collections.ConfigDict) -> None:

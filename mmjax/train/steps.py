@@ -17,7 +17,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mmjax import parallel
-from mmjax.train import balancing, losses, metrics
+from mmjax.train import balancing, corruption_training, losses, metrics
 from mmjax.train.state import TrainState
 
 Batch = Mapping[str, jax.Array]
@@ -95,7 +95,9 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
                     aux_loss_weight: float = 0.0,
                     gradient_modulation: Optional[Mapping] = None,
                     state_sharding: Any = None,
-                    grad_accum_steps: int = 1) -> Callable[
+                    grad_accum_steps: int = 1,
+                    corruption_augmentation: Optional[Mapping] = None,
+                    reliability_loss_weight: float = 0.0) -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
@@ -164,6 +166,16 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   by its OGM-GE coefficient (logged as `ogm_coefficient_<modality>`) while
   `step < end_step` (always when `end_step` < 0).
 
+  Training for a corrupted modality (`mmjax.train.corruption_training`;
+  off by default): `corruption_augmentation` (`{"probability", "families":
+  names in mmjax.analysis.corruptions.CORRUPTIONS}`) corrupts one modality
+  of that fraction of the examples (rng stream 4 of the step's key) before
+  the forward pass, the labels unchanged; `reliability_loss_weight` > 0 adds
+  that weight times each reliability head's binary cross-entropy (clean vs
+  corrupted) that the model sows into "reliability" (logged as
+  `reliability_loss_<modality>`; weighted per micro-batch as the auxiliary
+  losses).
+
   Incomplete data: a batch's `present` (`{modality: float32 [batch]}`, the
   modalities each example has, `mmjax.data.pipeline`) is the model's
   presence mask; modality dropout treats a modality an example lacks as
@@ -172,7 +184,8 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
 
   Raises:
     ValueError: for a `dtype` outside `TRAIN_DTYPES` (float16 included),
-      `grad_accum_steps` < 1, an unknown gradient_modulation name, or what
+      `grad_accum_steps` < 1, an unknown gradient_modulation name, an
+      unknown corruption family, or what
       `loss` raises for the modalities; when traced, for a global batch not
       divisible by `grad_accum_steps` times the mesh's device count.
   """
@@ -191,6 +204,12 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
     raise ValueError(f"gradient_modulation.name must be one of "
                      f"{balancing.GRADIENT_MODULATIONS}, got {modulation['name']!r}")
 
+  augmentation = dict(corruption_augmentation or {})
+  families = corruption_training.families_by_modality(
+      augmentation.get("families", ()))
+  families = {m: f for m, f in families.items() if m in modalities}
+  probability = float(augmentation.get("probability", 0.0))
+
   def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(jax.random.key(seed), state.step)
     rngs = {"dropout": jax.random.fold_in(rng, 0),
@@ -203,13 +222,18 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
       present = balancing.sample_presence(
           jax.random.fold_in(rng, 2), batch["label"].shape[0],
           tuple(modalities), dropout, available)
+    corrupted = {}
+    if families and probability > 0:
+      batch, corrupted = corruption_training.corrupt_batch(
+          jax.random.fold_in(rng, 4), batch, families, probability, available)
 
-    def loss_fn(params, batch, available, present, rngs, aux_weights):
+    def loss_fn(params, batch, available, present, corrupted, rngs,
+                aux_weights):
       variables = state.variables(cast_floating(params, compute_dtype))
       inputs = cast_floating(dict(batch), compute_dtype)
       outputs, updates = state.apply_fn(
           variables, inputs, present, train=True, rngs=rngs,
-          mutable=["batch_stats", "losses", "modality_logits"])
+          mutable=["batch_stats", "losses", "modality_logits", "reliability"])
       outputs = cast_floating(outputs, jnp.float32)
       updates = cast_floating(updates, jnp.float32)
       loss, objective_metrics = objective_loss(outputs, batch)
@@ -223,17 +247,28 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
              for m, v in aux.items()}
       if aux and aux_loss_weight > 0:
         extra = extra + aux_loss_weight * sum(aux.values())
+      reliability = corruption_training.reliability_losses(
+          {m: v[0] for m, v in updates.get("reliability", {}).items()},
+          corrupted, available)
+      reliability = {m: v * aux_weights[m] if m in aux_weights else v
+                     for m, v in reliability.items()}
+      if reliability and reliability_loss_weight > 0:
+        extra = extra + reliability_loss_weight * sum(reliability.values())
       return loss + extra, (objective_metrics, updates.get("batch_stats", {}),
-                            loss, modality_logits, aux)
+                            loss, modality_logits, aux, reliability)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if k == 1:
-      (_, (objective_metrics, batch_stats, loss, modality_logits, aux)), grads = (
-          grad_fn(state.params, batch, available, present, rngs, {}))
+      (_, outputs), grads = grad_fn(state.params, batch, available, present,
+                                    corrupted, rngs, {})
     else:
-      grads, (objective_metrics, batch_stats, loss, modality_logits, aux) = (
-          accumulate(grad_fn, state.params, batch, available, present, rngs))
+      grads, outputs = accumulate(grad_fn, state.params, batch, available,
+                                  present, corrupted, rngs)
+    (objective_metrics, batch_stats, loss, modality_logits, aux,
+     reliability) = outputs
     step_metrics = {f"aux_loss_{m}": v for m, v in aux.items()}
+    step_metrics.update({f"reliability_loss_{m}": v
+                         for m, v in reliability.items()})
     if modulation["name"] == "ogm_ge" and modality_logits:
       coefficients = balancing.ogm_ge_coefficients(
           balancing.modality_scores(modality_logits, batch["label"],
@@ -262,7 +297,8 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
     })
     return new_state, step_metrics
 
-  def accumulate(grad_fn, params, batch, available, present, rngs):
+  def accumulate(grad_fn, params, batch, available, present, corrupted,
+                 rngs):
     """The mean gradient and outputs of `grad_fn` over the k micro-batches
     (modality logits re-joined into the global batch's order)."""
     size = batch["label"].shape[0]
@@ -279,22 +315,25 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
               for m, a in (available or {}).items()}
 
     def body(grad_sum, xs):
-      i, micro, micro_available, micro_present = xs
+      i, micro, micro_available, micro_present, micro_corrupted = xs
       micro_rngs = {n: jax.random.fold_in(r, i) for n, r in rngs.items()}
       weights = {m: k * (a > 0.5).sum() / counts[m]
                  for m, a in (micro_available or {}).items()}
       (_, outputs), grads = grad_fn(params, micro, micro_available,
-                                    micro_present, micro_rngs, weights)
+                                    micro_present, micro_corrupted,
+                                    micro_rngs, weights)
       return jax.tree.map(jnp.add, grad_sum, grads), outputs
 
     grad_sum, outputs = jax.lax.scan(
         body, jax.tree.map(jnp.zeros_like, params),
-        (jnp.arange(k), split(dict(batch)), split(available), split(present)))
-    objective_metrics, batch_stats, loss, modality_logits, aux = outputs
+        (jnp.arange(k), split(dict(batch)), split(available), split(present),
+         split(corrupted)))
+    (objective_metrics, batch_stats, loss, modality_logits, aux,
+     reliability) = outputs
     mean = lambda tree: jax.tree.map(lambda x: x.mean(0), tree)
     return jax.tree.map(lambda g: g / k, grad_sum), (
         mean(objective_metrics), mean(batch_stats), mean(loss),
-        join(modality_logits), mean(aux))
+        join(modality_logits), mean(aux), mean(reliability))
 
   replicated = parallel.replicated(mesh)
   state_sharding = replicated if state_sharding is None else state_sharding
@@ -312,7 +351,8 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
   `mmjax.objectives.Objective`) and every option read from an experiment
   config (seed, label_smoothing, dtype, modalities, modality_dropout,
   aux_loss_weight, gradient_modulation, grad_accum_steps: 1 when absent,
-  as in configs from before the key)."""
+  as in configs from before the key; corruption_augmentation and
+  reliability.loss_weight: off when absent)."""
   return make_train_step(
       mesh, loss=objective.loss, seed=config.seed,
       label_smoothing=config.label_smoothing,
@@ -321,7 +361,10 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
       aux_loss_weight=config.aux_loss_weight,
       gradient_modulation=config.gradient_modulation,
       state_sharding=state_sharding,
-      grad_accum_steps=config.get("grad_accum_steps", 1))
+      grad_accum_steps=config.get("grad_accum_steps", 1),
+      corruption_augmentation=config.get("corruption_augmentation"),
+      reliability_loss_weight=(config.get("reliability") or {}).get(
+          "loss_weight", 0.0))
 
 
 def subset_code(present: Mapping[str, jax.Array]) -> jax.Array:
