@@ -184,7 +184,8 @@ def test_occlusion_rejects_bad_inputs():
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
 def test_registry_runs_under_jit_and_clean_level_is_identity(name):
   corruption = CORRUPTIONS[name]
-  x = _waveforms(batch=4) if corruption.modality == "audio" else _images()
+  # The sweep tests' input: they reuse the traced compilation.
+  x = _sweep_input(corruption.modality)
   assert corruption.sweep_levels[0] == corruption.clean_level
   assert len(corruption.sweep_levels) == len(corruption.levels) + 1
   jitted = jax.jit(corruption.apply, static_argnums=2)
@@ -280,17 +281,12 @@ def _sweep_input(modality):
   return jnp.asarray(tones.sum(axis=1), jnp.float32)
 
 
-@functools.lru_cache(maxsize=None)
-def _sweep(name):
-  """jitted `(rng, x, levels [n]) -> [n, *x.shape]`, level traced."""
-  return jax.jit(jax.vmap(CORRUPTIONS[name].apply, in_axes=(None, None, 0)))
-
-
 def _run_sweep(name, x, levels, seed=30):
-  # Always six levels (a sweep's), so that tests share the compiled sweep.
-  assert len(levels) == 6
-  levels = jnp.asarray(levels, jnp.float32)
-  return np.asarray(_sweep(name)(jax.random.key(seed), x, levels))
+  """`[len(levels), *x.shape]`: jitted `apply` at each level, traced (one
+  compilation per family and input shape, shared with the registry test)."""
+  fn = jax.jit(CORRUPTIONS[name].apply)
+  return np.stack([np.asarray(fn(jax.random.key(seed), x, float(level)))
+                   for level in levels])
 
 
 @pytest.mark.parametrize("name", sorted(CORRUPTIONS))
