@@ -192,7 +192,8 @@ def reverberate(rng: jax.Array, waveform: jax.Array, rt60: float,
   tail = jax.random.normal(rng, (batch, samples)) * jnp.power(
       10.0, -3.0 * t / rt_safe)
   tail = tail.at[:, 0].set(0.0)
-  energy = jnp.sum(jnp.square(tail), axis=-1, keepdims=True)
+  energy = jnp.maximum(jnp.sum(jnp.square(tail), axis=-1, keepdims=True),
+                       1e-30)
   tail = tail * jnp.sqrt(rt / REVERB_REFERENCE_RT60 / energy)
   response = tail.at[:, 0].set(1.0)
   n_fft = 1 << (2 * samples - 1).bit_length()

@@ -31,11 +31,13 @@ class Corruption:
 
   Attributes:
     modality: the input it corrupts, "audio" or "image".
-    apply: `apply(rng, x, level) -> x`, one of the functions above.
+    apply: `apply(rng, x, level) -> x`, a function of `image_corruptions`
+      or `audio_corruptions`; `level` may be a traced float32 scalar.
     levels: the corrupted levels, mild to severe (the clean level excluded).
     unit: what a level measures, e.g. "SNR dB".
     clean_level: the level at which `apply` is the identity, first in a
-      sweep: +inf for SNR levels, 0.0 for noise std and occluded fraction.
+      sweep: +inf for SNR levels, 0.0 for noise std and occluded fraction,
+      1.0 for a contrast factor, and so on.
   """
   modality: str
   apply: Callable[..., jax.Array]

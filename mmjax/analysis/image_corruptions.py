@@ -8,8 +8,9 @@ ImageNet's 224x224. Every function takes float images `[batch, height,
 width, channels]` with values in [0, 1] and returns the same shape and dtype
 in [0, 1]; it runs under `jax.jit` with the level a Python float or a traced
 float32 scalar (no shape or control flow depends on it). A Python level out
-of range raises ValueError; a traced one is clipped to the range (not
-checked). Random draws come from the `rng` key only.
+of range raises ValueError; the ImageNet-C families clip a traced one to
+their range (it cannot be checked). Random draws come from the `rng` key
+only; deterministic families ignore it.
 """
 
 import jax
@@ -129,9 +130,9 @@ def _poisson(rng: jax.Array, mean: jax.Array) -> jax.Array:
   P(N <= k) is below one uniform draw, the CDF summed over a fixed 210
   terms in a loop of static length: unlike `jax.random.poisson`'s rejection
   loops it compiles fast and costs the same for every level. Exact up to
-  float32 rounding of the CDF and the uniform draw's cap (a shift of the
-  upper 1.2e-4 tail by at most a count); counts are capped at 210
-  (probability < 1e-20 at mean 100).
+  float32 rounding of the CDF and the cap on the uniform draw (which moves
+  at most 1.2e-4 of the probability); counts are capped at 210 (probability
+  < 1e-20 at mean 100).
   """
   # Below 1 - 2^-13: the float32 CDF may sum to 1 - 1e-6, and a draw above
   # it would count every term.
