@@ -40,6 +40,19 @@ _ENCODER_OVERRIDES = {
 }
 
 
+# The corruption families a recipe may train with (corruption augmentation,
+# `config.corruption_augmentation`); every other family of
+# mmjax.analysis.corruptions is held out, for evaluation only. Of each kind
+# of ImageNet-C family (noise, blur, digital) and of the audio ones, some
+# are trained with and some held out: the held-out ones measure whether a
+# recipe survives corruptions it never saw.
+CORRUPTION_TRAIN_FAMILIES = (
+    "image_gaussian_noise", "image_defocus_blur", "image_contrast",
+    "image_jpeg", "image_occlusion",
+    "audio_white_noise", "audio_babble_noise", "audio_clipping",
+    "audio_time_mask")
+
+
 def encoder_config(name: str) -> ml_collections.ConfigDict:
   """The registered encoder's defaults with this dataset's sizes."""
   return module_config(ENCODERS, name, **_ENCODER_OVERRIDES.get(name, {}))
@@ -108,6 +121,7 @@ def get_config(arg: Optional[str] = None) -> ml_collections.ConfigDict:
     audio.normalization = "band"
     audio.freq_masks = 2
     audio.time_masks = 2
+  c.corruption_augmentation.families = CORRUPTION_TRAIN_FAMILIES
   c.num_train_steps = 1200
   c.optimizer.warmup_steps = 50
   c.eval_every_steps = 400

@@ -69,3 +69,14 @@ AUDIO_DROPOUT_HIGH = {
     "modality_dropout.image": 0.3,
     "modality_dropout.audio": 0.5,
 }
+
+# Today's default recipe of configs/av_digits.py at 1,200 steps, spelled out.
+DEFAULT = {**AUDIO_DROPOUT_HIGH, **AUX_HEADS, **CMVN, **SPEC_AUGMENT, **LONG}
+
+# Against a corrupted modality (issue 32): half the examples get one
+# modality corrupted by a train-time family of configs/av_digits.py
+# (CORRUPTION_TRAIN_FAMILIES) at a random severity; the other families are
+# held out. RELIABILITY adds the learned per-example "drop this modality"
+# decision (mmjax.train.corruption_training).
+CORRUPTION_AUGMENTATION = {"corruption_augmentation.probability": 0.5}
+RELIABILITY = {"reliability.loss_weight": 1.0}

@@ -65,6 +65,13 @@ VARIANTS = {
     "audio_only+cmvn+spec_augment@1200": ("", {
         **recipes.PLAIN, **recipes.CMVN, **recipes.SPEC_AUGMENT,
         **recipes.LONG, "modalities": ("audio",)}),
+    # Against a corrupted modality (issue 32): the default with corruption
+    # augmentation and the learned drop decision, chosen on the validation
+    # speaker (experiments/robustness_selection).
+    "early_fusion+audio_dropout_high+cmvn+spec_augment+corruption_augmentation+reliability@1200": (
+        "fusion=early_fusion", {**recipes.DEFAULT,
+                                **recipes.CORRUPTION_AUGMENTATION,
+                                **recipes.RELIABILITY}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200",
             "audio_only+cmvn+spec_augment@1200")
@@ -74,4 +81,7 @@ PROTOCOLS = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS},
              # spread a seed gives, run for the default recipe and image
              # only (issue 28: `--only 'loso_seed*/*/image_only@1200'`).
              **{f"loso_seed{k}": {s: {"data.test_speakers": (s,), "seed": k}
-                                  for s in SPEAKERS} for k in (1, 2)}}
+                                  for s in SPEAKERS} for k in (1, 2)},
+             # The official split (known speakers), for the corruption
+             # sweep of issue 32: `--only 'official/*/<variant>'`.
+             "official": {"official": {}}}

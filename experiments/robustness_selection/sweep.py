@@ -61,6 +61,16 @@ VARIANTS = {
     "audio_dropout_high_aux_cmvn_spec_augment_long": ("", {
         **recipes.PLAIN, **recipes.AUDIO_DROPOUT_HIGH, **recipes.AUX_HEADS,
         **recipes.CMVN, **recipes.SPEC_AUGMENT, **recipes.LONG}),
+    # Against a corrupted modality (issue 32), on top of the default recipe
+    # (the variant above): corruption augmentation of one modality at a
+    # time, alone and with the learned drop decision. Compared with
+    # `launch.py --mode=robustness` on the validation speaker (RESULTS.md).
+    "default+corruption_augmentation": ("", {
+        **recipes.PLAIN, **recipes.DEFAULT,
+        **recipes.CORRUPTION_AUGMENTATION}),
+    "default+corruption_augmentation+reliability": ("", {
+        **recipes.PLAIN, **recipes.DEFAULT,
+        **recipes.CORRUPTION_AUGMENTATION, **recipes.RELIABILITY}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only_long",
             "audio_only_cmvn_long")
