@@ -206,7 +206,8 @@ def test_train_step_corrupts_inputs_and_trains_the_reliability_heads():
     ({"corruption_augmentation.families": ("image_fog",)},
      "corruption_augmentation.families"),
     ({"corruption_augmentation.families": ("image_occlusion",),
-      "modalities": ("audio",)}, "corruption_augmentation.families"),
+      "modalities": ("audio",), "reliability.loss_weight": 0.0},
+     "corruption_augmentation.families"),
     ({"corruption_augmentation.families": ()},
      "corruption_augmentation.families"),
     ({"corruption_augmentation.probability": 0.0},
@@ -217,6 +218,15 @@ def test_train_step_corrupts_inputs_and_trains_the_reliability_heads():
 def test_check_config_names_the_key(overrides, key):
   with pytest.raises(ValueError, match=key.replace(".", r"\.")):
     config_checks.check(_tiny_config(**overrides))
+
+
+def test_families_of_other_modalities_are_ignored():
+  # An audio-only baseline keeps the experiment's list of families.
+  config = _tiny_config(**{"modalities": ("audio",),
+                           "corruption_augmentation.probability": 0.5,
+                           "reliability.loss_weight": 0.0})
+  config.corruption_augmentation.families = av_digits.CORRUPTION_TRAIN_FAMILIES
+  config_checks.check(config)
 
 
 def test_registered_families_cover_both_modalities():
