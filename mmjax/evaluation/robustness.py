@@ -69,6 +69,24 @@ def _corrupt_fn(corruption: corruptions_lib.Corruption):
   return jax.jit(corrupt)
 
 
+def selected_corruptions(corruptions: Optional[Sequence[str]],
+                         modalities: Sequence[str]) -> List[str]:
+  """The names of `corruptions` (None: all of `CORRUPTIONS`) that corrupt
+  one of `modalities`, in `CORRUPTIONS`' order.
+
+  Raises:
+    ValueError: for a name not in `CORRUPTIONS` (the message lists them).
+  """
+  if corruptions is None:
+    corruptions = tuple(corruptions_lib.CORRUPTIONS)
+  unknown = sorted(set(corruptions) - set(corruptions_lib.CORRUPTIONS))
+  if unknown:
+    raise ValueError(f"unknown corruption(s) {unknown}; known: "
+                     f"{sorted(corruptions_lib.CORRUPTIONS)}")
+  return [name for name, c in corruptions_lib.CORRUPTIONS.items()
+          if name in corruptions and c.modality in modalities]
+
+
 def train_families(config: ml_collections.ConfigDict) -> frozenset:
   """The corruption families `config` trains with (corruption augmentation).
 
@@ -193,7 +211,8 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
       or a unimodal workdir no robustness.json.
     ValueError: when the checkpoint does not match the config's model, for
       an unknown corruption name (the message lists the known ones), a
-      unimodal workdir of more than one modality, or for
+      unimodal workdir of more than one modality or analysed on another
+      split than `config.eval_splits[-1]`, or for
       config.objective other than "classification" (every measure here is
       a classifier's accuracy).
   """
@@ -205,17 +224,18 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
         f"not supported (its evaluation is --mode=evaluate: retrieval and "
         f"zero-shot metrics)")
   workdir = epath.Path(workdir)
-  if corruptions is None:
-    corruptions = tuple(corruptions_lib.CORRUPTIONS)
-  unknown = sorted(set(corruptions) - set(corruptions_lib.CORRUPTIONS))
-  if unknown:
-    raise ValueError(f"unknown corruption(s) {unknown}; known: "
-                     f"{sorted(corruptions_lib.CORRUPTIONS)}")
-  reference = _load_reference(reference_workdir) if reference_workdir else None
+  modalities = tuple(config.modalities)
+  corruptions = selected_corruptions(corruptions, modalities)
+  reference = load_latest_result(reference_workdir) if reference_workdir else None
+  test_split = config.eval_splits[-1]
   unimodal = {}
   for unimodal_workdir in unimodal_workdirs:
-    loaded = _load_reference(unimodal_workdir)
+    loaded = load_latest_result(unimodal_workdir, "unimodal workdir")
     modality = _single_modality(loaded, unimodal_workdir)
+    if loaded["test_split"] != test_split:
+      raise ValueError(
+          f"--unimodal_workdirs: {unimodal_workdir} was analysed on split "
+          f"{loaded['test_split']!r}, this run on {test_split!r}")
     unimodal[f"{modality} only: {epath.Path(unimodal_workdir).name}"] = {
         "workdir": str(unimodal_workdir), "modality": modality,
         "clean_accuracy":
@@ -226,8 +246,6 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
   _, state, manager, evaluator, step = restore.restore_for_evaluation(
       config, workdir, objective)
   manager.close()
-  modalities = tuple(config.modalities)
-  test_split = config.eval_splits[-1]
 
   subsets = {}
   for split in config.eval_splits:
@@ -243,9 +261,8 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
         [n for n in modalities if n != m])] for m in modalities}
 
   curves = {}
-  for name, corruption in corruptions_lib.CORRUPTIONS.items():
-    if name not in corruptions or corruption.modality not in modalities:
-      continue
+  for name in corruptions:
+    corruption = corruptions_lib.CORRUPTIONS[name]
     corrupt = _corrupt_fn(corruption)
     accuracies = [full] + [
         evaluator.evaluate(state, test_split, corrupt=functools.partial(
@@ -297,11 +314,14 @@ def plot_curves(name: str, result: Dict, path: epath.PathLike,
   """corruptions.png of `result` (a robustness.json): per family the model
   `name`, the model with the corrupted modality marked missing (flat), the
   reference curves `{label: {family: curve}}` and the unimodal runs of
-  result["unimodal"]; held-out families marked in the titles. Returns
+  result["unimodal"], for the families of `result`; held-out families marked
+  in the titles. Returns
   `plots.corruption_curves`'s `{family: [line labels]}`."""
   curves = result["corruptions"]
   missing = f"{name}, corrupted modality marked missing"
-  models = {name: curves, **(reference_curves or {})}
+  models = {name: curves}
+  for label, reference in (reference_curves or {}).items():
+    models[label] = {f: c for f, c in reference.items() if f in curves}
   flat = {missing: {f: c["missing_accuracy"] for f, c in curves.items()
                     if "missing_accuracy" in c}}
   for label, run in result.get("unimodal", {}).items():
@@ -321,7 +341,14 @@ def _output_number(folder: epath.Path) -> int:
   return int(match.group(1)) if match else 0
 
 
-def _load_reference(reference_workdir: epath.PathLike) -> Dict:
+def load_latest_result(reference_workdir: epath.PathLike,
+                       what: str = "reference workdir") -> Dict:
+  """The robustness.json of `reference_workdir`'s latest analysis by this
+  module (`robustness[-N]/`).
+
+  Raises:
+    FileNotFoundError: when it has none (the message names it as `what`).
+  """
   # Oldest first, by modification time (whole seconds on every epath
   # backend), then by the folder's number; the last one is read.
   found = sorted(epath.Path(reference_workdir).glob("robustness*/robustness.json"),
@@ -329,8 +356,11 @@ def _load_reference(reference_workdir: epath.PathLike) -> Dict:
   if not found:
     raise FileNotFoundError(
         f"no robustness*/robustness.json in {reference_workdir}: run "
-        f"--mode=robustness on the reference workdir first")
+        f"--mode=robustness on the {what} first")
   return json.loads(found[-1].read_text())
+
+
+_load_reference = load_latest_result  # the name tests/train/test_remote_paths.py uses
 
 
 def target_markdown(target: Dict) -> List[str]:
