@@ -48,8 +48,13 @@ def runs(tmp_path):
   # point below (met).
   _write(root / "george" / "fused", _fused([1.0, 0.95, 0.93], [1.0, 0.99, 0.97],
                                            0.92, 0.96), {"image+audio": 1.0})
-  _write(root / "theo" / "fused", _fused([0.98, 0.94, 0.90], [0.98, 0.97, 0.95],
-                                         0.92, 0.96), {"image+audio": 0.98})
+  # theo's analysis recorded before "missing_accuracy" and "modality":
+  # read from its modality subsets.
+  theo = _fused([0.98, 0.94, 0.90], [0.98, 0.97, 0.95], None, None)
+  for curve in theo.values():
+    del curve["missing_accuracy"], curve["modality"]
+  _write(root / "theo" / "fused", theo,
+         {"image+audio": 0.98, "image": 0.96, "audio": 0.92})
   for fold, image, audio in (("george", 0.96, 0.92), ("theo", 0.94, 0.90)):
     _write(root / fold / "image_only", {"image_occlusion": {
         "levels": [0.0, 0.4, 0.8], "unit": "fraction", "modality": "image",

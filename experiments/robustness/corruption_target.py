@@ -40,7 +40,7 @@ REPO_ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(REPO_ROOT))
 import run_sweep  # noqa: E402  pylint: disable=g-import-not-at-top
-from mmjax.analysis import plots, robustness_metrics  # noqa: E402  pylint: disable=g-import-not-at-top
+from mmjax.analysis import corruptions, plots, robustness_metrics  # noqa: E402  pylint: disable=g-import-not-at-top
 from mmjax.evaluation import robustness  # noqa: E402  pylint: disable=g-import-not-at-top
 
 DEFAULT_FUSED = "early_fusion+audio_dropout_high+cmvn+spec_augment@1200"
@@ -86,6 +86,25 @@ def _unimodal_curves(loaded, variant: str, modality: str,
   return out
 
 
+def _with_missing(run: dict) -> Dict[str, dict]:
+  """`run`'s curves, each with "modality" and, for a two-modality run,
+  "missing_accuracy" (filled in from its modality subsets for analyses
+  recorded before robustness.json had them)."""
+  subsets = run["modality_subsets_accuracy"][run["test_split"]]
+  modalities = max(subsets, key=len).split("+")
+  out = {}
+  for family, curve in run["corruptions"].items():
+    modality = curve.get("modality") or (
+        corruptions.CORRUPTIONS[family].modality
+        if family in corruptions.CORRUPTIONS else family.split("_")[0])
+    curve = {**curve, "modality": modality}
+    others = [m for m in modalities if m != modality]
+    if "missing_accuracy" not in curve and len(modalities) == 2:
+      curve["missing_accuracy"] = subsets["+".join(others)]
+    out[family] = curve
+  return out
+
+
 def summarise(loaded: Mapping[str, Mapping[str, dict]], fused: Sequence[str],
               unimodal: Mapping[str, Optional[str]],
               split_from: Optional[str] = None,
@@ -114,7 +133,7 @@ def summarise(loaded: Mapping[str, Mapping[str, dict]], fused: Sequence[str],
       if variant not in runs:
         continue
       folds.append(fold)
-      run_curves = runs[variant]["corruptions"]
+      run_curves = _with_missing(runs[variant])
       if split_from and split_from in runs:
         run_curves = {f: {**c, "family_split": runs[split_from]["corruptions"]
                           .get(f, {}).get("family_split", "heldout")}
@@ -123,7 +142,7 @@ def summarise(loaded: Mapping[str, Mapping[str, dict]], fused: Sequence[str],
       for family, c in run_curves.items():
         info = families.setdefault(family, {
             "levels": c["levels"], "unit": c["unit"], "split": {},
-            "modality": c.get("modality", family.split("_")[0])})
+            "modality": c["modality"]})
         info["split"][variant] = c.get("family_split", "heldout")
         rows.setdefault(family, []).append(c)
     target[variant] = {**robustness_metrics.target_summary(cells, tolerance),
