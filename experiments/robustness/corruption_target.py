@@ -57,7 +57,7 @@ def load(locations: Mapping[str, Mapping[str, pathlib.Path]]
     for variant, workdir in variants.items():
       try:
         out.setdefault(fold, {})[variant] = robustness.load_latest_result(
-            workdir)
+            workdir, "workdir")
       except FileNotFoundError as e:
         print(f"skipped: {e}", file=sys.stderr)
   return out
@@ -132,8 +132,9 @@ def summarise(loaded: Mapping[str, Mapping[str, dict]], fused: Sequence[str],
     for fold, runs in loaded.items():
       if variant not in runs:
         continue
-      folds.append(fold)
       run_curves = _with_missing(runs[variant])
+      if run_curves:  # analysed with --corruptions=none: no cells
+        folds.append(fold)
       if split_from and split_from in runs:
         run_curves = {f: {**c, "family_split": runs[split_from]["corruptions"]
                           .get(f, {}).get("family_split", "heldout")}

@@ -61,7 +61,7 @@ def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
   rows = math.ceil(len(names) / cols)
   fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.8 * rows),
                            squeeze=False)
-  drawn = {}
+  drawn, handles = {}, {}
   for ax, name in zip(axes.flat, names):
     drawn[name] = []
     size = None
@@ -70,7 +70,8 @@ def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
         continue
       c = curves[name]
       x = np.arange(len(c["levels"]))
-      ax.plot(x, c["accuracy"], marker="o", label=model, color=colors.get(model))
+      handles[model], = ax.plot(x, c["accuracy"], marker="o", label=model,
+                                color=colors.get(model))
       drawn[name].append(model)
       if size is None:
         size = len(x)
@@ -78,16 +79,21 @@ def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
         ax.set_xlabel(c["unit"])
     for label, values in flat.items():
       if name in values and size is not None:
-        ax.plot([0, size - 1], [values[name]] * 2, linestyle="--",
-                label=label, color=colors.get(label))
+        line, = ax.plot([0, size - 1], [values[name]] * 2, linestyle="--",
+                        label=label, color=colors.get(label))
+        handles.setdefault(label, line)  # a curve's handle if it has one
         drawn[name].append(label)
     ax.set_title(f"{name} (held out)" if name in heldout else name)
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
   for ax in list(axes.flat)[len(names):]:
     ax.axis("off")
-  fig.tight_layout()
+  # One legend for all panels, below them: per-panel legends hide the curves.
+  legend_height = 0.25 * math.ceil(len(handles) / cols) + 0.2  # inches
+  fig.set_figheight(fig.get_figheight() + legend_height)
+  fig.legend(list(handles.values()), list(handles), loc="lower center",
+             ncol=cols, fontsize="small", frameon=False)
+  fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
   try:
     paths.save_figure(fig, path, dpi=100)
   finally:
