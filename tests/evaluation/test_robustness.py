@@ -61,6 +61,9 @@ def trained(tmp_path_factory, prepared_data_dir):
                # The validation split (1,000 examples) rather than the test
                # split (2,000): every analysis below evaluates it ~25 times.
                "eval_splits": ("validation",), "num_train_steps": 40,
+               # Only the final evaluation and checkpoint: the analysis reads
+               # those.
+               "eval_every_steps": 40, "checkpoint_every_steps": 40,
                "aux_loss_weight": 1.0, "modality_dropout.audio": 0.3}
   for key, value in overrides.items():
     *parents, leaf = key.split(".")
