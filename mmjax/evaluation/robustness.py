@@ -25,6 +25,11 @@ Everything goes to a new folder `<workdir>/robustness[-N]/`:
 robustness.json, robustness.md, corruptions.png (per family: the model, the
 model with the corrupted modality marked missing, the reference and the
 single-modality runs given as `unimodal_workdirs`), intermediates_*.png.
+Each curve of robustness.json's "corruptions" holds "levels", "unit",
+"modality", "accuracy", "relative_robustness", "family_split" ("train" or
+"heldout"), "missing_accuracy" (models of several modalities) and
+"effective_robustness" (with a reference); "missing_modality_target" holds
+the target and "unimodal" the single-modality runs' curves.
 """
 
 import functools
@@ -226,7 +231,8 @@ def evaluate_robustness(config: ml_collections.ConfigDict,
   workdir = epath.Path(workdir)
   modalities = tuple(config.modalities)
   corruptions = selected_corruptions(corruptions, modalities)
-  reference = load_latest_result(reference_workdir) if reference_workdir else None
+  reference = (load_latest_result(reference_workdir) if reference_workdir
+               else None)
   test_split = config.eval_splits[-1]
   unimodal = {}
   for unimodal_workdir in unimodal_workdirs:
@@ -360,7 +366,8 @@ def load_latest_result(reference_workdir: epath.PathLike,
   return json.loads(found[-1].read_text())
 
 
-_load_reference = load_latest_result  # the name tests/train/test_remote_paths.py uses
+# The older name, still used by tests/train/test_remote_paths.py.
+_load_reference = load_latest_result
 
 
 def target_markdown(target: Dict) -> List[str]:
