@@ -74,6 +74,11 @@ flags.DEFINE_list("corruptions", None,
                   "--mode=robustness: the corruption sweeps to run (names "
                   "of mmjax.analysis.corruptions.CORRUPTIONS, comma-"
                   "separated; default all; 'none' for none).")
+flags.DEFINE_list("unimodal_workdirs", [],
+                  "--mode=robustness: single-modality runs already analysed "
+                  "the same way (comma-separated), drawn per corruption "
+                  "family in corruptions.png next to the model and the "
+                  "model with the corrupted modality marked missing.")
 flags.DEFINE_integer(
     "cpu_devices", None,
     "CPU devices for data parallelism when running on CPU (no effect on "
@@ -154,7 +159,8 @@ def main(argv):
       out_dir = robustness.evaluate_robustness(
           FLAGS.config, FLAGS.workdir, FLAGS.reference_workdir,
           None if FLAGS.corruptions is None else
-          [c for c in FLAGS.corruptions if c != "none"])
+          [c for c in FLAGS.corruptions if c != "none"],
+          unimodal_workdirs=FLAGS.unimodal_workdirs)
       print(f"Done. Results in {os.path.join(out_dir, 'robustness.md')}")
   except Preempted as e:
     print(f"Preempted. {e}", file=sys.stderr, flush=True)

@@ -5,7 +5,7 @@ output folder may be remote (`gs://...`).
 """
 
 import math
-from typing import Dict, Mapping
+from typing import Dict, Iterable, List, Mapping, Optional
 
 from etils import epath
 import numpy as np
@@ -21,43 +21,84 @@ def _pyplot():
 
 
 def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
-                      path: epath.PathLike) -> None:
+                      path: epath.PathLike,
+                      flat: Optional[Mapping[str, Mapping[str, float]]] = None,
+                      heldout: Iterable[str] = (),
+                      colors: Optional[Mapping[str, str]] = None
+                      ) -> Dict[str, List[str]]:
   """Accuracy vs corruption level: one panel per corruption, one line per model.
 
   Args:
-    models: `{model name: {corruption name: {"levels", "unit",
-      "accuracy"}}}` as in robustness.json's "corruptions". The clean level
-      (first; +inf dB for SNR) is drawn at the left end, labelled "clean".
+    models: `{line label: {corruption name: {"levels", "unit",
+      "accuracy"}}}` as in robustness.json's "corruptions", drawn as solid
+      lines with markers. The clean level (first; +inf dB for SNR) is drawn
+      at the left end, labelled "clean".
     path: the PNG written.
+    flat: optional `{line label: {corruption name: accuracy}}` drawn as
+      dashed horizontal lines over the panel's levels: e.g. the model with
+      the corrupted modality marked missing, or a single-modality model of
+      the other modality (which the corruption does not touch).
+    heldout: corruption names marked "(held out)" in their panel's title:
+      families the model never trained with.
+    colors: optional `{line label: matplotlib colour}`, e.g. the same colour
+      for a model and its marked-missing line.
+
+  Returns:
+    `{corruption name: [line labels drawn in its panel, in order]}`; no
+    file and `{}` when no model has a curve.
   """
-  plt = _pyplot()
+  flat = flat or {}
+  colors = dict(colors or {})
+  free = (f"C{i}" for i in range(100) if f"C{i}" not in colors.values())
+  for label in (*models, *flat):
+    colors.setdefault(label, next(free))
+  heldout = set(heldout)
   names = list(dict.fromkeys(c for curves in models.values() for c in curves))
   if not names:
-    return
+    return {}
+  plt = _pyplot()
   cols = min(2, len(names))
   rows = math.ceil(len(names) / cols)
   fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.8 * rows),
                            squeeze=False)
+  drawn, handles = {}, {}
   for ax, name in zip(axes.flat, names):
+    drawn[name] = []
+    size = None
     for model, curves in models.items():
       if name not in curves:
         continue
       c = curves[name]
       x = np.arange(len(c["levels"]))
-      ax.plot(x, c["accuracy"], marker="o", label=model)
-      ax.set_xticks(x, ["clean"] + [f"{l:g}" for l in c["levels"][1:]])
-      ax.set_xlabel(c["unit"])
-    ax.set_title(name)
+      handles[model], = ax.plot(x, c["accuracy"], marker="o", label=model,
+                                color=colors.get(model))
+      drawn[name].append(model)
+      if size is None:
+        size = len(x)
+        ax.set_xticks(x, ["clean"] + [f"{l:g}" for l in c["levels"][1:]])
+        ax.set_xlabel(c["unit"])
+    for label, values in flat.items():
+      if name in values and size is not None:
+        line, = ax.plot([0, size - 1], [values[name]] * 2, linestyle="--",
+                        label=label, color=colors.get(label))
+        handles.setdefault(label, line)  # a curve's handle if it has one
+        drawn[name].append(label)
+    ax.set_title(f"{name} (held out)" if name in heldout else name)
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
   for ax in list(axes.flat)[len(names):]:
     ax.axis("off")
-  fig.tight_layout()
+  # One legend for all panels, below them: per-panel legends hide the curves.
+  legend_height = 0.25 * math.ceil(len(handles) / cols) + 0.2  # inches
+  fig.set_figheight(fig.get_figheight() + legend_height)
+  fig.legend(list(handles.values()), list(handles), loc="lower center",
+             ncol=cols, fontsize="small", frameon=False)
+  fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
   try:
     paths.save_figure(fig, path, dpi=100)
   finally:
     plt.close(fig)
+  return drawn
 
 
 def intermediates_pictures(intermediates: Mapping[str, np.ndarray],

@@ -13,9 +13,13 @@ computes them in `eval_scripts/robustness.py` of pliang279/MultiBench:
 value across the baselines it stores for the task. That normalisation needs
 MultiBench's leaderboard and is not done here: these functions return the raw
 values. Pure numpy, float64.
+
+`missing_modality_target` checks issue 32's target on the same curves: with
+one modality corrupted the fused model must score at least what it scores
+with that modality marked missing, minus a tolerance (1 point).
 """
 
-from typing import Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -125,3 +129,91 @@ def effective_robustness(accuracies: Sequence[float],
                      f"length, got {accuracies.size} and {reference.size}")
   gap = (accuracies - accuracies[0]) - (reference - reference[0])
   return _area(gap, _normalised_levels(levels, accuracies.size))
+
+
+# Accuracies are ratios of counts: a margin of exactly -tolerance (e.g.
+# 0.9625 - 0.9725) may come out a few ulps below it in float64.
+_MARGIN_EPS = 1e-9
+
+
+def target_cells(curves: Mapping[str, Mapping], **extra) -> List[Dict]:
+  """The corrupted cells of a robustness.json's "corruptions", one per
+  (family, corrupted level), for `missing_modality_target`.
+
+  Args:
+    curves: `{family: {"levels": [L], "accuracy": [L], "missing_accuracy":
+      float, "family_split": "train" | "heldout"}}`; the first level is the
+      clean one and is left out. Families without "missing_accuracy" (a
+      single-modality model) give no cells; a curve without "family_split"
+      (recorded before it) counts as held out.
+    **extra: keys copied into every cell, e.g. `fold="george"`.
+
+  Returns:
+    `[{"family", "level", "split", "accuracy", "missing_accuracy", **extra}]`.
+  """
+  cells = []
+  for family, curve in curves.items():
+    if "missing_accuracy" not in curve:
+      continue
+    for level, accuracy in zip(curve["levels"][1:], curve["accuracy"][1:]):
+      cells.append({"family": family, "level": level,
+                    "split": curve.get("family_split", "heldout"),
+                    "accuracy": float(accuracy),
+                    "missing_accuracy": float(curve["missing_accuracy"]),
+                    **extra})
+  return cells
+
+
+def target_summary(cells: Sequence[Mapping], tolerance: float = 0.01
+                   ) -> Dict[str, Dict]:
+  """Issue 32's target over cells: accuracy >= missing_accuracy - tolerance.
+
+  Args:
+    cells: dicts with "split" ("train" or "heldout"), "accuracy" and
+      "missing_accuracy" (fractions in [0, 1]), and any other keys (family,
+      level, fold), copied into the worst cell.
+    tolerance: the allowed shortfall, in accuracy units (0.01 = 1 point);
+      a margin of exactly -tolerance meets the target.
+
+  Returns:
+    `{"tolerance": t, "train" | "heldout" | "all": {"cells": n, "met": k,
+    "fraction": k / n (None for n = 0), "worst": the cell of smallest margin
+    with "margin" = accuracy - missing_accuracy added (None for n = 0)}}`.
+
+  Raises:
+    ValueError: for a negative tolerance or a split other than "train" or
+      "heldout".
+  """
+  if tolerance < 0:
+    raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+  groups = {"train": [], "heldout": [], "all": []}
+  for cell in cells:
+    if cell["split"] not in ("train", "heldout"):
+      raise ValueError(f"a cell's split must be 'train' or 'heldout', got "
+                       f"{cell['split']!r}")
+    cell = {**cell, "margin": cell["accuracy"] - cell["missing_accuracy"]}
+    groups[cell["split"]].append(cell)
+    groups["all"].append(cell)
+  out = {"tolerance": tolerance}
+  for name, group in groups.items():
+    met = sum(c["margin"] >= -tolerance - _MARGIN_EPS for c in group)
+    out[name] = {"cells": len(group), "met": met,
+                 "fraction": met / len(group) if group else None,
+                 "worst": min(group, key=lambda c: c["margin"]) if group
+                          else None}
+  return out
+
+
+def missing_modality_target(curves: Mapping[str, Mapping],
+                            tolerance: float = 0.01) -> Dict[str, Dict]:
+  """The target of issue 32 on one model's corruption curves: at every
+  corrupted level of every family, fused accuracy with the modality
+  corrupted >= the same model's accuracy with it marked missing, minus
+  `tolerance`.
+
+  `target_summary(target_cells(curves), tolerance)`: the fraction of
+  (family, level) cells that meet it and the worst cell (family, level,
+  accuracy, missing_accuracy, margin), for the train-time families, the
+  held-out ones and all.
+  """
+  return target_summary(target_cells(curves), tolerance)
