@@ -93,14 +93,16 @@ def selected_corruptions(corruptions: Optional[Sequence[str]],
 
 
 def train_families(config: ml_collections.ConfigDict) -> frozenset:
-  """The corruption families `config` trains with (corruption augmentation).
+  """The corruption families a recipe of `config` may train with.
 
-  `config.corruption_augmentation.families` when its probability is > 0;
-  none for configs without the key (recorded before it) or with
-  probability 0. Every other family is held out (evaluation only).
+  `config.corruption_augmentation.families`, the experiment's statement of
+  its train-time families, whatever the probability (a recipe with
+  probability 0, e.g. today's default, is scored on the same split as one
+  that trains with them); none for configs without the key (recorded
+  before it). Every other family is held out (evaluation only).
   """
   augmentation = config.get("corruption_augmentation")
-  if augmentation is None or not augmentation.get("probability", 0.0) > 0:
+  if augmentation is None:
     return frozenset()
   return frozenset(augmentation.get("families", ()))
 
