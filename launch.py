@@ -7,7 +7,8 @@
   python launch.py --config configs/av_digits.py:fusion=cross_attention \
       --workdir runs/mult --config.model.fusion.num_heads=2
   python launch.py --config configs/av_digits.py --workdir runs/av_digits \
-      --mode=robustness [--reference_workdir runs/late_fusion]
+      --mode=robustness [--reference_workdir runs/late_fusion] \
+      [--unimodal_workdirs=runs/image_only,runs/audio_only]
   python launch.py --workdir runs/av_digits --mode=export
 
 A trained workdir holds its config (config.json) and fitted preprocessing

@@ -79,6 +79,8 @@ FRAGMENT_PLACEHOLDERS = {
     "=K": "=2", "=N": "=2", "=I": "=0", "=HOST:PORT": "=localhost:12345",
     "=<workdir>": "=runs/image_only",
     "[--reference_workdir LATE_FUSION_DIR]": "--reference_workdir DIR",
+    "[--unimodal_workdirs=IMAGE_ONLY_DIR,AUDIO_ONLY_DIR]":
+        "--unimodal_workdirs=DIR_A,DIR_B",
     "[--corruptions=NAME,...]": "--corruptions=none",
 }
 # Not checked here: the docs say launch.py refuses it, which happens when the
