@@ -146,12 +146,14 @@ def corrupted_modality_training(c: ml_collections.ConfigDict) -> None:
   with (names in `mmjax.analysis.corruptions.CORRUPTIONS`; every other
   family is held out, for evaluation only: `--mode=robustness` reports the
   two groups apart), and the reliability heads' loss weight (> 0 adds a
-  learned per-example "drop this modality" decision) and threshold (the
-  probability of a clean input below which a modality is dropped)."""
+  learned per-example "drop this modality" decision), target ("corruption":
+  clean vs corrupted; "true_class_probability": whether the modality alone
+  gets the example right) and threshold (the predicted reliability below
+  which a modality is dropped)."""
   c.corruption_augmentation = ml_collections.ConfigDict(
       {"probability": 0.0, "families": ()})
   c.reliability = ml_collections.ConfigDict(
-      {"loss_weight": 0.0, "threshold": 0.5})
+      {"loss_weight": 0.0, "target": "corruption", "threshold": 0.5})
 
 
 def text_encoder_sizes(vocab_size: int, max_length: int) -> dict:

@@ -80,3 +80,8 @@ DEFAULT = {**AUDIO_DROPOUT_HIGH, **AUX_HEADS, **CMVN, **SPEC_AUGMENT, **LONG}
 # decision (mmjax.train.corruption_training).
 CORRUPTION_AUGMENTATION = {"corruption_augmentation.probability": 0.5}
 RELIABILITY = {"reliability.loss_weight": 1.0}
+# The drop decision learned as "does this modality alone get the example
+# right?" (its auxiliary head's true-class probability) instead of "was it
+# corrupted?": a harmless corruption then keeps the modality.
+RELIABILITY_TCP = {"reliability.loss_weight": 1.0,
+                   "reliability.target": "true_class_probability"}

@@ -71,6 +71,9 @@ VARIANTS = {
     "default+corruption_augmentation+reliability": ("", {
         **recipes.PLAIN, **recipes.DEFAULT,
         **recipes.CORRUPTION_AUGMENTATION, **recipes.RELIABILITY}),
+    "default+corruption_augmentation+reliability_tcp": ("", {
+        **recipes.PLAIN, **recipes.DEFAULT,
+        **recipes.CORRUPTION_AUGMENTATION, **recipes.RELIABILITY_TCP}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only_long",
             "audio_only_cmvn_long")

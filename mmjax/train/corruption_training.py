@@ -17,7 +17,8 @@ each a config choice the train step composes:
 - a learned "drop this modality" decision (`reliability_losses`): a
   reliability head per modality on its encoder's embedding is trained to
   tell clean inputs from corrupted ones (binary cross-entropy on the
-  augmentation's draws); at inference the model marks a modality missing
+  augmentation's draws), or to predict whether the modality alone gets the
+  example right (`reliability_targets`); at inference the model marks a modality missing
   for an example when the head's probability that it is clean falls below
   `config.reliability.threshold` (`mmjax.models.multimodal.keep_reliable`),
   and the fusion block then does exactly what it does for a missing
@@ -30,7 +31,8 @@ Config keys (`configs/base.py: modality_balancing`):
 `corruption_augmentation.probability` (the fraction of examples corrupted),
 `corruption_augmentation.families` (names in
 `mmjax.analysis.corruptions.CORRUPTIONS`), `reliability.loss_weight` (> 0
-adds the reliability heads and their loss) and `reliability.threshold`.
+adds the reliability heads and their loss), `reliability.target` and
+`reliability.threshold`.
 """
 
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -136,20 +138,56 @@ def corrupt_batch(rng: jax.Array, batch: Mapping[str, jax.Array],
   return out, corrupted
 
 
+RELIABILITY_TARGETS = ("corruption", "true_class_probability")
+
+
+def reliability_targets(target: str, corrupted: Mapping[str, jax.Array],
+                        modality_logits: Mapping[str, jax.Array],
+                        labels: jax.Array) -> Dict[str, jax.Array]:
+  """What each reliability head learns to predict, `{modality: [batch]}`
+  in [0, 1] (1: use the modality), without gradient.
+
+  - "corruption": 1 for a clean input, 0 for one `corrupt_batch` corrupted
+    (every modality of `modality_logits` or `corrupted`).
+  - "true_class_probability": the modality's unimodal auxiliary head's
+    probability of the true class (TCP; Corbiere et al. 2019, "Addressing
+    Failure Prediction by Learning Model Confidence"; per modality as in
+    Han et al. 2022, "Multimodal Dynamics: Dynamical Fusion for
+    Trustworthy Multimodal Classification"): high when the modality alone
+    gets the example right, corrupted or not; low when it does not, so a
+    harmless corruption keeps the modality and a misleading one (or a
+    misleading clean input) drops it. Needs the auxiliary heads.
+
+  Raises:
+    ValueError: for an unknown target.
+  """
+  if target == "corruption":
+    names = set(corrupted) | set(modality_logits)
+    return {m: 1.0 - corrupted[m] if m in corrupted
+            else jnp.ones(labels.shape, jnp.float32) for m in names}
+  if target == "true_class_probability":
+    return {m: jax.lax.stop_gradient(jnp.take_along_axis(
+        jax.nn.softmax(logits.astype(jnp.float32)), labels[:, None],
+        axis=1)[:, 0]) for m, logits in modality_logits.items()}
+  raise ValueError(f"config.reliability.target must be one of "
+                   f"{RELIABILITY_TARGETS}, got {target!r}")
+
+
 def reliability_losses(reliability_logits: Mapping[str, jax.Array],
-                       corrupted: Optional[Mapping[str, jax.Array]],
+                       targets: Optional[Mapping[str, jax.Array]],
                        available: Optional[Mapping[str, jax.Array]] = None
                        ) -> Dict[str, jax.Array]:
   """Mean binary cross-entropy of each modality's reliability head.
 
-  The target is 1 for a clean input and 0 for a corrupted one
-  (`corrupt_batch`'s `corrupted`); the mean is over the examples that have
-  the modality (`available`), 0 when none has it.
+  The targets are `reliability_targets`' (1: use the modality; soft
+  targets in between for "true_class_probability"); a modality without a
+  target gets 1 (clean). The mean is over the examples that have the
+  modality (`available`), 0 when none has it.
 
   Args:
     reliability_logits: `{modality: float [batch]}`, the logit that the
-      modality's input is clean.
-    corrupted: `{modality: float32 [batch]}` or None (all clean).
+      modality is reliable.
+    targets: `{modality: float32 [batch]}` in [0, 1], or None (all 1).
     available: optional data presence mask `{modality: float32 [batch]}`.
 
   Returns:
@@ -158,10 +196,10 @@ def reliability_losses(reliability_logits: Mapping[str, jax.Array],
   out = {}
   for m, logits in reliability_logits.items():
     logits = logits.astype(jnp.float32)
-    clean = jnp.ones_like(logits)
-    if corrupted is not None and m in corrupted:
-      clean = 1.0 - corrupted[m]
-    values = optax.sigmoid_binary_cross_entropy(logits, clean)
+    target = jnp.ones_like(logits)
+    if targets is not None and m in targets:
+      target = targets[m]
+    values = optax.sigmoid_binary_cross_entropy(logits, target)
     if available is not None and m in available:
       has = available[m] > 0.5
       out[m] = (jnp.where(has, values, 0.0).sum()
@@ -178,7 +216,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the key: a probability outside [0, 1], an unknown
       family, a probability > 0 without a family of the model's
-      modalities, a negative reliability.loss_weight, reliability
+      modalities, a negative reliability.loss_weight, an unknown
+      reliability.target or "true_class_probability" without auxiliary
+      heads, reliability
       heads without corruption augmentation (they would only ever see clean
       targets), or a threshold outside (0, 1).
   """
@@ -210,6 +250,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         "config.reliability.loss_weight > 0 trains the reliability heads to "
         "tell clean from corrupted inputs: set "
         "config.corruption_augmentation.probability > 0 (and its families)")
+  target = reliability.get("target", "corruption")
+  if target not in RELIABILITY_TARGETS:
+    raise ValueError(f"config.reliability.target must be one of "
+                     f"{RELIABILITY_TARGETS}, got {target!r}")
+  if (reliability.loss_weight > 0 and target == "true_class_probability"
+      and config.get("aux_loss_weight", 0.0) <= 0):
+    raise ValueError(
+        "config.reliability.target='true_class_probability' learns each "
+        "unimodal auxiliary head's probability of the true class: set "
+        "config.aux_loss_weight > 0")
   if not 0.0 < reliability.threshold < 1.0:
     raise ValueError(f"config.reliability.threshold must be in (0, 1), got "
                      f"{reliability.threshold}")

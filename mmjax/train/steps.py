@@ -97,7 +97,8 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
                     state_sharding: Any = None,
                     grad_accum_steps: int = 1,
                     corruption_augmentation: Optional[Mapping] = None,
-                    reliability_loss_weight: float = 0.0) -> Callable[
+                    reliability_loss_weight: float = 0.0,
+                    reliability_target: str = "corruption") -> Callable[
                         [TrainState, Batch], Tuple[TrainState, Dict]]:
   """Returns `train_step(state, batch) -> (state, metrics)`, jitted.
 
@@ -171,8 +172,10 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
   names in mmjax.analysis.corruptions.CORRUPTIONS}`) corrupts one modality
   of that fraction of the examples (rng stream 4 of the step's key) before
   the forward pass, the labels unchanged; `reliability_loss_weight` > 0 adds
-  that weight times each reliability head's binary cross-entropy (clean vs
-  corrupted) that the model sows into "reliability" (logged as
+  that weight times each reliability head's binary cross-entropy against
+  `reliability_target` ("corruption": clean vs corrupted;
+  "true_class_probability": the unimodal auxiliary head's probability of
+  the true class) that the model sows into "reliability" (logged as
   `reliability_loss_<modality>`; weighted per micro-batch as the auxiliary
   losses).
 
@@ -247,9 +250,13 @@ def make_train_step(mesh: Mesh, *, loss: Callable[[float, Sequence[str]],
              for m, v in aux.items()}
       if aux and aux_loss_weight > 0:
         extra = extra + aux_loss_weight * sum(aux.values())
+      reliability_logits = {m: v[0] for m, v in
+                            updates.get("reliability", {}).items()}
+      targets = (corruption_training.reliability_targets(
+          reliability_target, corrupted, modality_logits, batch["label"])
+                 if reliability_logits else None)
       reliability = corruption_training.reliability_losses(
-          {m: v[0] for m, v in updates.get("reliability", {}).items()},
-          corrupted, available)
+          reliability_logits, targets, available)
       reliability = {m: v * aux_weights[m] if m in aux_weights else v
                      for m, v in reliability.items()}
       if reliability and reliability_loss_weight > 0:
@@ -352,7 +359,7 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
   config (seed, label_smoothing, dtype, modalities, modality_dropout,
   aux_loss_weight, gradient_modulation, grad_accum_steps: 1 when absent,
   as in configs from before the key; corruption_augmentation and
-  reliability.loss_weight: off when absent)."""
+  reliability.loss_weight and target: off when absent)."""
   return make_train_step(
       mesh, loss=objective.loss, seed=config.seed,
       label_smoothing=config.label_smoothing,
@@ -364,7 +371,9 @@ def make_train_step_from_config(mesh: Mesh, config, objective,
       grad_accum_steps=config.get("grad_accum_steps", 1),
       corruption_augmentation=config.get("corruption_augmentation"),
       reliability_loss_weight=(config.get("reliability") or {}).get(
-          "loss_weight", 0.0))
+          "loss_weight", 0.0),
+      reliability_target=(config.get("reliability") or {}).get(
+          "target", "corruption"))
 
 
 def subset_code(present: Mapping[str, jax.Array]) -> jax.Array:

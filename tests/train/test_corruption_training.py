@@ -78,7 +78,10 @@ def test_reliability_losses_are_binary_cross_entropy_over_available():
   logits = {"image": jnp.asarray([2.0, -1.0, 0.5, 3.0])}
   corrupted = {"image": jnp.asarray([0.0, 1.0, 1.0, 0.0])}
   available = {"image": jnp.asarray([1.0, 1.0, 1.0, 0.0])}
-  got = corruption_training.reliability_losses(logits, corrupted, available)
+  targets = corruption_training.reliability_targets(
+      "corruption", corrupted, {}, jnp.zeros((4,), jnp.int32))
+  np.testing.assert_array_equal(targets["image"], [1., 0., 0., 1.])
+  got = corruption_training.reliability_losses(logits, targets, available)
   p = 1 / (1 + np.exp(-np.asarray([2.0, -1.0, 0.5])))
   expected = -np.mean([np.log(p[0]), np.log(1 - p[1]), np.log(1 - p[2])])
   np.testing.assert_allclose(got["image"], expected, rtol=1e-6)
@@ -87,6 +90,24 @@ def test_reliability_losses_are_binary_cross_entropy_over_available():
       all_clean["image"],
       -np.mean(np.log(1 / (1 + np.exp(-np.asarray([2.0, -1.0, 0.5, 3.0]))))),
       rtol=1e-6)
+
+
+def test_true_class_probability_target_and_its_loss():
+  logits = {"audio": jnp.asarray([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])}
+  labels = jnp.asarray([0, 2])
+  targets = corruption_training.reliability_targets(
+      "true_class_probability", {"audio": jnp.zeros((2,))}, logits, labels)
+  p = np.exp([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+  p /= p.sum(1, keepdims=True)
+  np.testing.assert_allclose(targets["audio"], [p[0, 0], p[1, 2]], rtol=1e-6)
+  # A soft target: the loss is smallest where sigmoid(logit) = target.
+  def loss(x):
+    return float(corruption_training.reliability_losses(
+        {"audio": jnp.full((2,), x)}, {"audio": jnp.full((2,), 0.3)})["audio"])
+  best = np.log(0.3 / 0.7)
+  assert loss(best) < loss(best + 0.2) and loss(best) < loss(best - 0.2)
+  with pytest.raises(ValueError, match="reliability.target"):
+    corruption_training.reliability_targets("entropy", {}, logits, labels)
 
 
 def test_keep_reliable_drops_below_threshold_and_never_empties():
@@ -214,6 +235,9 @@ def test_train_step_corrupts_inputs_and_trains_the_reliability_heads():
      "corruption_augmentation.probability"),
     ({"reliability.threshold": 1.0}, "reliability.threshold"),
     ({"reliability.loss_weight": -1.0}, "reliability.loss_weight"),
+    ({"reliability.target": "entropy"}, "reliability.target"),
+    ({"reliability.target": "true_class_probability",
+      "aux_loss_weight": 0.0}, "aux_loss_weight"),
 ])
 def test_check_config_names_the_key(overrides, key):
   with pytest.raises(ValueError, match=key.replace(".", r"\.")):
