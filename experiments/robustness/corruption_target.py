@@ -194,8 +194,8 @@ def markdown(summary: dict) -> str:
       "", "Mean over folds at each severity (a single-modality model of the "
       "other modality is untouched by a corruption: its clean accuracy):", "",
       "| family | split | level | " + " | ".join(
-          f"{v} | {v}, marked missing" for v in variants) + " | " +
-      " | ".join(f"{m} only ({u['variant']})" for m, u in unimodal.items()) +
+          [f"{v} | {v}, marked missing" for v in variants] +
+          [f"{m} only ({u['variant']})" for m, u in unimodal.items()]) +
       " |",
       "|---" * (3 + 2 * len(variants) + len(unimodal)) + "|"]
   for family, info in summary["families"].items():

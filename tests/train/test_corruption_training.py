@@ -93,11 +93,11 @@ def test_reliability_losses_are_binary_cross_entropy_over_available():
 
 
 def test_true_class_probability_target_and_its_loss():
-  logits = {"audio": jnp.asarray([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])}
+  logits = {"audio": jnp.asarray([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])}
   labels = jnp.asarray([0, 2])
   targets = corruption_training.reliability_targets(
       "true_class_probability", {"audio": jnp.zeros((2,))}, logits, labels)
-  p = np.exp([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+  p = np.exp([[2.0, 0.0, -1.0], [0.0, 3.0, 1.0]])
   p /= p.sum(1, keepdims=True)
   np.testing.assert_allclose(targets["audio"], [p[0, 0], p[1, 2]], rtol=1e-6)
   # A soft target: the loss is smallest where sigmoid(logit) = target.
@@ -201,13 +201,13 @@ def test_train_step_corrupts_inputs_and_trains_the_reliability_heads():
                              sharding=parallel.replicated(mesh))
   batch = parallel.to_global(inputs, mesh)
 
-  def run(weight, probability):
+  def run(weight, probability, target="corruption"):
     step = steps.make_train_step(
         mesh, loss=classification_loss, seed=0, label_smoothing=0.0,
         schedule=optax.constant_schedule(0.1), modalities=("image", "audio"),
         corruption_augmentation={"probability": probability,
                                  "families": ("image_gaussian_noise",)},
-        reliability_loss_weight=weight)
+        reliability_loss_weight=weight, reliability_target=target)
     return step(jax.tree.map(jnp.copy, state), batch)
 
   trained, metrics = run(1.0, 1.0)
@@ -219,6 +219,12 @@ def test_train_step_corrupts_inputs_and_trains_the_reliability_heads():
   # The corrupted images reach the model: "loss" is the objective's alone
   # (the reliability loss is not in it), and the parameters are the same.
   assert float(clean["loss"]) != float(metrics["loss"])
+  # The true-class-probability target is learned instead of clean/corrupted
+  # (same forward pass, so the objective's loss is the same).
+  _, tcp = run(1.0, 1.0, "true_class_probability")
+  assert float(tcp["loss"]) == float(metrics["loss"])
+  assert float(tcp["reliability_loss_image"]) != float(
+      metrics["reliability_loss_image"])
 
 
 @pytest.mark.parametrize("overrides, key", [
