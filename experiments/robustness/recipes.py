@@ -85,3 +85,7 @@ RELIABILITY = {"reliability.loss_weight": 1.0}
 # corrupted?": a harmless corruption then keeps the modality.
 RELIABILITY_TCP = {"reliability.loss_weight": 1.0,
                    "reliability.target": "true_class_probability"}
+# Mean per log-mel band, variance over the utterance (CMN), instead of CMVN:
+# a band left nearly empty (e.g. above a telephone channel's cutoff) stays
+# near zero instead of being scaled up to unit variance.
+CMN = {"model.encoders.audio.normalization": "band_mean"}

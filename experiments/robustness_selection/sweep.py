@@ -74,6 +74,10 @@ VARIANTS = {
     "default+corruption_augmentation+reliability_tcp": ("", {
         **recipes.PLAIN, **recipes.DEFAULT,
         **recipes.CORRUPTION_AUGMENTATION, **recipes.RELIABILITY_TCP}),
+    "default+corruption_augmentation+reliability_tcp+cmn": ("", {
+        **recipes.PLAIN, **recipes.DEFAULT,
+        **recipes.CORRUPTION_AUGMENTATION, **recipes.RELIABILITY_TCP,
+        **recipes.CMN}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only_long",
             "audio_only_cmvn_long")

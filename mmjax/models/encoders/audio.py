@@ -23,13 +23,21 @@ PatchOrder = Literal["time_major", "frequency_major"]
 PATCH_ORDERS = get_args(PatchOrder)
 # Axes of `[batch, frames, features]` the features are standardised over, by
 # `Normalization`.
-Normalization = Literal["utterance", "band"]
-NORMALIZATIONS = {"utterance": (1, 2), "band": (1,)}
+Normalization = Literal["utterance", "band", "band_mean"]
+# name -> (axes of the mean, axes of the standard deviation) of
+# `[batch, frames, features]`.
+NORMALIZATIONS = {"utterance": ((1, 2), (1, 2)), "band": ((1,), (1,)),
+                  "band_mean": ((1,), (1, 2))}
 
 
 def standardize(spec: jnp.ndarray, normalization: str) -> jnp.ndarray:
   """Zero mean, unit variance per example: over time and features
-  ("utterance") or per feature over time ("band", CMVN).
+  ("utterance"); per feature over time ("band", CMVN); or zero mean per
+  feature over time and unit variance over time and features ("band_mean":
+  cepstral mean normalisation, Kaldi's `apply-cmvn` default of
+  `--norm-vars=false`, with the utterance's variance), which removes a
+  spectral tilt like "band" without scaling a near-silent band (e.g. above
+  a telephone channel's cutoff) up to unit variance.
 
   Args:
     spec: `[batch, frames, features]` float.
@@ -41,10 +49,10 @@ def standardize(spec: jnp.ndarray, normalization: str) -> jnp.ndarray:
   if normalization not in NORMALIZATIONS:
     raise ValueError(f"normalization must be one of {sorted(NORMALIZATIONS)}, "
                      f"got {normalization!r}")
-  axes = NORMALIZATIONS[normalization]
-  mean = spec.mean(axis=axes, keepdims=True)
-  std = spec.std(axis=axes, keepdims=True)
-  return (spec - mean) / (std + 1e-5)
+  mean_axes, std_axes = NORMALIZATIONS[normalization]
+  centred = spec - spec.mean(axis=mean_axes, keepdims=True)
+  std = centred.std(axis=std_axes, keepdims=True)
+  return centred / (std + 1e-5)
 
 
 class SpectrogramEncoder(nn.Module):
@@ -56,7 +64,8 @@ class SpectrogramEncoder(nn.Module):
   (`normalization="utterance"`, zero mean and unit variance), which removes
   recording loudness, or per feature over time (`"band"`: cepstral mean and
   variance normalisation, CMVN, Viikki & Laurila 1998), which also removes a
-  fixed spectral tilt of the voice or the channel. In training, SpecAugment
+  fixed spectral tilt of the voice or the channel, or per-feature mean and
+  utterance variance (`"band_mean"`, see `standardize`). In training, SpecAugment
   (Park et al. 2019) then masks `freq_masks` frequency bands of up to
   `freq_mask_width` bins and `time_masks` spans of up to `time_mask_width`
   frames per example, with 0 (the mean), drawing from the "augment" rng
@@ -70,7 +79,7 @@ class SpectrogramEncoder(nn.Module):
     freq_mask_width: maximum frequency mask width in bins.
     time_masks: SpecAugment time masks per example (0: none).
     time_mask_width: maximum time mask width in frames.
-    normalization: "utterance" or "band" (see above).
+    normalization: "utterance", "band" or "band_mean" (see above).
   """
   modality: ClassVar[str] = "audio"
   frontend: Optional[Mapping[str, Any]] = None

@@ -74,6 +74,15 @@ def test_band_normalization_is_cmvn():
   assert float(jnp.abs(utterance - audio.standardize(spec, "utterance")).max()) > 0.5
   with pytest.raises(ValueError, match="normalization must be one of"):
     audio.standardize(spec, "global")
+  # Mean per band, variance over the utterance: the tilt goes too, but a
+  # near-silent band (leakage of 0.01) stays near 0 where CMVN blows it up
+  # to unit variance.
+  quiet = tilted.at[..., -4:].set(0.01 * spec[..., -4:])
+  band_mean = audio.standardize(quiet, "band_mean")
+  np.testing.assert_allclose(band_mean.mean(axis=1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(band_mean.std(axis=(1, 2)), 1.0, atol=1e-4)
+  assert float(band_mean[..., -4:].std()) < 0.02
+  assert float(audio.standardize(quiet, "band")[..., -4:].std()) > 0.9
   with pytest.raises(ValueError, match="normalization must be one of"):
     model = SpectrogramCNN(frontend=FRONTEND, normalization="global")
     model.init(jax.random.key(0), _wave(), train=False)
