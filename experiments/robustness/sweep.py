@@ -66,13 +66,13 @@ VARIANTS = {
         **recipes.PLAIN, **recipes.CMVN, **recipes.SPEC_AUGMENT,
         **recipes.LONG, "modalities": ("audio",)}),
     # Against a corrupted modality (issue 32): the default with corruption
-    # augmentation and the learned drop decision (reliability heads trained
-    # on the unimodal heads' true-class probability), chosen on the
-    # validation speaker (experiments/robustness_selection).
-    "early_fusion+audio_dropout_high+cmvn+spec_augment+corruption_augmentation+reliability_tcp@1200": (
+    # augmentation, the learned drop decision (reliability heads trained on
+    # the unimodal heads' true-class probability) and CMN in place of CMVN,
+    # chosen on the validation speaker (experiments/robustness_selection).
+    "early_fusion+audio_dropout_high+cmn+spec_augment+corruption_augmentation+reliability_tcp@1200": (
         "fusion=early_fusion", {**recipes.DEFAULT,
                                 **recipes.CORRUPTION_AUGMENTATION,
-                                **recipes.RELIABILITY_TCP}),
+                                **recipes.RELIABILITY_TCP, **recipes.CMN}),
 }
 UNIMODAL = ("image_only", "audio_only", "image_only@1200", "audio_only@1200",
             "audio_only+cmvn+spec_augment@1200")
