@@ -14,19 +14,10 @@ Hz and times in seconds at `sample_rate` (default 8000 Hz, FSDD's).
 import jax
 import jax.numpy as jnp
 
+from mmjax.analysis.corruption_checks import check_level, check_rank
+
 FSDD_SAMPLE_RATE = 8000
 _LAYOUT = "[batch, samples]"
-
-
-def _check_waveform(waveform: jax.Array, name: str):
-  if waveform.ndim != 2:
-    raise ValueError(f"{name} expects {_LAYOUT}, got shape "
-                     f"{tuple(waveform.shape)}")
-
-
-def _check_level(level, low: float, high: float, what: str, name: str):
-  if isinstance(level, (int, float)) and not low <= level <= high:
-    raise ValueError(f"{name} expects {what} in [{low}, {high}], got {level}")
 
 
 def _scale_to_snr(signal: jax.Array, noise: jax.Array,
@@ -69,7 +60,7 @@ def add_white_noise(rng: jax.Array, waveform: jax.Array,
   Raises:
     ValueError: if `waveform` is not rank 2.
   """
-  _check_waveform(waveform, "add_white_noise")
+  check_rank(waveform, _LAYOUT, "add_white_noise")
   noise = jax.random.normal(rng, waveform.shape, waveform.dtype)
   return _scale_to_snr(waveform, noise, snr_db)
 
@@ -100,7 +91,7 @@ def add_babble_noise(rng: jax.Array, waveform: jax.Array, snr_db: float,
   Raises:
     ValueError: if `waveform` is not rank 2, batch < 2 or num_speakers < 1.
   """
-  _check_waveform(waveform, "add_babble_noise")
+  check_rank(waveform, _LAYOUT, "add_babble_noise")
   batch = waveform.shape[0]
   if batch < 2:
     raise ValueError(f"add_babble_noise draws the talkers from the other "
@@ -137,7 +128,7 @@ def add_pink_noise(rng: jax.Array, waveform: jax.Array,
   Raises:
     ValueError: if `waveform` is not rank 2.
   """
-  _check_waveform(waveform, "add_pink_noise")
+  check_rank(waveform, _LAYOUT, "add_pink_noise")
   samples = waveform.shape[-1]
   white = jax.random.normal(rng, waveform.shape, jnp.float32)
   bins = jnp.arange(samples // 2 + 1, dtype=jnp.float32)
@@ -180,8 +171,8 @@ def reverberate(rng: jax.Array, waveform: jax.Array, rt60: float,
     ValueError: if `waveform` is not rank 2, a Python `rt60` is outside
       [0, 5] or `sample_rate` <= 0.
   """
-  _check_waveform(waveform, "reverberate")
-  _check_level(rt60, 0.0, _REVERB_MAX_RT60, "rt60 (seconds)", "reverberate")
+  check_rank(waveform, _LAYOUT, "reverberate")
+  check_level(rt60, 0.0, _REVERB_MAX_RT60, "rt60 (seconds)", "reverberate")
   if not sample_rate > 0:
     raise ValueError(f"reverberate expects sample_rate > 0 Hz, got "
                      f"{sample_rate}")
@@ -229,8 +220,8 @@ def clip_amplitude(rng: jax.Array, waveform: jax.Array,
       outside [0, 1].
   """
   del rng
-  _check_waveform(waveform, "clip_amplitude")
-  _check_level(fraction, 0.0, 1.0, "fraction", "clip_amplitude")
+  check_rank(waveform, _LAYOUT, "clip_amplitude")
+  check_level(fraction, 0.0, 1.0, "fraction", "clip_amplitude")
   f = jnp.clip(jnp.asarray(fraction, jnp.float32), 0.0, 1.0)
   limit = f * jnp.max(jnp.abs(waveform), axis=-1, keepdims=True)
   limit = limit.astype(waveform.dtype)
@@ -265,8 +256,8 @@ def telephone_band(rng: jax.Array, waveform: jax.Array, cutoff_hz: float,
       300 or `sample_rate` <= 0.
   """
   del rng
-  _check_waveform(waveform, "telephone_band")
-  _check_level(cutoff_hz, TELEPHONE_LOW_HZ, float("inf"), "cutoff_hz (Hz)",
+  check_rank(waveform, _LAYOUT, "telephone_band")
+  check_level(cutoff_hz, TELEPHONE_LOW_HZ, float("inf"), "cutoff_hz (Hz)",
                "telephone_band")
   if not sample_rate > 0:
     raise ValueError(f"telephone_band expects sample_rate > 0 Hz, got "
@@ -301,8 +292,8 @@ def mask_time_span(rng: jax.Array, waveform: jax.Array,
     ValueError: if `waveform` is not rank 2 or a Python `fraction` is
       outside [0, 1].
   """
-  _check_waveform(waveform, "mask_time_span")
-  _check_level(fraction, 0.0, 1.0, "fraction", "mask_time_span")
+  check_rank(waveform, _LAYOUT, "mask_time_span")
+  check_level(fraction, 0.0, 1.0, "fraction", "mask_time_span")
   batch, samples = waveform.shape
   f = jnp.clip(jnp.asarray(fraction, jnp.float32), 0.0, 1.0)
   length = jnp.round(f * samples).astype(jnp.int32)

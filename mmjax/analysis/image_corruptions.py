@@ -17,18 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mmjax.analysis.corruption_checks import check_level, check_rank
+
 _LAYOUT = "[batch, height, width, channels]"
-
-
-def _check_images(images: jax.Array, name: str):
-  if images.ndim != 4:
-    raise ValueError(f"{name} expects {_LAYOUT}, got shape "
-                     f"{tuple(images.shape)}")
-
-
-def _check_level(level, low: float, high: float, what: str, name: str):
-  if isinstance(level, (int, float)) and not low <= level <= high:
-    raise ValueError(f"{name} expects {what} in [{low}, {high}], got {level}")
 
 
 def _level(level, low: float, high: float) -> jax.Array:
@@ -74,7 +65,7 @@ def add_gaussian_noise(rng: jax.Array, images: jax.Array,
   Raises:
     ValueError: if `images` is not rank 4 or a Python `std` is negative.
   """
-  _check_images(images, "add_gaussian_noise")
+  check_rank(images, _LAYOUT, "add_gaussian_noise")
   if isinstance(std, (int, float)) and std < 0:
     raise ValueError(f"add_gaussian_noise expects std >= 0, got {std}")
   noise = jax.random.normal(rng, images.shape, images.dtype)
@@ -102,7 +93,7 @@ def occlude(rng: jax.Array, images: jax.Array, fraction: float) -> jax.Array:
     ValueError: if `images` is not rank 4 or a Python `fraction` is outside
       [0, 1].
   """
-  _check_images(images, "occlude")
+  check_rank(images, _LAYOUT, "occlude")
   if isinstance(fraction, (int, float)) and not 0 <= fraction <= 1:
     raise ValueError(f"occlude expects fraction in [0, 1], got {fraction}")
   batch, height, width, _ = images.shape
@@ -172,7 +163,7 @@ def add_shot_noise(rng: jax.Array, images: jax.Array,
     ValueError: if `images` is not rank 4 or a Python `photons` is outside
       (0, 100] and not +inf.
   """
-  _check_images(images, "add_shot_noise")
+  check_rank(images, _LAYOUT, "add_shot_noise")
   if isinstance(photons, (int, float)) and not (
       0 < photons <= SHOT_MAX_PHOTONS or photons == float("inf")):
     raise ValueError(f"add_shot_noise expects photons in (0, "
@@ -207,8 +198,8 @@ def add_impulse_noise(rng: jax.Array, images: jax.Array,
     ValueError: if `images` is not rank 4 or a Python `fraction` is outside
       [0, 1].
   """
-  _check_images(images, "add_impulse_noise")
-  _check_level(fraction, 0.0, 1.0, "fraction", "add_impulse_noise")
+  check_rank(images, _LAYOUT, "add_impulse_noise")
+  check_level(fraction, 0.0, 1.0, "fraction", "add_impulse_noise")
   p = _level(fraction, 0.0, 1.0)
   u = jax.random.uniform(rng, images.shape)
   zero, one = jnp.zeros((), images.dtype), jnp.ones((), images.dtype)
@@ -264,8 +255,8 @@ def defocus_blur(rng: jax.Array, images: jax.Array,
       [0, 3].
   """
   del rng
-  _check_images(images, "defocus_blur")
-  _check_level(radius, 0.0, DEFOCUS_MAX_RADIUS, "radius (pixels)",
+  check_rank(images, _LAYOUT, "defocus_blur")
+  check_level(radius, 0.0, DEFOCUS_MAX_RADIUS, "radius (pixels)",
                "defocus_blur")
   r = _level(radius, 0.0, DEFOCUS_MAX_RADIUS)
   kernel = jnp.broadcast_to(_disk_kernel(r), (images.shape[0],) +
@@ -303,8 +294,8 @@ def motion_blur(rng: jax.Array, images: jax.Array,
     ValueError: if `images` is not rank 4 or a Python `length` is outside
       [0, 8].
   """
-  _check_images(images, "motion_blur")
-  _check_level(length, 0.0, MOTION_MAX_LENGTH, "length (pixels)",
+  check_rank(images, _LAYOUT, "motion_blur")
+  check_level(length, 0.0, MOTION_MAX_LENGTH, "length (pixels)",
                "motion_blur")
   n = _level(length, 0.0, MOTION_MAX_LENGTH)
   angle = jax.random.uniform(rng, (images.shape[0], 1), maxval=jnp.pi)
@@ -341,8 +332,8 @@ def reduce_contrast(rng: jax.Array, images: jax.Array,
       [0, 1].
   """
   del rng
-  _check_images(images, "reduce_contrast")
-  _check_level(factor, 0.0, 1.0, "factor", "reduce_contrast")
+  check_rank(images, _LAYOUT, "reduce_contrast")
+  check_level(factor, 0.0, 1.0, "factor", "reduce_contrast")
   c = _level(factor, 0.0, 1.0)
   x = images.astype(jnp.float32)
   mean = jnp.mean(x, axis=(1, 2), keepdims=True)
@@ -374,8 +365,8 @@ def increase_brightness(rng: jax.Array, images: jax.Array,
       [0, 1].
   """
   del rng
-  _check_images(images, "increase_brightness")
-  _check_level(delta, 0.0, 1.0, "delta", "increase_brightness")
+  check_rank(images, _LAYOUT, "increase_brightness")
+  check_level(delta, 0.0, 1.0, "delta", "increase_brightness")
   b = _level(delta, 0.0, 1.0)
   x = images.astype(jnp.float32)
   if images.shape[-1] == 1:
@@ -452,13 +443,13 @@ def jpeg_compress(rng: jax.Array, images: jax.Array,
       a Python `quality` is outside [1, 100] and not +inf.
   """
   del rng
-  _check_images(images, "jpeg_compress")
+  check_rank(images, _LAYOUT, "jpeg_compress")
   batch, height, width, channels = images.shape
   if channels not in (1, 3):
     raise ValueError(f"jpeg_compress expects 1 or 3 channels, got "
                      f"{channels}")
   if not (isinstance(quality, (int, float)) and quality == float("inf")):
-    _check_level(quality, 1.0, 100.0, "quality", "jpeg_compress")
+    check_level(quality, 1.0, 100.0, "quality", "jpeg_compress")
   level = jnp.asarray(quality, jnp.float32)
   x = images.astype(jnp.float32) * 255.0
   tables = jnp.stack([quantisation_table(_LUMINANCE_TABLE, level)] +
@@ -516,9 +507,9 @@ def pixelate(rng: jax.Array, images: jax.Array, block: float) -> jax.Array:
       [1, min(height, width)].
   """
   del rng
-  _check_images(images, "pixelate")
+  check_rank(images, _LAYOUT, "pixelate")
   _, height, width, _ = images.shape
-  _check_level(block, 1.0, float(min(height, width)), "block (pixels)",
+  check_level(block, 1.0, float(min(height, width)), "block (pixels)",
                "pixelate")
   side = _level(block, 1.0, float(min(height, width)))
 
