@@ -297,7 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                       args.split_from, args.tolerance)
   text = markdown(summary) + (
       f"\n\n![corruption target]({args.figure.name})"
-      if args.figure.parent == args.results.parent else "")
+      if args.figure.resolve().parent == args.results.resolve().parent
+      else "")
   print(text)
   run_sweep.replace_marked_block(args.results, args.marker, text)
   figure(summary, args.figure)

@@ -95,7 +95,7 @@ def corruption_curves(models: Mapping[str, Mapping[str, Dict]],
              ncol=cols, fontsize="small", frameon=False)
   fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
   try:
-    paths.save_figure(fig, path, dpi=100)
+    paths.save_figure(fig, path, dpi=100, bbox_inches="tight")
   finally:
     plt.close(fig)
   return drawn
