@@ -209,10 +209,12 @@ SLOW_FIRST = (
     "tests/test_distributed.py",  # 64 s
     "tests/train/test_contrastive.py",  # 62 s
     "tests/test_workdir.py",  # 55 s
+    "tests/train/test_corruption_training.py",  # 45 s
     "tests/test_launch.py",  # 38 s
     "tests/train/test_loop.py",  # 35 s
     "tests/test_incomplete_manifest_example.py",  # 32 s
     "tests/test_fusion_layer_example.py",  # 29 s
+    "tests/analysis/test_corruptions.py",  # 27 s
     "tests/models/encoders/test_text_baselines.py",  # 26 s
     "tests/test_pp_op_example.py",  # 24 s
     "tests/models/layers/test_conv.py",  # 22 s
@@ -230,7 +232,6 @@ SLOW_FIRST = (
     "tests/test_dataset_example.py",  # 13 s
     "tests/train/test_loop_failures.py",  # 13 s
     "tests/models/encoders/test_whisper.py",  # 13 s
-    "tests/analysis/test_corruptions.py",  # 12 s
     "tests/test_launch_config_data_errors.py",  # 12 s
     "tests/pretrained/test_init_from.py",  # 12 s
     "tests/test_docs.py",  # 11 s

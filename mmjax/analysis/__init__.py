@@ -3,6 +3,8 @@
 `mutual_information` (the KSG k-nearest-neighbour mutual information
 estimator, and a PCA-reduced variant for wide representations),
 `robustness_metrics` (MultiBench's relative and effective robustness of an
-accuracy-versus-corruption curve) and `corruptions` (jit-compatible audio and
-image corruptions at graded levels, with a registry of default sweeps).
+accuracy-versus-corruption curve, and the missing-modality target of a
+corrupted modality) and `corruptions` (the registry of corruption families
+at 5 severities each; the jit-compatible functions are in
+`image_corruptions`, ImageNet-C style, and `audio_corruptions`).
 """
