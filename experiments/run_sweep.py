@@ -14,7 +14,15 @@ A sweep folder holds `sweep.py` with
   UNIMODAL   names of the single-modality variants (the baselines a fused
              model must beat);
   REPORT_SPLIT  optional, the split whose accuracy the table reports
-             (default "test"; "validation" for a recipe-selection sweep).
+             (default "test"; "validation" for a recipe-selection sweep);
+  METRIC     optional, the result key the table reports (default
+             "accuracy"; e.g. "image_to_text_recall_at_1" for retrieval);
+  RECIPE     optional, `RECIPE(config, overrides) -> str`: a variant's
+             recipe in words (a "recipe" column of the table).
+A sweep over several tasks (different configs, folds and variants) instead
+holds `SECTIONS = {section: namespace with the names above}`; its runs are
+named `<section>/<protocol>/<fold>/<variant>`, its tables `<section>/
+<protocol>`.
 In a string value, `{fold}` stands for the run's fold and `{runs}` for the
 root of the sweep's workdirs, so a run can name another run of its fold,
 e.g. `"model.encoders.audio.init_from": "{runs}/loso/{fold}/audio_only"`.
@@ -65,20 +73,38 @@ def load_sweep(folder: pathlib.Path):
   return module
 
 
+def sections(sweep) -> dict:
+  """`{section name: section}`: the sweep's SECTIONS, or the sweep itself as
+  its one unnamed section."""
+  return getattr(sweep, "SECTIONS", None) or {"": sweep}
+
+
+def _prefix(section_name: str) -> str:
+  return f"{section_name}/" if section_name else ""
+
+
 def plan(sweep, runs_root: str = "runs") -> Dict[str, List]:
   """`{run name: [config file with argument, overrides]}` of every run, in
-  order (fold by fold, variants in their order), with `{fold}` and `{runs}`
-  (= `runs_root`) substituted in string values."""
+  order (section by section, fold by fold, variants in their order), with
+  `{fold}` and `{runs}` (= `runs_root`) substituted in string values."""
   runs = {}
-  for protocol, folds in sweep.PROTOCOLS.items():
-    for fold, fold_overrides in folds.items():
-      for variant, (arg, overrides) in sweep.VARIANTS.items():
-        config = f"{sweep.CONFIG}:{arg}" if arg else sweep.CONFIG
-        merged = {**sweep.COMMON, **fold_overrides, **overrides}
-        runs[f"{protocol}/{fold}/{variant}"] = [config, {
-            k: v.replace("{fold}", fold).replace("{runs}", str(runs_root))
-            if isinstance(v, str) else v for k, v in merged.items()}]
+  for section_name, section in sections(sweep).items():
+    for protocol, folds in section.PROTOCOLS.items():
+      for fold, fold_overrides in folds.items():
+        for variant, (arg, overrides) in section.VARIANTS.items():
+          config = f"{section.CONFIG}:{arg}" if arg else section.CONFIG
+          merged = {**section.COMMON, **fold_overrides, **overrides}
+          runs[f"{_prefix(section_name)}{protocol}/{fold}/{variant}"] = [
+              config, {k: v.replace("{fold}", fold).replace(
+                  "{runs}", str(runs_root)) if isinstance(v, str) else v
+                       for k, v in merged.items()}]
   return runs
+
+
+def section_of(sweep, run_name: str):
+  """The section a run of `plan(sweep)` belongs to."""
+  named = sections(sweep)
+  return named.get(run_name.split("/", 1)[0], named.get(""))
 
 
 def command(config: str, workdir: pathlib.Path, overrides: dict) -> list:
@@ -103,30 +129,42 @@ def report_split(sweep) -> str:
   return getattr(sweep, "REPORT_SPLIT", "test")
 
 
+def metric(sweep) -> str:
+  """The result key the sweep reports (METRIC, else accuracy)."""
+  return getattr(sweep, "METRIC", "accuracy")
+
+
 def summarize(sweep, records: dict) -> Dict[str, Dict[str, dict]]:
-  """`{protocol: {variant: statistics over its finished folds}}`."""
-  split = report_split(sweep)
+  """`{table: {variant: statistics over its finished folds}}`, a table per
+  protocol (`<section>/<protocol>` in a sweep with SECTIONS). The reported
+  metric is under "accuracy" whatever METRIC names."""
   out = {}
-  for protocol, folds in sweep.PROTOCOLS.items():
-    out[protocol] = {}
-    for variant in sweep.VARIANTS:
-      done = [records[k] for k in (f"{protocol}/{f}/{variant}" for f in folds)
-              if k in records]
-      if not done:
-        continue
-      acc = [r["results"][split]["accuracy"] for r in done]
-      f1 = [r["results"][split]["macro_f1"] for r in done]
-      info = [r["run_info"] for r in done]
-      out[protocol][variant] = {
-          "folds": len(done), "of": len(folds),
-          "accuracy": statistics.mean(acc),
-          "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-          "accuracy_worst": min(acc), "macro_f1": statistics.mean(f1),
-          "macro_f1_std": statistics.stdev(f1) if len(f1) > 1 else 0.0,
-          "num_params": info[0].get("num_params"),
-          "examples_per_second": statistics.mean(
-              i.get("train_examples_per_second") or 0.0 for i in info),
-          "wall_seconds": statistics.mean(r["wall_seconds"] for r in done)}
+  for section_name, section in sections(sweep).items():
+    split, key = report_split(section), metric(section)
+    for protocol, folds in section.PROTOCOLS.items():
+      stats = out[_prefix(section_name) + protocol] = {}
+      for variant in section.VARIANTS:
+        done = [records[k] for k in (
+            f"{_prefix(section_name)}{protocol}/{f}/{variant}" for f in folds)
+                if k in records]
+        if not done:
+          continue
+        acc = [r["results"][split][key] for r in done]
+        f1 = [r["results"][split].get("macro_f1") for r in done]
+        f1 = None if None in f1 else f1
+        info = [r["run_info"] for r in done]
+        stats[variant] = {
+            "folds": len(done), "of": len(folds),
+            "accuracy": statistics.mean(acc),
+            "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+            "accuracy_worst": min(acc),
+            "macro_f1": statistics.mean(f1) if f1 else None,
+            "macro_f1_std": statistics.stdev(f1) if f1 and len(f1) > 1
+                            else 0.0,
+            "num_params": info[0].get("num_params"),
+            "examples_per_second": statistics.mean(
+                i.get("train_examples_per_second") or 0.0 for i in info),
+            "wall_seconds": statistics.mean(r["wall_seconds"] for r in done)}
   return out
 
 
@@ -149,33 +187,51 @@ def verdict(stats: Dict[str, dict], unimodal) -> str:
                          if beating else "."))
 
 
+def _section_table(heading: str, section, stats: dict, folds: int,
+                   runs: dict) -> List[str]:
+  split, key = report_split(section), metric(section)
+  recipe = getattr(section, "RECIPE", None)
+  pm = lambda m, sd: f"{m:.4f} ± {sd:.4f}" if folds > 1 else f"{m:.4f}"
+  lines = [f"### {heading} ({folds} fold{'s' * (folds > 1)})", "",
+           f"| model | {split} {key} | worst fold | {split} macro F1 | "
+           "parameters | train examples/s | wall time per run (s) | "
+           "folds done |" + (" recipe |" if recipe else ""),
+           "|---|---|---|---|---|---|---|---|" + ("---|" if recipe else "")]
+  for variant, s in stats.items():
+    f1 = pm(s["macro_f1"], s["macro_f1_std"]) if s["macro_f1"] is not None \
+        else "—"
+    row = (f"| {variant} | {pm(s['accuracy'], s['accuracy_std'])} | "
+           f"{s['accuracy_worst']:.4f} | {f1} "
+           f"| {format(s['num_params'], ',') if s['num_params'] else '—'} | "
+           f"{s['examples_per_second']:.0f} | "
+           f"{s['wall_seconds']:.0f} | {s['folds']}/{s['of']} |")
+    if recipe:
+      row += f" {recipe(*runs[variant])} |"
+    lines.append(row)
+  unimodal = getattr(section, "UNIMODAL", ())
+  return lines + (["", verdict(stats, unimodal)] if unimodal else []) + [""]
+
+
 def table(sweep, records: dict) -> str:
   """The markdown tables: one per protocol, then every run's command."""
-  split = report_split(sweep)
+  stats = summarize(sweep, records)
+  runs = plan(sweep)
   lines = []
-  for protocol, stats in summarize(sweep, records).items():
-    if not stats:
-      continue
-    folds = len(sweep.PROTOCOLS[protocol])
-    lines += [f"### {protocol} ({folds} fold{'s' * (folds > 1)})", "",
-              f"| model | {split} accuracy | worst fold | {split} macro F1 | parameters "
-              "| train examples/s | wall time per run (s) | folds done |",
-              "|---|---|---|---|---|---|---|---|"]
-    for variant, s in stats.items():
-      pm = lambda m, sd: f"{m:.4f} ± {sd:.4f}" if folds > 1 else f"{m:.4f}"
-      lines.append(
-          f"| {variant} | {pm(s['accuracy'], s['accuracy_std'])} | "
-          f"{s['accuracy_worst']:.4f} | {pm(s['macro_f1'], s['macro_f1_std'])} "
-          f"| {format(s['num_params'], ',') if s['num_params'] else '—'} | "
-          f"{s['examples_per_second']:.0f} | "
-          f"{s['wall_seconds']:.0f} | {s['folds']}/{s['of']} |")
-    lines += ["", verdict(stats, getattr(sweep, "UNIMODAL", ())), ""]
-  lines += [f"<details><summary>Every run: {split} accuracy and command"
-            "</summary>", "", f"| run | {split} accuracy | command |",
+  for section_name, section in sections(sweep).items():
+    for protocol, folds in section.PROTOCOLS.items():
+      heading = _prefix(section_name) + protocol
+      if not stats[heading]:
+        continue
+      first = f"{heading}/{next(iter(folds))}"
+      lines += _section_table(heading, section, stats[heading], len(folds), {
+          v: runs[f"{first}/{v}"] for v in section.VARIANTS})
+  lines += ["<details><summary>Every run: the reported figure and its "
+            "command</summary>", "", "| run | reported | command |",
             "|---|---|---|"]
   for name, r in records.items():
-    lines.append(f"| {name} | {r['results'][split]['accuracy']:.4f} | "
-                 f"`{r['command']}` |")
+    section = section_of(sweep, name)
+    value = r["results"][report_split(section)][metric(section)]
+    lines.append(f"| {name} | {value:.4f} | `{r['command']}` |")
   lines += ["", "</details>"]
   return "\n".join(lines)
 
@@ -201,12 +257,16 @@ def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
   tmp.write_text(json.dumps(records, indent=2) + "\n")
   os.replace(tmp, folder / "results.json")
   replace_marked_block(folder / "RESULTS.md", "table", table(sweep, records))
-  plot(folder / "accuracy.png", summarize(sweep, records), report_split(sweep))
+  named = list(sections(sweep).values())
+  label = " / ".join(dict.fromkeys(
+      f"{report_split(n)} {metric(n)}" for n in named))
+  plot(folder / "accuracy.png", summarize(sweep, records), label)
 
 
 def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]],
-         split: str = "test") -> None:
-  """Horizontal bars per variant: mean accuracy per protocol, ± std."""
+         split: str = "test accuracy") -> None:
+  """Horizontal bars per variant: the mean reported figure per table (a
+  protocol), ± std; `split` labels the axis."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -227,7 +287,7 @@ def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]],
   lowest = min(s["accuracy"] - s["accuracy_std"]
                for p in protocols for s in stats[p].values())
   ax.set_xlim(max(0.0, lowest - 0.02), 1.0)
-  ax.set_xlabel(f"{split} accuracy (mean ± std over folds)")
+  ax.set_xlabel(f"{split} (mean ± std over folds)")
   ax.legend(loc="lower left")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
@@ -302,8 +362,9 @@ def main():
       return
     record["command"] = shown[name]
     records[name] = record
-    split = report_split(sweep)
-    print(f"[{name}] {split} accuracy {record['results'][split]['accuracy']:.4f}"
+    section = section_of(sweep, name)
+    split, key = report_split(section), metric(section)
+    print(f"[{name}] {split} {key} {record['results'][split][key]:.4f}"
           f" in {record['wall_seconds']:.0f} s", flush=True)
     write_results(args.sweep, sweep, {n: records[n] for n in runs if n in records})
 

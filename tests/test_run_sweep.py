@@ -101,3 +101,38 @@ def test_finished_runs_are_skipped(tmp_path, monkeypatch):
   records = json.loads((folder / "results.json").read_text())
   assert records["p/f1/v"]["results"]["test"]["accuracy"] == 0.5
   assert records["p/f2/v"]["results"]["test"]["accuracy"] == 0.7
+
+
+SECTIONED = types.SimpleNamespace(SECTIONS={
+    "digits": SWEEP,
+    "retrieval": types.SimpleNamespace(
+        CONFIG="configs/emoji_image_text.py", COMMON={},
+        VARIANTS={"cnn+gru": ("text=gru", {})}, UNIMODAL=(),
+        METRIC="image_to_text_recall_at_1",
+        RECIPE=lambda config, overrides: f"recipe of {config}",
+        PROTOCOLS={"seeds": {"s0": {"data.split_seed": 0},
+                             "s1": {"data.split_seed": 1}}})})
+
+
+def test_sections_name_runs_and_tables_and_report_their_metric():
+  runs = run_sweep.plan(SECTIONED)
+  assert list(runs)[:2] == ["digits/loso/a/image_only", "digits/loso/a/gated"]
+  assert runs["retrieval/seeds/s1/cnn+gru"] == [
+      "configs/emoji_image_text.py:text=gru", {"data.split_seed": 1}]
+  assert run_sweep.section_of(SECTIONED, "retrieval/seeds/s0/cnn+gru") is (
+      SECTIONED.SECTIONS["retrieval"])
+  retrieval = lambda r: {"results": {"test": {"image_to_text_recall_at_1": r}},
+                         "run_info": {}, "wall_seconds": 1.0, "command": "c"}
+  records = {"digits/loso/a/gated": record(0.97),
+             "retrieval/seeds/s0/cnn+gru": retrieval(0.25),
+             "retrieval/seeds/s1/cnn+gru": retrieval(0.35)}
+  stats = run_sweep.summarize(SECTIONED, records)
+  assert stats["retrieval/seeds"]["cnn+gru"]["accuracy"] == pytest.approx(0.3)
+  assert stats["retrieval/seeds"]["cnn+gru"]["macro_f1"] is None
+  assert stats["digits/loso"]["gated"]["accuracy"] == 0.97
+  text = run_sweep.table(SECTIONED, records)
+  assert "### retrieval/seeds (2 folds)" in text
+  assert "| model | test image_to_text_recall_at_1 |" in text
+  assert ("| cnn+gru | 0.3000 ± 0.0707 | 0.2500 | — |" in text
+          and "| recipe of configs/emoji_image_text.py:text=gru |" in text)
+  assert "| retrieval/seeds/s1/cnn+gru | 0.3500 | `c` |" in text

@@ -1,0 +1,249 @@
+"""The model zoo: every registered encoder, and the Transformer mid-fusion
+config, trained on the real data of ../shared/data.
+
+Sections (each a table of RESULTS.md):
+  selection   recipes for the Transformer encoders, chosen on a validation
+              speaker (george; theo held out and never evaluated): the
+              config's recipe against the usual small-data Transformer help.
+  av_digits   each image encoder image only and each audio encoder audio
+              only, and each inside the default fused recipe (the other
+              modality at its default encoder), leave-one-speaker-out.
+  mid_fusion  configs/av_digits_transformer.py (ViT + AST, attention
+              bottlenecks from layer 2 of 4) against the same encoders with
+              late bottleneck fusion (one bottleneck layer: no exchange) and
+              with early_fusion (pooled features concatenated),
+              leave-one-speaker-out.
+  emoji_text  each text encoder text only and fused with the image CNN,
+              emoji subgroups on held-out base emoji (split seeds 0-2).
+  retrieval   image-text retrieval (configs/emoji_image_text.py) with each
+              text encoder (split seeds 0-2), image -> text R@1.
+  clips       video encoders on av_digit_clips, synchronisation and digit
+              sequence, leave-one-speaker-out.
+Run with
+  python experiments/run_sweep.py experiments/zoo [--only 'av_digits/*']
+"""
+
+import importlib.util
+import pathlib
+import sys
+import types
+
+SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
+LOSO = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
+SPLIT_SEEDS = {"split_seeds": {f"seed{s}": {"data.split_seed": s}
+                               for s in range(3)}}
+# Evaluated once, at the end; checkpoints every 400 steps for resuming.
+ONCE = {"eval_splits": ("validation", "test"), "checkpoint_every_steps": 400}
+
+# Optimizer recipes a Transformer is tried with (the config's own is
+# "default": AdamW 2e-3, 50 warm-up steps, weight decay 1e-4, 1,200 steps).
+# "transformer" is the usual help for a ViT on small data (DeiT, Touvron et
+# al. 2021: lower rate, long warm-up, weight decay 0.05).
+_TRANSFORMER = {"optimizer.learning_rate": 1e-3,
+                "optimizer.warmup_steps": 200,
+                "optimizer.weight_decay": 0.05}
+OPTIMIZER_RECIPES = {
+    "default": {"num_train_steps": 1200},
+    "transformer": {**_TRANSFORMER, "num_train_steps": 1200},
+    "transformer_long": {**_TRANSFORMER, "num_train_steps": 2400},
+}
+# The size (a candidate of section "selection") and recipe each Transformer
+# trains with in the zoo, chosen on the validation speaker (the note of
+# issue 28 and RESULTS.md give the figures); other encoders: their config
+# sizes, recipe "default".
+CHOSEN = {"vit": ("vit", "default"),
+          "spectrogram_transformer": ("spectrogram_transformer_frames",
+                                      "transformer_long"),
+          "whisper_encoder": ("whisper_encoder", "default")}
+
+
+def steps(recipe: dict) -> dict:
+  """A recipe with its single evaluation at the last step."""
+  return {**recipe, "eval_every_steps": recipe["num_train_steps"]}
+
+
+def recipe_of(encoder: str) -> dict:
+  return steps(OPTIMIZER_RECIPES[CHOSEN.get(encoder, (None, "default"))[1]])
+
+
+def load_config(config: str, overrides: dict):
+  """The ConfigDict of `<file>.py[:arg]` with `{dotted key: value}` set, as
+  launch.py would build it."""
+  root = pathlib.Path(__file__).resolve().parents[2]
+  path, _, arg = config.partition(":")
+  spec = importlib.util.spec_from_file_location("zoo_config", root / path)
+  module = importlib.util.module_from_spec(spec)
+  if str(root) not in sys.path:
+    sys.path.insert(0, str(root))
+  spec.loader.exec_module(module)
+  c = module.get_config(arg or None)
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for parent in parents:
+      node = node[parent]
+    node[leaf] = value
+  return c
+
+
+def describe(config: str, overrides: dict) -> str:
+  """A run's recipe in words: steps, optimizer, augmentation, modality
+  dropout, auxiliary heads (read from the config with its overrides)."""
+  c = load_config(config, overrides)
+  o = c.optimizer
+  parts = [f"{c.num_train_steps} steps × {c.batch_size}",
+           f"{o.name} {o.learning_rate:g} (warm-up {o.warmup_steps}), "
+           f"wd {o.weight_decay:g}"]
+  augment = [op.strip() for m in c.modalities
+             for op in c.pp_train[m].split("|")
+             if op.strip().startswith("random_")]
+  for m in c.modalities:
+    encoder = c.model.encoders[m]
+    if encoder.get("freq_masks") or encoder.get("time_masks"):
+      augment.append(f"SpecAugment {encoder.freq_masks}F{encoder.time_masks}T")
+  if augment:
+    parts.append(", ".join(augment))
+  dropout = {m: p for m, p in c.get("modality_dropout", {}).items() if p}
+  if dropout and len(c.modalities) > 1:
+    parts.append("modality dropout " + ", ".join(
+        f"{m} {p:g}" for m, p in dropout.items()))
+  if c.get("aux_loss_weight") and len(c.modalities) > 1:
+    parts.append("aux heads")
+  return "; ".join(parts)
+
+
+# Transformer sizes for 28x28 digits and 1 s log-mels: 64 wide, 4 layers
+# (16 ViT tokens of 7x7 pixels, 35 AST tokens of 8x8 log-mel bins), so one
+# run fits a few minutes of a CPU core (ViT 4x4 patches at width 128: 11
+# minutes for 1,200 steps).
+def _width(modality: str, mlp_dim: int = 128, **more) -> dict:
+  return {f"model.encoders.{modality}.{k}": v for k, v in dict(
+      hidden_dim=64, mlp_dim=mlp_dim, **more).items()}
+
+
+# Transformer candidates: {name: (modality, config argument, sizes)}.
+CANDIDATES = {
+    "vit": ("image", "image=vit", _width("image", patch_size=(7, 7))),
+    "vit_patch4": ("image", "image=vit", _width("image", patch_size=(4, 4))),
+    "spectrogram_transformer": ("audio", "audio=spectrogram_transformer",
+                                _width("audio")),
+    # Tokens of 2 whole frames (all 40 mel bins), as speech Transformers
+    # read a spectrogram, instead of 8x8 patches.
+    "spectrogram_transformer_frames": (
+        "audio", "audio=spectrogram_transformer",
+        _width("audio", patch_size=(2, 40))),
+    "whisper_encoder": ("audio", "audio=whisper_encoder",
+                        _width("audio", mlp_dim=256)),
+}
+
+
+def _chosen(encoder: str):
+  return CANDIDATES[CHOSEN[encoder][0]][1:]
+
+
+IMAGE_ENCODERS = {"cnn": ("image=cnn", {}),
+                  "resnet_group": ("image=resnet", {}),
+                  "resnet_batch": ("image=resnet",
+                                   {"model.encoders.image.norm": "batch"}),
+                  "vit": _chosen("vit")}
+AUDIO_ENCODERS = {"spectrogram_cnn": ("audio=spectrogram_cnn", {}),
+                  "spectrogram_transformer": _chosen(
+                      "spectrogram_transformer"),
+                  "whisper_encoder": _chosen("whisper_encoder")}
+_UNIMODAL = {"modality_dropout.image": 0.0, "modality_dropout.audio": 0.0,
+             "aux_loss_weight": 0.0}
+
+
+def _encoder(variant: str) -> str:
+  return "resnet" if variant.startswith("resnet") else variant
+
+
+def _av_digits_variants() -> dict:
+  variants = {}
+  for modality, encoders in (("image", IMAGE_ENCODERS),
+                             ("audio", AUDIO_ENCODERS)):
+    for name, (arg, overrides) in encoders.items():
+      variants[f"{modality}_only-{name}"] = (arg, {
+          **recipe_of(_encoder(name)), **overrides, **_UNIMODAL,
+          "modalities": (modality,)})
+  variants["fused-cnn+spectrogram_cnn"] = ("", recipe_of("cnn"))
+  for name, (arg, overrides) in {**IMAGE_ENCODERS, **AUDIO_ENCODERS}.items():
+    if name not in ("cnn", "spectrogram_cnn"):
+      variants[f"fused-{name}"] = (arg, {**recipe_of(_encoder(name)),
+                                         **overrides})
+  return variants
+
+
+# Where a candidate's selection runs other recipes than default and
+# transformer (compute: a 2,400-step AST run takes ~10 minutes of a core).
+_CANDIDATE_RECIPES = {
+    "vit_patch4": ("transformer",),
+    "spectrogram_transformer_frames": ("default", "transformer",
+                                       "transformer_long")}
+
+
+def _selection_variants() -> dict:
+  variants = {}
+  for name, (modality, arg, sizes) in CANDIDATES.items():
+    for recipe in _CANDIDATE_RECIPES.get(name, ("default", "transformer")):
+      variants[f"{modality}_only-{name}@{recipe}"] = (arg, {
+          **steps(OPTIMIZER_RECIPES[recipe]), **sizes, **_UNIMODAL,
+          "modalities": (modality,)})
+  return variants
+
+
+_ENCODER_LAYERS = lambda n: {"model.encoders.image.num_layers": n,
+                             "model.encoders.audio.num_layers": n}
+# The config's own schedule (600 steps, AdamW 1e-3), evaluated once.
+_MID_STEPS = {"eval_every_steps": 600}
+
+TEXT_ENCODERS = ("bag_of_embeddings", "lstm", "gru", "text_transformer")
+
+SECTIONS = {
+    "selection": types.SimpleNamespace(
+        CONFIG="configs/av_digits.py", REPORT_SPLIT="validation",
+        RECIPE=describe, UNIMODAL=(),
+        COMMON={"eval_splits": ("validation",), "checkpoint_every_steps": 400},
+        PROTOCOLS={"george_validation": {"theo_held_out": {
+            "data.test_speakers": ("theo",),
+            "data.validation_speakers": ("george",)}}},
+        VARIANTS=_selection_variants()),
+    "av_digits": types.SimpleNamespace(
+        CONFIG="configs/av_digits.py", RECIPE=describe, COMMON=ONCE,
+        PROTOCOLS=LOSO, VARIANTS=_av_digits_variants(),
+        UNIMODAL=tuple(f"{m}_only-{e}" for m, encoders in (
+            ("image", IMAGE_ENCODERS), ("audio", AUDIO_ENCODERS))
+                       for e in encoders)),
+    "mid_fusion": types.SimpleNamespace(
+        CONFIG="configs/av_digits_transformer.py", RECIPE=describe,
+        COMMON={**ONCE, **_MID_STEPS}, PROTOCOLS=LOSO, UNIMODAL=(),
+        VARIANTS={
+            "bottleneck_from_layer_2": ("", {}),
+            "bottleneck_late": ("", {**_ENCODER_LAYERS(3),
+                                     "model.fusion.num_layers": 1}),
+            "early_fusion": ("fusion=early_fusion", {}),
+        }),
+    "emoji_text": types.SimpleNamespace(
+        CONFIG="configs/emoji_subgroup.py", RECIPE=describe,
+        COMMON={"eval_splits": ("validation", "test"),
+                "eval_every_steps": 1500},
+        PROTOCOLS=SPLIT_SEEDS, UNIMODAL=tuple(
+            f"text_only-{e}" for e in TEXT_ENCODERS),
+        VARIANTS={
+            **{f"text_only-{e}": (f"modalities=text,text={e}", {})
+               for e in TEXT_ENCODERS},
+            **{f"fused-cnn+{e}": (f"text={e}", {}) for e in TEXT_ENCODERS}}),
+    "retrieval": types.SimpleNamespace(
+        CONFIG="configs/emoji_image_text.py", RECIPE=describe,
+        METRIC="image_to_text_recall_at_1", UNIMODAL=(),
+        COMMON={"eval_splits": ("validation", "test"),
+                "eval_every_steps": 1000},
+        PROTOCOLS=SPLIT_SEEDS,
+        VARIANTS={f"cnn+{e}": (f"text={e}", {}) for e in TEXT_ENCODERS}),
+    "clips": types.SimpleNamespace(
+        CONFIG="configs/av_digit_clips.py", RECIPE=describe, UNIMODAL=(),
+        COMMON={"eval_splits": ("validation", "test")}, PROTOCOLS=LOSO,
+        VARIANTS={f"{task}-{video}": (f"task={task},video={video}", {})
+                  for task in ("sync", "sequence")
+                  for video in ("frame_encoder", "vivit")}),
+}
