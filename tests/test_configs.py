@@ -10,7 +10,8 @@ import pathlib
 
 import pytest
 
-from configs import av_digit_clips, av_digits, base, emoji_subgroup
+from configs import (av_digit_clips, av_digits, av_digits_transformer, base,
+                     emoji_subgroup)
 from mmjax import objectives
 from mmjax.models.registries import (ENCODER_OPTIONS, ENCODERS, FUSION,
                                      module_config, module_defaults)
@@ -54,6 +55,19 @@ def test_clips_two_stage_recipe_argument():
   plain = av_digit_clips.get_config("modalities=audio")
   assert plain.model.encoders.audio.init_from == ""
   assert plain.model.encoders.audio.learning_rate_scale == 1.0
+
+
+@pytest.mark.parametrize("fusion,encoder_layers,fusion_layers", [
+    ("bottleneck", 2, 2), ("cross_attention", 2, 2), ("early_fusion", 4, None)])
+def test_transformer_config_keeps_four_layers_per_modality(
+    fusion, encoder_layers, fusion_layers):
+  """An attention block takes the last 2 of the 4 layers (mid-fusion); a
+  block over pooled features follows all 4 unimodal layers."""
+  c = av_digits_transformer.get_config(f"fusion={fusion}")
+  assert c.model.fusion.name == fusion
+  for m in ("image", "audio"):
+    assert c.model.encoders[m].num_layers == encoder_layers
+  assert c.model.fusion.get("num_layers") == fusion_layers
 
 
 # The config file that selects each modality's encoder by its argument.
