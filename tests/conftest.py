@@ -34,16 +34,19 @@ def jax_compilation_cache(tmp_path_factory):
   shared by the pytest-xdist workers (their temporary directories have a
   common parent; JAX writes cache entries atomically)."""
   import jax  # pylint: disable=g-import-not-at-top
+  from mmjax import compilation_cache  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.getbasetemp()
   if os.environ.get("PYTEST_XDIST_WORKER"):
     root = root.parent
   cache = root / "jax_cache"
   cache.mkdir(exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", str(cache))
+  compilation_cache.enable(cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   # launch.py subprocesses (multi-device, multi-process, kill trials) share
-  # it through launch.py's --compilation_cache_dir default.
+  # it through launch.py's --compilation_cache_dir default, and cache their
+  # short compilations too (JAX reads the environment variable at import).
   os.environ["MMJAX_COMPILATION_CACHE_DIR"] = str(cache)
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 
 @pytest.fixture(scope="session")
