@@ -83,12 +83,7 @@ _TINY_EMOJI = {
     "model.encoders.text.embed_dim": 32,
 }
 TINY_MODELS = {
-    # The tests' tiny encoder and fusion sizes; the recipe keys (dropout,
-    # auxiliary heads, CMVN, SpecAugment) are the config's own.
-    "av_digits": {k: TINY_OVERRIDES[k] for k in (
-        "model.encoders.image.features", "model.encoders.image.embed_dim",
-        "model.encoders.audio.features", "model.encoders.audio.embed_dim",
-        "model.fusion.hidden_dims")},
+    "av_digits": {},
     "av_digit_clips": {
         "data.clips_per_pair": CLIPS_TINY["clips_per_pair"],
         # 4 frames of 16 x 16 (the smoke run compiles and evaluates 500 clips).
