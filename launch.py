@@ -115,7 +115,7 @@ def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if not FLAGS["verbosity"].present:  # library INFO logs only on request
     logging.set_verbosity(logging.WARNING)
-  from mmjax import parallel  # pylint: disable=g-import-not-at-top
+  from mmjax import compilation_cache, parallel  # pylint: disable=g-import-not-at-top
   from mmjax.data.errors import DataError  # pylint: disable=g-import-not-at-top
   from mmjax.export import model_card  # pylint: disable=g-import-not-at-top
   from mmjax.train import loop  # pylint: disable=g-import-not-at-top
@@ -123,8 +123,7 @@ def main(argv):
   from mmjax.workdir import configs as workdir_configs  # pylint: disable=g-import-not-at-top
 
   if FLAGS.compilation_cache_dir:
-    import jax  # pylint: disable=g-import-not-at-top
-    jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache_dir)
+    compilation_cache.enable(FLAGS.compilation_cache_dir)
   parallel.configure_cpu_devices(
       FLAGS.cpu_devices, (FLAGS.config.batch_size, FLAGS.config.eval_batch_size),
       num_processes=FLAGS.num_processes or 1)

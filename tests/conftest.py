@@ -3,8 +3,10 @@
 Tests about real data fail (never skip) when ../shared/data is missing.
 """
 
+import fcntl
 import os
 import pathlib
+import shutil
 
 import pytest
 
@@ -28,22 +30,52 @@ def xla_flags(*flags: str) -> str:
   return " ".join((TEST_XLA_FLAGS,) + flags)
 
 
+def run_temp(tmp_path_factory) -> pathlib.Path:
+  """The test run's temporary folder, common to the pytest-xdist workers
+  (their own temporary folders are in it)."""
+  root = tmp_path_factory.getbasetemp()
+  return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def prepared_once(tmp_path_factory, name: str, prepare) -> pathlib.Path:
+  """`<run_temp>/<name>`, filled by `prepare(folder)` once per test run.
+
+  Each pytest-xdist worker runs the session fixtures; the data preparations
+  behind them (av_digits ~7 s, emoji ~20 s, the clips ~25 s on the idle
+  2-core machine) are shared instead: the first worker to need one prepares
+  it holding a lock, a worker needing it meanwhile waits and then reuses
+  it. Tests read these folders (TFDS adds any other config of a dataset in
+  a folder of its own).
+  """
+  root = run_temp(tmp_path_factory)
+  folder, done = root / name, root / f"{name}.done"
+  with open(root / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if not done.exists():
+      if folder.exists():  # left by a worker that failed preparing it
+        shutil.rmtree(folder)
+      folder.mkdir()
+      prepare(folder)
+      done.touch()
+  return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def jax_compilation_cache(tmp_path_factory):
   """Many tests compile the same steps; a persistent cache compiles once,
   shared by the pytest-xdist workers (their temporary directories have a
   common parent; JAX writes cache entries atomically)."""
   import jax  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    root = root.parent
-  cache = root / "jax_cache"
+  from mmjax import compilation_cache  # pylint: disable=g-import-not-at-top
+  cache = run_temp(tmp_path_factory) / "jax_cache"
   cache.mkdir(exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", str(cache))
+  compilation_cache.enable(cache)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   # launch.py subprocesses (multi-device, multi-process, kill trials) share
-  # it through launch.py's --compilation_cache_dir default.
+  # it through launch.py's --compilation_cache_dir default, and cache their
+  # short compilations too (JAX reads the environment variable at import).
   os.environ["MMJAX_COMPILATION_CACHE_DIR"] = str(cache)
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +96,10 @@ def real_manual_dir() -> pathlib.Path:
 def prepared_data_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding the default av_digits config, prepared once."""
   from mmjax.data.builders import av_digits, splits  # pylint: disable=g-import-not-at-top
-  data_dir = tmp_path_factory.mktemp("tensorflow_datasets")
-  av_digits.get_builder(real_manual_dir, data_dir, splits.SplitSpec())
-  return data_dir
+  return prepared_once(
+      tmp_path_factory, "tensorflow_datasets",
+      lambda data_dir: av_digits.get_builder(real_manual_dir, data_dir,
+                                             splits.SplitSpec()))
 
 
 # The tiny emoji_image_text settings the tests prepare (the configs' own are
@@ -78,9 +111,10 @@ EMOJI_TINY = {"image_size": 32, "vocab_size": 2000}
 def prepared_emoji_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding emoji_image_text at EMOJI_TINY, prepared once."""
   from mmjax.data.builders import emoji  # pylint: disable=g-import-not-at-top
-  data_dir = tmp_path_factory.mktemp("tfds_emoji")
-  emoji.get_builder(real_manual_dir, data_dir, **EMOJI_TINY)
-  return data_dir
+  return prepared_once(
+      tmp_path_factory, "tfds_emoji",
+      lambda data_dir: emoji.get_builder(real_manual_dir, data_dir,
+                                         **EMOJI_TINY))
 
 
 @pytest.fixture(scope="session")
@@ -111,13 +145,13 @@ def tiny_emoji_run(tmp_path_factory, prepared_emoji_dir):
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> pathlib.Path:
   """A tiny random `CLIPModel` saved with its tokenizer and image processor
-  (tests/pretrained/clip_checkpoint.py)."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from tests.pretrained import clip_checkpoint  # pylint: disable=g-import-not-at-top
-  directory = tmp_path_factory.mktemp("tiny_clip")
-  torch.manual_seed(0)
-  clip_checkpoint.build(directory)
-  return directory
+  (tests/pretrained/clip_checkpoint.py), built once (do not modify it)."""
+  def build(directory):
+    import torch  # pylint: disable=g-import-not-at-top
+    from tests.pretrained import clip_checkpoint  # pylint: disable=g-import-not-at-top
+    torch.manual_seed(0)
+    clip_checkpoint.build(directory)
+  return prepared_once(tmp_path_factory, "tiny_clip", build)
 
 
 # A tiny manifest for multimodal_manifest (configs/manifest.py): 40 rows, 2
@@ -186,10 +220,10 @@ def prepared_clips_dir(tmp_path_factory, real_manual_dir) -> pathlib.Path:
   """A TFDS data_dir holding av_digit_clips at CLIPS_TINY (default split
   spec), prepared once (~25 s)."""
   from mmjax.data.builders import av_digit_clips, splits  # pylint: disable=g-import-not-at-top
-  data_dir = tmp_path_factory.mktemp("tfds_clips")
-  av_digit_clips.get_builder(real_manual_dir, data_dir, splits.SplitSpec(),
-                             **CLIPS_TINY)
-  return data_dir
+  return prepared_once(
+      tmp_path_factory, "tfds_clips",
+      lambda data_dir: av_digit_clips.get_builder(
+          real_manual_dir, data_dir, splits.SplitSpec(), **CLIPS_TINY))
 
 
 # The longest test files, longest first (their summed test durations in a

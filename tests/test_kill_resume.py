@@ -39,3 +39,11 @@ def test_killed_runs_resume_to_bitwise_the_same_state(prepared_data_dir, tmp_pat
   assert report["resumes"] >= 3, report
   assert report["input_resumes"] == {"restored": report["resumes"]}, report
   assert list((tmp_path / "cache").iterdir())  # --compilation_cache_dir
+  # Later launches load the train step from the cache: one entry per
+  # distinct program (measured: 2 or 3, from scratch and from a restored
+  # state), not one per launch, as when the key held the address of the
+  # spectrogram front end's custom_partitioning callback, which differs in
+  # every process (mmjax.compilation_cache).
+  steps = list((tmp_path / "cache").glob("jit_train_step-*"))
+  launches = len(report["trials"]) + 2  # the reference and the last one too
+  assert 1 <= len(steps) < launches - 1, (steps, launches)

@@ -58,12 +58,18 @@ def test_train_evaluate_and_outputs(tiny_config, tmp_path):
                 if p.name.isdigit()) == [20, 30]  # keep_checkpoints=2
 
   # The checkpoint restores to the trained model: scoring it again through
-  # --mode=evaluate reproduces the test metrics of results.json.
+  # --mode=evaluate reproduces the test metrics of results.json. (It scores
+  # config.eval_splits: the test split alone, the one compared, rather than
+  # the 8,000 examples of all three, twice.)
+  eval_splits = config.eval_splits
+  config.eval_splits = ("test",)
   out_dir = eval_restore.evaluate_checkpoint(config, tmp_path)
   again = json.loads((out_dir / "results.json").read_text())
+  assert set(again) == {"test"}
   assert again["test"]["accuracy"] == results["test"]["accuracy"]
   assert again["test"]["loss"] == pytest.approx(results["test"]["loss"], rel=1e-5)
   assert eval_restore.evaluate_checkpoint(config, tmp_path) != out_dir  # never overwritten
+  config.eval_splits = eval_splits
 
   # --mode=evaluate on a dataset built from other raw files, with another
   # optimizer (other optimizer state): only the parameters are restored.

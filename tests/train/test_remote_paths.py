@@ -158,7 +158,9 @@ def test_train_evaluate_and_init_from_on_a_remote_workdir(tiny_config, ram_workd
   with pytest.raises(ValueError, match="seed"):
     loop._check_resume(changed, epath.Path(workdir), False)  # pylint: disable=protected-access
 
-  # --mode=evaluate: the checkpoint's scores, in a new folder of the workdir.
+  # --mode=evaluate: the checkpoint's scores, in a new folder of the workdir
+  # (of config.eval_splits: the test split, the one compared).
+  config.eval_splits = ("test",)
   out_dir = restore.evaluate_checkpoint(config, workdir)
   assert str(out_dir).startswith(f"{workdir}/evaluations/")
   again = json.loads(gfile_text(f"{out_dir}/results.json"))
