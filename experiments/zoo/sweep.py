@@ -8,6 +8,8 @@ Sections (each a table of RESULTS.md):
   av_digits   each image encoder image only and each audio encoder audio
               only, and each inside the default fused recipe (the other
               modality at its default encoder), leave-one-speaker-out.
+  mid_fusion_selection  the mid-fusion recipe, chosen on the validation
+              speaker as in `selection`.
   mid_fusion  configs/av_digits_transformer.py (ViT + AST, attention
               bottlenecks from layer 2 of 4) against the same encoders with
               late bottleneck fusion (one bottleneck layer: no exchange) and
@@ -17,6 +19,8 @@ Sections (each a table of RESULTS.md):
               emoji subgroups on held-out base emoji (split seeds 0-2).
   retrieval   image-text retrieval (configs/emoji_image_text.py) with each
               text encoder (split seeds 0-2), image -> text R@1.
+  clips_selection  ViViT's recipe on the clips, chosen on the validation
+              speaker as in `selection`.
   clips       video encoders on av_digit_clips, synchronisation and digit
               sequence, leave-one-speaker-out.
 Run with
