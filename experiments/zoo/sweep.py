@@ -273,9 +273,11 @@ SECTIONS = {
         CONFIG="configs/emoji_subgroup.py", RECIPE=describe,
         COMMON={"eval_splits": ("validation", "test"),
                 "eval_every_steps": 1500},
-        PROTOCOLS=SPLIT_SEEDS, UNIMODAL=tuple(
+        PROTOCOLS=SPLIT_SEEDS, UNIMODAL=("image_only-cnn",) + tuple(
             f"text_only-{e}" for e in TEXT_ENCODERS),
         VARIANTS={
+            # The image alone: the single modality the fused rows must beat.
+            "image_only-cnn": ("modalities=image", {}),
             **{f"text_only-{e}": (f"modalities=text,text={e}", {})
                for e in TEXT_ENCODERS},
             **{f"fused-cnn+{e}": (f"text={e}", {}) for e in TEXT_ENCODERS}}),
