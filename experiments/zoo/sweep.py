@@ -15,7 +15,8 @@ Sections (each a table of RESULTS.md):
               late bottleneck fusion (one bottleneck layer: no exchange) and
               with early_fusion (pooled features concatenated),
               leave-one-speaker-out.
-  emoji_text  each text encoder text only and fused with the image CNN,
+  emoji_text  the image CNN alone, and each text encoder text only and
+              fused with the image CNN;
               emoji subgroups on held-out base emoji (split seeds 0-2).
   retrieval   image-text retrieval (configs/emoji_image_text.py) with each
               text encoder (split seeds 0-2), image -> text R@1.
