@@ -49,7 +49,7 @@ import shlex
 import statistics
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import executors
 
@@ -263,34 +263,47 @@ def write_results(folder: pathlib.Path, sweep, records: dict) -> None:
   plot(folder / "accuracy.png", summarize(sweep, records), label)
 
 
-def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]],
-         split: str = "test accuracy") -> None:
-  """Horizontal bars per variant: the mean reported figure per table (a
-  protocol), ± std; `split` labels the axis."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
+def plot_rows(stats: Dict[str, Dict[str, dict]]) -> List[Tuple[str, str]]:
+  """The (variant, table) rows of the plot: only those with results, a
+  variant's rows adjacent, in the order of first appearance."""
   protocols = [p for p in stats if stats[p]]
   variants = list(dict.fromkeys(v for p in protocols for v in stats[p]))
-  if not variants:
+  return [(v, p) for v in variants for p in protocols if v in stats[p]]
+
+
+def plot(path: pathlib.Path, stats: Dict[str, Dict[str, dict]],
+         split: str = "test accuracy") -> None:
+  """Horizontal bars, one row per (variant, table) that has results: the
+  mean reported figure ± std, coloured by table (a protocol), a variant's
+  rows adjacent; `split` labels the axis. Rows only where a result exists,
+  so tables with variants of their own (the zoo's sections) get no empty
+  slots."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import patches  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  protocols = [p for p in stats if stats[p]]
+  rows = plot_rows(stats)
+  if not rows:
     return
-  height = 0.8 / len(protocols)
-  fig, ax = plt.subplots(figsize=(8, 0.5 * len(variants) + 1.5))
-  for i, p in enumerate(protocols):
-    y = np.arange(len(variants)) + i * height
-    acc = [stats[p].get(v, {}).get("accuracy", np.nan) for v in variants]
-    std = [stats[p].get(v, {}).get("accuracy_std", 0.0) for v in variants]
-    ax.barh(y, acc, height, xerr=std, label=p, capsize=2)
-  ax.set_yticks(np.arange(len(variants)) + 0.4 - height / 2, variants)
-  ax.invert_yaxis()
-  lowest = min(s["accuracy"] - s["accuracy_std"]
+  colors = {p: f"C{i % 10}" for i, p in enumerate(protocols)}
+  fig, ax = plt.subplots(figsize=(8, 0.3 * len(rows) + 2.0))
+  for i, (v, p) in enumerate(rows):
+    s = stats[p][v]
+    ax.barh(i, s["accuracy"], 0.8, xerr=s.get("accuracy_std", 0.0),
+            color=colors[p], capsize=2)
+  ax.set_yticks(range(len(rows)), [v for v, _ in rows])
+  ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row at the top
+  lowest = min(s["accuracy"] - s.get("accuracy_std", 0.0)
                for p in protocols for s in stats[p].values())
   ax.set_xlim(max(0.0, lowest - 0.02), 1.0)
   ax.set_xlabel(f"{split} (mean ± std over folds)")
-  ax.legend(loc="lower left")
+  handles = [patches.Patch(color=colors[p], label=p) for p in protocols]
+  # Above the bars, never over them.
+  ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+            ncol=2, fontsize="small")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=100, bbox_inches="tight")
   plt.close(fig)
 
 

@@ -80,6 +80,15 @@ def test_write_results_keeps_hand_written_text(tmp_path):
   assert (tmp_path / "accuracy.png").stat().st_size > 0
 
 
+def test_plot_rows_only_where_a_table_has_the_variant():
+  # Sections with variants of their own get no empty slots; a variant in
+  # two tables gets two adjacent rows.
+  stats = {"loso": {"a": {}, "b": {}}, "official": {"b": {}}, "empty": {},
+           "emoji": {"c": {}}}
+  assert run_sweep.plot_rows(stats) == [
+      ("a", "loso"), ("b", "loso"), ("b", "official"), ("c", "emoji")]
+
+
 def test_finished_runs_are_skipped(tmp_path, monkeypatch):
   folder = tmp_path / "sweep"
   folder.mkdir()

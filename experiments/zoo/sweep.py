@@ -19,7 +19,7 @@ Sections (each a table of RESULTS.md):
               fused with the image CNN;
               emoji subgroups on held-out base emoji (split seeds 0-2).
   retrieval   image-text retrieval (configs/emoji_image_text.py) with each
-              text encoder (split seeds 0-2), image -> text R@1.
+              text encoder (split seed 0), image -> text R@1.
   clips_selection  ViViT's recipe on the clips, chosen on the validation
               speaker as in `selection`.
   clips       video encoders on av_digit_clips, synchronisation and digit
@@ -37,6 +37,10 @@ SPEAKERS = ("george", "jackson", "nicolas", "theo", "yweweler")
 LOSO = {"loso": {s: {"data.test_speakers": (s,)} for s in SPEAKERS}}
 SPLIT_SEEDS = {"split_seeds": {f"seed{s}": {"data.split_seed": s}
                                for s in range(3)}}
+# Retrieval runs take ~20 min on one core, and issue 28 asks the split seeds
+# of classification only: one split, the binomial spread of recall@1 stated
+# beside it in RESULTS.md.
+SPLIT_SEED_0 = {"split_seeds": {"seed0": SPLIT_SEEDS["split_seeds"]["seed0"]}}
 # Evaluated once, at the end; checkpoints every 400 steps for resuming.
 ONCE = {"eval_splits": ("validation", "test"), "checkpoint_every_steps": 400}
 
@@ -287,7 +291,7 @@ SECTIONS = {
         METRIC="image_to_text_recall_at_1", UNIMODAL=(),
         COMMON={"eval_splits": ("validation", "test"),
                 "eval_every_steps": 1000},
-        PROTOCOLS=SPLIT_SEEDS,
+        PROTOCOLS=SPLIT_SEED_0,
         VARIANTS={f"cnn+{e}": (f"text={e}", {}) for e in TEXT_ENCODERS}),
     # ViViT stayed at chance on sync (loss ln 2 throughout) where the
     # frame encoder learns; tried on the validation speaker: patch-mean
