@@ -15,6 +15,8 @@ Sections (each a table of RESULTS.md):
               late bottleneck fusion (one bottleneck layer: no exchange) and
               with early_fusion (pooled features concatenated),
               leave-one-speaker-out.
+  text_selection  the text Transformer's recipe, chosen on the validation
+              emoji of each split.
   emoji_text  the image CNN alone, and each text encoder text only and
               fused with the image CNN;
               emoji subgroups on held-out base emoji (split seeds 0-2).
@@ -274,6 +276,18 @@ SECTIONS = {
                                      "model.fusion.num_layers": 1}),
             "early_fusion": ("fusion=early_fusion", {}),
         }),
+    # The text Transformer was the weakest text encoder on the validation
+    # emoji with the config's recipe; tried there: the DeiT-style help.
+    "text_selection": types.SimpleNamespace(
+        CONFIG="configs/emoji_subgroup.py", REPORT_SPLIT="validation",
+        RECIPE=describe, UNIMODAL=(),
+        COMMON={"eval_splits": ("validation",), "eval_every_steps": 1500},
+        PROTOCOLS=SPLIT_SEEDS,
+        VARIANTS={
+            "text_only-text_transformer@config": (
+                "modalities=text,text=text_transformer", {}),
+            "text_only-text_transformer@transformer": (
+                "modalities=text,text=text_transformer", _TRANSFORMER)}),
     "emoji_text": types.SimpleNamespace(
         CONFIG="configs/emoji_subgroup.py", RECIPE=describe,
         COMMON={"eval_splits": ("validation", "test"),
